@@ -1,0 +1,160 @@
+"""Routes that stream artifacts into and out of the store."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from app.api.deps import (
+    ModelPath,
+    ModelReader,
+    ModelSubmitter,
+    SettingsDep,
+    StoreDep,
+    UowDep,
+    VersionPath,
+)
+from app.api.problems import responses
+from app.errors import ValidationFailed
+from app.registry import artifacts
+from app.registry import service as registry
+from app.registry.schemas import VersionRead
+from app.storage.streaming import store_stream
+
+router = APIRouter(prefix="/models/{model}/versions/{version}", tags=["artifacts"])
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_MEDIA_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
+
+
+@router.put(
+    "/artifact",
+    response_model=VersionRead,
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 503, 507),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
+async def upload_artifact(
+    model: ModelPath,
+    version: VersionPath,
+    request: Request,
+    uow: UowDep,
+    principal: ModelSubmitter,
+    store: StoreDep,
+    settings: SettingsDep,
+    sha256: Annotated[
+        str | None,
+        Header(
+            alias="X-Artifact-SHA256",
+            description="Hex sha256 of the body; a mismatch is refused and nothing is kept.",
+        ),
+    ] = None,
+    content_type: Annotated[str | None, Header(alias="Content-Type")] = None,
+) -> VersionRead:
+    """Stream the artifact body to the store, computing its sha256 and size on the way.
+
+    Artifacts are immutable and stored by content: uploading the same bytes again is a
+    no-op, other bytes are a 409."""
+    declared = sha256.lower() if sha256 else None
+    if declared is not None and not _SHA256.match(declared):
+        raise ValidationFailed(
+            "X-Artifact-SHA256 must be 64 hex characters",
+            errors=[{"loc": ["header", "X-Artifact-SHA256"], "msg": "not a sha256 hex digest"}],
+        )
+    media_type = (content_type or "application/octet-stream").split(";", 1)[0].strip().lower()
+    if not _MEDIA_TYPE.match(media_type) or len(media_type) > 255:
+        media_type = "application/octet-stream"
+
+    plan = await run_in_threadpool(
+        artifacts.plan_upload,
+        uow.session,
+        model_name=model,
+        number=version,
+        declared_sha256=declared,
+    )
+    # End the read transaction: no connection or lock is held while the body streams.
+    await run_in_threadpool(uow.commit)
+    stored = await store_stream(
+        store,
+        request.stream(),
+        expected_sha256=plan.expected_sha256,
+        max_bytes=settings.max_artifact_bytes,
+    )
+
+    def record() -> VersionRead:
+        v = artifacts.record_upload(
+            uow.session,
+            actor=principal,
+            model_name=model,
+            number=version,
+            stored=stored,
+            media_type=media_type,
+        )
+        return registry.to_version_read(model, v)
+
+    return await run_in_threadpool(record)
+
+
+@router.get(
+    "/artifact",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            }
+        },
+        307: {"description": "Redirect to a presigned URL of the store"},
+        **responses(401, 403, 404, 422, 503),
+    },
+)
+def download_artifact(
+    model: ModelPath,
+    version: VersionPath,
+    uow: UowDep,
+    principal: ModelReader,
+    store: StoreDep,
+    settings: SettingsDep,
+    redirect: Annotated[
+        bool | None,
+        Query(description="Redirect to a presigned store URL (S3 only); default from settings."),
+    ] = None,
+) -> Response:
+    """Download the artifact: streamed through the server, or a redirect to the store."""
+    info = artifacts.download_info(uow.session, model_name=model, number=version)
+    headers = {
+        "ETag": f'"{info.sha256}"',
+        "X-Artifact-SHA256": info.sha256,
+        "Content-Disposition": f'attachment; filename="{info.filename}"',
+    }
+    want_redirect = settings.s3_presign_downloads if redirect is None else redirect
+    if want_redirect:
+        url = store.presigned_url(
+            info.key, expires_seconds=settings.presign_expiry_seconds, filename=info.filename
+        )
+        if url is not None:
+            return RedirectResponse(url, status_code=307, headers=headers)
+    # Read the first chunk before answering, so that a missing object or a dead store is
+    # a problem answer, not a 200 whose body breaks off.
+    chunks = store.open(info.key)
+    first = next(chunks, b"")
+
+    def body() -> Iterator[bytes]:
+        yield first
+        yield from chunks
+
+    headers["Content-Length"] = str(info.size)
+    return StreamingResponse(
+        iterate_in_threadpool(body()), media_type=info.media_type, headers=headers
+    )

@@ -1,0 +1,134 @@
+"""Dependencies shared by the routers: the unit of work, the caller, the artifact store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.api.uow import UnitOfWork
+from app.auth import service as auth_service
+from app.auth.roles import Principal, Role, role_allows
+from app.errors import Forbidden, Unauthenticated
+from app.idempotency.service import validate_key
+from app.settings import Settings
+from app.storage.base import ArtifactStore
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+ModelPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="The model's name.",
+    ),
+]
+VersionPath = Annotated[int, Path(ge=1, le=2_000_000_000, description="The version number.")]
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_store(request: Request) -> ArtifactStore:
+    store: ArtifactStore = request.app.state.store
+    return store
+
+
+def get_uow(request: Request) -> Iterator[UnitOfWork]:
+    """One transaction per request: committed when the route returns, before the
+    response is sent (scope="function"), rolled back on any error."""
+    factory: sessionmaker[Session] = request.app.state.sessions
+    read_bind: Engine | None = request.app.state.read_bind
+    uow = UnitOfWork(factory, read_bind if request.method in SAFE_METHODS else None)
+    try:
+        yield uow
+        uow.commit()
+    except BaseException:
+        uow.rollback()
+        raise
+    finally:
+        uow.close()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+UowDep = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
+
+
+def get_principal(request: Request, uow: UowDep) -> Principal:
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthenticated("send Authorization: Bearer <token>")
+    scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    return auth_service.authenticate(uow.session, secret)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def _check_role(principal: Principal, role: Role) -> None:
+    if not role_allows(principal.role, role):
+        raise Forbidden(f"this needs the {role.value} role; the token has {principal.role.value}")
+
+
+def require(role: Role) -> Callable[[Principal], Principal]:
+    """A dependency that lets through callers holding ``role`` (or a higher one)."""
+
+    def dependency(principal: PrincipalDep) -> Principal:
+        _check_role(principal, role)
+        return principal
+
+    return dependency
+
+
+def require_model(role: Role) -> Callable[[Principal, str], Principal]:
+    """Like :func:`require`, and also checks a model-scoped token against the path's model."""
+
+    def dependency(principal: PrincipalDep, model: ModelPath) -> Principal:
+        _check_role(principal, role)
+        if not principal.may_touch_model(model):
+            raise Forbidden(f"this token is limited to model {principal.model_scope!r}")
+        return principal
+
+    return dependency
+
+
+def require_unscoped(principal: Principal) -> None:
+    if principal.model_scope is not None:
+        raise Forbidden(f"this token is limited to model {principal.model_scope!r}")
+
+
+Reader = Annotated[Principal, Depends(require(Role.READER))]
+Submitter = Annotated[Principal, Depends(require(Role.SUBMITTER))]
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+Auditor = Annotated[Principal, Depends(require(Role.AUDITOR))]
+ModelReader = Annotated[Principal, Depends(require_model(Role.READER))]
+ModelSubmitter = Annotated[Principal, Depends(require_model(Role.SUBMITTER))]
+ModelReviewer = Annotated[Principal, Depends(require_model(Role.REVIEWER))]
+ModelOperator = Annotated[Principal, Depends(require_model(Role.OPERATOR))]
+ModelAdmin = Annotated[Principal, Depends(require_model(Role.ADMIN))]
+
+
+def idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Retries with the same key return the first answer and create nothing.",
+        ),
+    ] = None,
+) -> str | None:
+    return validate_key(key) if key is not None else None
+
+
+IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]

@@ -1,0 +1,179 @@
+"""RFC 9457 problem details for every non-2xx answer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.context import current_request_id
+from app.errors import (
+    PROBLEM_TYPE_BASE,
+    AppError,
+    Conflict,
+    DatabaseUnavailable,
+    MalformedBody,
+    ValidationFailed,
+)
+
+log = logging.getLogger("modelgate.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str | None = None
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details. Branch on ``code``; ``detail`` is for people."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=[PROBLEM_TYPE_BASE + "model-not-found"])
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    code: str
+    request_id: str | None = None
+    errors: list[ProblemError] | None = None
+
+
+def problem_response(
+    request: Request | None,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path if request is not None else None,
+        "code": code,
+        "request_id": current_request_id(),
+    }
+    if extra:
+        body.update({k: v for k, v in extra.items() if k not in body})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def from_app_error(request: Request | None, exc: AppError) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="modelgate"'} if exc.status == 401 else None
+    if exc.status >= 500:
+        log.warning("%s: %s", exc.code, exc.detail)
+    return problem_response(
+        request,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        extra=exc.extra,
+        headers=headers,
+    )
+
+
+def _loc(loc: tuple[Any, ...] | list[Any]) -> list[str | int]:
+    return [p if isinstance(p, int) else str(p) for p in loc]
+
+
+def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        first = next(e for e in errors if e.get("type") == "json_invalid")
+        reason = (first.get("ctx") or {}).get("error", "")
+        return from_app_error(
+            request, MalformedBody(f"the request body is not valid JSON: {reason}".rstrip(": "))
+        )
+    items = [
+        {"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+        for e in errors[:50]
+    ]
+    fields = ", ".join(".".join(str(p) for p in item["loc"]) for item in items[:5])
+    return from_app_error(
+        request, ValidationFailed(f"{len(errors)} invalid field(s): {fields}", errors=items)
+    )
+
+
+def install(app: FastAPI) -> None:
+    async def on_app_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AppError)
+        return from_app_error(request, exc)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return _validation(request, exc)
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc.__cause__, AppError):
+            # FastAPI wraps errors raised while reading the body (our size limit) in a 400.
+            return from_app_error(request, exc.__cause__)
+        codes = {404: ("not-found", "Not found"), 405: ("method-not-allowed", "Method not allowed")}
+        code, title = codes.get(exc.status_code, ("http-error", "HTTP error"))
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no such endpoint: {request.method} {request.url.path}"
+        return problem_response(
+            request, status=exc.status_code, code=code, title=title, detail=detail,
+            headers=dict(exc.headers) if exc.headers else None,
+        )  # fmt: skip
+
+    async def on_integrity(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("integrity error reached the edge: %s", exc)
+        return from_app_error(
+            request, Conflict("the change conflicts with a concurrent one; retry the request")
+        )
+
+    async def on_db(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database error: %s", exc)
+        return from_app_error(
+            request, DatabaseUnavailable("the database is unreachable or did not answer in time")
+        )
+
+    app.add_exception_handler(AppError, on_app_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(IntegrityError, on_integrity)
+    app.add_exception_handler(OperationalError, on_db)
+    app.add_exception_handler(PoolTimeoutError, on_db)
+    app.add_exception_handler(DBAPIError, on_db)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of the problem answers a route can give."""
+    titles = {
+        400: "Malformed request",
+        401: "Missing, invalid, revoked or expired token",
+        403: "The token's role or model scope does not allow this",
+        404: "Not found",
+        409: "Conflicts with the current state",
+        412: "Precondition failed",
+        413: "Payload too large",
+        422: "Invalid request",
+        503: "Database or artifact store unavailable",
+        507: "Artifact store full or not writable",
+    }
+    return {
+        s: {
+            "model": Problem,
+            "description": titles.get(s, "Problem"),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for s in statuses
+    }

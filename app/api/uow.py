@@ -1,0 +1,37 @@
+"""The unit of work: one session and one transaction per request."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+
+class UnitOfWork:
+    """Opens its session lazily, so a request that never touches the database never
+    takes a connection. ``commit`` ends the transaction early (the artifact upload does
+    this so that no connection is held while bytes stream); the next use starts another.
+    """
+
+    def __init__(self, factory: sessionmaker[Session], bind: Engine | None = None) -> None:
+        self._factory = factory
+        self._bind = bind
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            self._session = self._factory(bind=self._bind) if self._bind else self._factory()
+        return self._session
+
+    def commit(self) -> None:
+        if self._session is not None:
+            self._session.commit()
+
+    def rollback(self) -> None:
+        if self._session is not None:
+            self._session.rollback()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None

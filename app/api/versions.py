@@ -1,0 +1,145 @@
+"""Routes for model versions, their metrics, and the versions in a stage."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from app.api import idempotent
+from app.api.deps import (
+    IdempotencyKeyDep,
+    ModelPath,
+    ModelReader,
+    ModelSubmitter,
+    UowDep,
+    VersionPath,
+)
+from app.api.problems import responses
+from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.registry import service
+from app.registry.models import Stage
+from app.registry.schemas import MetricsAdd, Page, StageRead, VersionCreate, VersionRead
+
+router = APIRouter(prefix="/models/{model}", tags=["versions"])
+
+
+@router.post(
+    "/versions",
+    status_code=201,
+    response_model=VersionRead,
+    responses=responses(400, 401, 403, 404, 413, 422, 503),
+)
+def create_version(
+    model: ModelPath,
+    body: VersionCreate,
+    request: Request,
+    uow: UowDep,
+    principal: ModelSubmitter,
+    idempotency_key: IdempotencyKeyDep,
+) -> JSONResponse:
+    """Submit a candidate version with its lineage, signature, metrics and tags.
+
+    Send an `Idempotency-Key` so that a retried CI job never creates two versions."""
+
+    def create() -> VersionRead:
+        m, version = service.create_version(
+            uow.session, actor=principal, model_name=model, data=body
+        )
+        return service.to_version_read(m.name, version)
+
+    return idempotent.run(
+        uow=uow,
+        request=request,
+        principal=principal,
+        key=idempotency_key,
+        payload=body.model_dump(mode="json"),
+        status_code=201,
+        create=create,
+    )
+
+
+@router.get(
+    "/versions", response_model=Page[VersionRead], responses=responses(400, 401, 403, 404, 422, 503)
+)
+def list_versions(
+    model: ModelPath,
+    uow: UowDep,
+    principal: ModelReader,
+    stage: Stage | None = None,
+    order_by: Annotated[
+        str,
+        Query(
+            max_length=160,
+            description="`version`, `-version` (default), `metric:NAME` or `-metric:NAME`.",
+        ),
+    ] = "-version",
+    dataset: Annotated[
+        str | None,
+        Query(max_length=256, description="Dataset of the metric to order by."),
+    ] = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> Page[VersionRead]:
+    """List a model's versions, filtered by stage and ordered by number or by a metric."""
+    return service.list_versions(
+        uow.session,
+        model_name=model,
+        stage=stage,
+        order_by=order_by,
+        dataset=dataset,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+@router.get(
+    "/versions/{version}",
+    response_model=VersionRead,
+    responses=responses(401, 403, 404, 422, 503),
+)
+def read_version(
+    model: ModelPath, version: VersionPath, uow: UowDep, principal: ModelReader
+) -> VersionRead:
+    """Read one version with its lineage, signature, metrics and artifact state."""
+    m, v = service.get_version(uow.session, model, version)
+    return service.to_version_read(m.name, v)
+
+
+@router.post(
+    "/versions/{version}/metrics",
+    response_model=VersionRead,
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 503),
+)
+def add_metrics(
+    model: ModelPath,
+    version: VersionPath,
+    body: MetricsAdd,
+    uow: UowDep,
+    principal: ModelSubmitter,
+) -> VersionRead:
+    """Add evaluation results to a version. Metrics are immutable: resending one is a no-op,
+    a different value for the same name, dataset and slice is a 409."""
+    m, v = service.add_metrics(
+        uow.session, actor=principal, model_name=model, number=version, metrics=body.metrics
+    )
+    return service.to_version_read(m.name, v)
+
+
+@router.get(
+    "/stages/{stage}", response_model=StageRead, responses=responses(400, 401, 403, 404, 422, 503)
+)
+def versions_in_stage(
+    model: ModelPath,
+    stage: Stage,
+    uow: UowDep,
+    principal: ModelReader,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> StageRead:
+    """The versions now in a stage, newest first (production: at most one)."""
+    page = service.versions_in_stage(
+        uow.session, model_name=model, stage=stage, cursor=cursor, limit=limit
+    )
+    return StageRead(model=model, stage=stage, items=page.items, next_cursor=page.next_cursor)

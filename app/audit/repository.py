@@ -1,0 +1,90 @@
+"""All SQL of the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.audit.hashing import GENESIS_HASH
+from app.audit.models import AuditEvent, AuditStream
+from app.db.dialect import insert_ignore
+
+
+def lock_stream_head(session: Session, stream: str) -> AuditStream:
+    """Lock (creating it if new) the head row of one chain until the transaction ends."""
+    stmt = select(AuditStream).where(AuditStream.stream == stream).with_for_update()
+    head = session.scalars(stmt).one_or_none()
+    if head is None:
+        insert_ignore(
+            session,
+            AuditStream.__table__,  # type: ignore[arg-type]
+            {"stream": stream, "seq": 0, "head_hash": GENESIS_HASH},
+        )
+        head = session.scalars(stmt.execution_options(populate_existing=True)).one()
+    return head
+
+
+def add_event(session: Session, event: AuditEvent) -> None:
+    session.add(event)
+
+
+def query_events(
+    session: Session,
+    *,
+    model: str | None,
+    actor: str | None,
+    action: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    after_id: int | None,
+    limit: int,
+) -> Sequence[AuditEvent]:
+    stmt = select(AuditEvent)
+    if model is not None:
+        stmt = stmt.where(AuditEvent.model == model)
+    if actor is not None:
+        stmt = stmt.where(AuditEvent.actor == actor)
+    if action is not None:
+        stmt = stmt.where(AuditEvent.action == action)
+    if since is not None:
+        stmt = stmt.where(AuditEvent.occurred_at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditEvent.occurred_at < until)
+    if after_id is not None:
+        stmt = stmt.where(AuditEvent.id > after_id)
+    return session.scalars(stmt.order_by(AuditEvent.id).limit(limit)).all()
+
+
+def iter_chain_order(session: Session, batch: int = 2000) -> Iterator[AuditEvent]:
+    stmt = (
+        select(AuditEvent)
+        .order_by(AuditEvent.stream, AuditEvent.seq)
+        .execution_options(yield_per=batch)
+    )
+    yield from session.scalars(stmt)
+
+
+def stream_heads(session: Session) -> dict[str, tuple[int, str]]:
+    rows = session.execute(select(AuditStream.stream, AuditStream.seq, AuditStream.head_hash))
+    return {stream: (seq, head) for stream, seq, head in rows}
+
+
+def iter_events(
+    session: Session,
+    *,
+    model: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    batch: int = 2000,
+) -> Iterator[AuditEvent]:
+    stmt = select(AuditEvent)
+    if model is not None:
+        stmt = stmt.where(AuditEvent.model == model)
+    if since is not None:
+        stmt = stmt.where(AuditEvent.occurred_at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditEvent.occurred_at < until)
+    yield from session.scalars(stmt.order_by(AuditEvent.id).execution_options(yield_per=batch))

@@ -1,0 +1,1 @@
+"""The ``modelgate`` command and the Python client it is built on."""

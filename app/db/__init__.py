@@ -1,0 +1,1 @@
+"""Persistence plumbing: declarative base, engine and session factory, migrations."""

@@ -1,0 +1,9 @@
+"""Imports every table module so that ``Base.metadata`` is complete (alembic, tests)."""
+
+from app.audit import models as audit_models
+from app.auth import models as auth_models
+from app.db.base import Base
+from app.idempotency import models as idempotency_models
+from app.registry import models as registry_models
+
+__all__ = ["Base", "audit_models", "auth_models", "idempotency_models", "registry_models"]

@@ -1,0 +1,230 @@
+"""The error hierarchy of Modelgate.
+
+Domain and adapter code raise subclasses of :class:`AppError`; the API layer turns
+them into RFC 9457 ``application/problem+json`` answers. Nothing here imports
+FastAPI, so services, storage and the CLI can share these types.
+
+Each subclass fixes a stable ``code`` (also the last segment of the problem
+``type`` URI), an HTTP ``status`` and a short ``title``. Clients branch on
+``code``; ``detail`` is for people.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+PROBLEM_TYPE_BASE = "https://modelgate.dev/problems/"
+
+
+class AppError(Exception):
+    """Base of every error Modelgate reports to a client."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal server error"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra: dict[str, Any] = extra
+
+    @property
+    def type_uri(self) -> str:
+        return PROBLEM_TYPE_BASE + self.code
+
+
+# 400 --------------------------------------------------------------------------
+
+
+class BadRequest(AppError):
+    status = 400
+    code = "bad-request"
+    title = "Bad request"
+
+
+class MalformedBody(BadRequest):
+    code = "malformed-body"
+    title = "Malformed request body"
+
+
+# 401 / 403 --------------------------------------------------------------------
+
+
+class Unauthenticated(AppError):
+    status = 401
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+    title = "Not allowed"
+
+
+# 404 --------------------------------------------------------------------------
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not-found"
+    title = "Not found"
+
+
+class ModelNotFound(NotFound):
+    code = "model-not-found"
+    title = "Model not found"
+
+
+class VersionNotFound(NotFound):
+    code = "version-not-found"
+    title = "Model version not found"
+
+
+class ArtifactNotFound(NotFound):
+    code = "artifact-not-found"
+    title = "Artifact not found"
+
+
+class TokenNotFound(NotFound):
+    code = "token-not-found"
+    title = "Token not found"
+
+
+class PromotionNotFound(NotFound):
+    code = "promotion-not-found"
+    title = "Promotion request not found"
+
+
+class WebhookNotFound(NotFound):
+    code = "webhook-not-found"
+    title = "Webhook not found"
+
+
+# 409 --------------------------------------------------------------------------
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+    title = "Conflict with the current state"
+
+
+class ModelAlreadyExists(Conflict):
+    code = "model-exists"
+    title = "Model already exists"
+
+
+class MetricConflict(Conflict):
+    code = "metric-conflict"
+    title = "Metric already recorded with another value"
+
+
+class ArtifactConflict(Conflict):
+    code = "artifact-conflict"
+    title = "Version already has a different artifact"
+
+
+class TransitionNotAllowed(Conflict):
+    code = "transition-not-allowed"
+    title = "Stage transition not allowed"
+
+
+class ModelFrozen(Conflict):
+    code = "model-frozen"
+    title = "Model is frozen"
+
+
+class PromotionNotPending(Conflict):
+    code = "promotion-not-pending"
+    title = "Promotion request is no longer pending"
+
+
+class RollbackNotPossible(Conflict):
+    code = "rollback-not-possible"
+    title = "Rollback not possible"
+
+
+class IdempotencyKeyInUse(Conflict):
+    code = "idempotency-key-in-use"
+    title = "Idempotency key is being used by a request in progress"
+
+
+# 412 / 413 / 415 --------------------------------------------------------------
+
+
+class PreconditionFailed(AppError):
+    status = 412
+    code = "precondition-failed"
+    title = "Precondition failed"
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "payload-too-large"
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(AppError):
+    status = 415
+    code = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+# 422 --------------------------------------------------------------------------
+
+
+class ValidationFailed(AppError):
+    status = 422
+    code = "validation-failed"
+    title = "Request is not valid"
+
+    def __init__(self, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail, errors=errors or [])
+
+
+class ChecksumMismatch(AppError):
+    status = 422
+    code = "checksum-mismatch"
+    title = "Artifact checksum does not match"
+
+
+class IdempotencyKeyReused(AppError):
+    status = 422
+    code = "idempotency-key-reused"
+    title = "Idempotency key was used for a different request"
+
+
+class InvalidPolicy(AppError):
+    status = 422
+    code = "invalid-policy"
+    title = "Gate policy is not valid"
+
+
+# 5xx --------------------------------------------------------------------------
+
+
+class DependencyUnavailable(AppError):
+    status = 503
+    code = "dependency-unavailable"
+    title = "A dependency is unavailable"
+
+
+class DatabaseUnavailable(DependencyUnavailable):
+    code = "database-unavailable"
+    title = "Database unavailable"
+
+
+class StorageUnavailable(DependencyUnavailable):
+    code = "storage-unavailable"
+    title = "Artifact store unavailable"
+
+
+class StorageFull(AppError):
+    status = 507
+    code = "storage-full"
+    title = "Artifact store is full or not writable"
+
+
+class ConfigurationError(Exception):
+    """Raised at start-up when settings cannot work; printed as one line."""

@@ -1,0 +1,159 @@
+"""The ASGI application: ``create_app(settings)``, and ``app`` for ``uvicorn app.main:app``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy import Engine
+
+from app import __version__
+from app.api import artifacts, audit, health, models, problems, tokens, versions
+from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from app.api.problems import Problem
+from app.auth import service as auth_service
+from app.auth.roles import SYSTEM, Role
+from app.db import migrate
+from app.db.engine import build_engine, build_sessionmaker, read_only_bind
+from app.errors import ConfigurationError
+from app.logging_setup import configure_logging
+from app.settings import Settings, get_settings
+from app.storage.factory import open_store
+
+log = logging.getLogger("modelgate")
+
+API_PREFIX = "/api/v1"
+DESCRIPTION = """\
+Modelgate takes candidate models from CI, checks promotion gates against evidence,
+asks reviewers for approval, rolls production back in one call, and writes every
+change to a hash-chained audit log.
+
+Every error is `application/problem+json`; branch on its `code`.
+"""
+
+
+def prepare_database(engine: Engine, settings: Settings) -> None:
+    """Migrate the embedded default; refuse to serve a PostgreSQL schema that is behind."""
+    if settings.should_auto_migrate:
+        migrate.upgrade(engine)
+        return
+    current = migrate.current_revision(engine)
+    head = migrate.head_revision()
+    if current != head:
+        raise ConfigurationError(
+            f"database schema is at {current or 'nothing'}, this server needs {head}: "
+            "run `modelgate db upgrade`"
+        )
+
+
+def bootstrap_tokens(app: FastAPI, settings: Settings) -> None:
+    sessions = app.state.sessions
+    with sessions() as session, session.begin():
+        if settings.bootstrap_admin_token is not None:
+            secret = settings.bootstrap_admin_token.get_secret_value()
+            if auth_service.ensure_bootstrap_admin(session, secret=secret):
+                log.info("created the bootstrap admin token from MODELGATE_BOOTSTRAP_ADMIN_TOKEN")
+            return
+        if settings.is_sqlite and not auth_service.has_any_admin(session):
+            _, secret = auth_service.create_token(
+                session, actor=SYSTEM, name="first-admin", role=Role.ADMIN
+            )
+            # Shown once, on purpose, on the terminal of whoever started the embedded
+            # default; only its hash is kept.
+            sys.stderr.write(
+                "\n  Modelgate created an admin token (shown only this once):\n\n"
+                f"    {secret}\n\n"
+                "  export MODELGATE_TOKEN=<that token> to use the CLI.\n\n"
+            )
+            sys.stderr.flush()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = build_engine(settings)
+        try:
+            prepare_database(engine, settings)
+            app.state.engine = engine
+            app.state.sessions = build_sessionmaker(engine)
+            app.state.read_bind = read_only_bind(engine) if settings.is_sqlite else None
+            app.state.store = open_store(
+                settings.artifact_store,
+                s3_endpoint_url=settings.s3_endpoint_url,
+                s3_region=settings.s3_region,
+                part_size=settings.upload_part_size_mib * 1024 * 1024,
+            )
+            bootstrap_tokens(app, settings)
+            log.info(
+                "modelgate %s ready: database %s, artifacts %s",
+                __version__,
+                engine.url.render_as_string(hide_password=True),
+                app.state.store.describe(),
+            )
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Modelgate",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    problems.install(app)
+    for router in (models.router, versions.router, artifacts.router, tokens.router, audit.router):
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(health.router, prefix=API_PREFIX)
+    app.include_router(health.router, include_in_schema=False)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        json_limit=settings.max_json_body_bytes,
+        artifact_limit=settings.max_artifact_bytes,
+    )
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+    _add_problem_schema(app)
+    return app
+
+
+def _add_problem_schema(app: FastAPI) -> None:
+    """Make sure the Problem schema is in the spec even where only referenced by $ref."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.setdefault(
+                "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def __getattr__(name: str) -> Any:
+    # `uvicorn app.main:app` gets an application built from the environment on first
+    # access, not at import time, so importing this module never reads settings.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,1 @@
+"""Registered models, their versions, metrics, signatures, lineage and artifacts."""

@@ -1,0 +1,133 @@
+"""Tables of the registry: registered models, versions and their metrics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db.base import Base, BigIntPK, utcnow
+
+
+class Stage(StrEnum):
+    CANDIDATE = "candidate"
+    STAGING = "staging"
+    PRODUCTION = "production"
+    ARCHIVED = "archived"
+
+
+class ArtifactStatus(StrEnum):
+    MISSING = "missing"
+    VERIFIED = "verified"
+
+
+STAGE_CHECK = "stage IN ('candidate', 'staging', 'production', 'archived')"
+
+
+class RegisteredModel(Base):
+    __tablename__ = "registered_models"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    owner: Mapped[str | None] = mapped_column(String(256))
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    primary_metric: Mapped[str | None] = mapped_column(String(128))
+    primary_dataset: Mapped[str | None] = mapped_column(String(256))
+    # Per-model counter bumped with UPDATE ... RETURNING: the row lock it takes is what
+    # serialises version numbering (and every other write) per model.
+    last_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "version"),
+        CheckConstraint(STAGE_CHECK, name="stage"),
+        CheckConstraint("artifact_status IN ('missing', 'verified')", name="artifact_status"),
+        # At most one production version per model, whatever the application does.
+        Index(
+            "uq_model_versions_one_production",
+            "model_id",
+            unique=True,
+            postgresql_where=text("stage = 'production'"),
+            sqlite_where=text("stage = 'production'"),
+        ),
+        Index("ix_model_versions_model_id_stage_version", "model_id", "stage", "version"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("registered_models.id", ondelete="RESTRICT")
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(16), default=Stage.CANDIDATE.value)
+    description: Mapped[str] = mapped_column(Text, default="")
+    lineage: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    signature: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    artifact_status: Mapped[str] = mapped_column(String(16), default=ArtifactStatus.MISSING.value)
+    artifact_key: Mapped[str | None] = mapped_column(String(512))
+    artifact_sha256: Mapped[str | None] = mapped_column(String(64))
+    artifact_size: Mapped[int | None] = mapped_column(BigInteger)
+    artifact_etag: Mapped[str | None] = mapped_column(String(128))
+    artifact_media_type: Mapped[str | None] = mapped_column(String(256))
+    artifact_expected_sha256: Mapped[str | None] = mapped_column(String(64))
+    artifact_uploaded_at: Mapped[datetime | None] = mapped_column()
+
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stage_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rolled_back: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    metrics: Mapped[list[Metric]] = relationship(
+        lazy="raise", order_by="Metric.id", back_populates="model_version"
+    )
+
+
+class Metric(Base):
+    """One evaluation result. Immutable: the same key with another value is a conflict."""
+
+    __tablename__ = "metrics"
+    __table_args__ = (
+        UniqueConstraint("version_id", "name", "dataset", "slice"),
+        # Serves "order versions of a model by a metric on a dataset" without a sort.
+        Index("ix_metrics_model_id_name_dataset_value", "model_id", "name", "dataset", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    model_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("registered_models.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    dataset: Mapped[str] = mapped_column(String(256))
+    # '' rather than NULL for "whole dataset", so the unique key works on every backend.
+    slice: Mapped[str] = mapped_column(String(256), default="")
+    value: Mapped[float | None] = mapped_column(Float)
+    undefined_reason: Mapped[str | None] = mapped_column(Text)
+    sample_count: Mapped[int | None] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(32), default="submitted")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    model_version: Mapped[ModelVersion] = relationship(lazy="raise", back_populates="metrics")

@@ -1,0 +1,213 @@
+"""Registry payloads: what CI jobs send and what readers get back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from app.registry.models import ArtifactStatus, Stage
+
+ModelName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Letters, digits, '.', '_' and '-', starting with a letter or digit.",
+        examples=["fraud-detector"],
+    ),
+]
+MetricName = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:/@-]*$")
+]
+Label = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
+ShortText = Annotated[str, Field(max_length=512, pattern=r"^[^\x00-\x1f\x7f]*$")]
+TagKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/-]+$")]
+Tags = Annotated[
+    dict[TagKey, Annotated[str, Field(max_length=1024)]],
+    Field(max_length=100, description="String labels, at most 100."),
+]
+T = TypeVar("T")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; pass ``next_cursor`` back as ``cursor`` for the next one."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+# Models -----------------------------------------------------------------------
+
+
+class ModelCreate(Strict):
+    name: ModelName
+    description: Annotated[str, Field(max_length=10_000)] = ""
+    owner: ShortText | None = None
+    tags: Tags = Field(default_factory=dict)
+    primary_metric: MetricName | None = Field(
+        default=None, description="The metric the default production policy compares."
+    )
+    primary_dataset: Label | None = Field(
+        default=None, description="The evaluation dataset the primary metric is compared on."
+    )
+
+
+class ModelUpdate(Strict):
+    description: Annotated[str, Field(max_length=10_000)] | None = None
+    owner: ShortText | None = None
+    tags: Tags | None = None
+    primary_metric: MetricName | None = None
+    primary_dataset: Label | None = None
+
+
+class ModelRead(BaseModel):
+    name: str
+    description: str
+    owner: str | None
+    tags: dict[str, str]
+    primary_metric: str | None
+    primary_dataset: str | None
+    latest_version: int
+    production_version: int | None = None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+# Versions ---------------------------------------------------------------------
+
+
+class Lineage(Strict):
+    """Where a model came from: ``M = Train(D, phi, lambda, C, E, s)``."""
+
+    code_commit: Annotated[str, Field(max_length=128)] | None = Field(
+        default=None, description="VCS commit of the training code (C)."
+    )
+    code_repository: ShortText | None = None
+    code_dirty: bool | None = Field(
+        default=None, description="Whether the working tree had uncommitted changes."
+    )
+    data_version: ShortText | None = Field(default=None, description="Dataset version (D).")
+    feature_pipeline_version: ShortText | None = Field(
+        default=None, description="Feature logic version (phi)."
+    )
+    environment: ShortText | None = Field(
+        default=None, description="Environment or container image digest (E)."
+    )
+    hyperparameters: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Hyperparameters (lambda)."
+    )
+    seed: int | None = Field(default=None, description="Random seed (s).")
+    training_run_id: ShortText | None = None
+    ci_run_id: ShortText | None = None
+    ci_run_url: Annotated[str, Field(max_length=2048)] | None = None
+    extra: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+ColumnType = Literal[
+    "integer", "float", "number", "string", "boolean", "datetime", "date", "categorical",
+    "bytes", "tensor", "object",
+]  # fmt: skip
+
+
+class Column(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=256)]
+    type: ColumnType
+    nullable: bool = False
+    required: bool = True
+    categories: list[Annotated[str, Field(max_length=256)]] | None = Field(
+        default=None, max_length=10_000, description="Allowed values of a categorical column."
+    )
+    shape: list[int] | None = None
+
+
+class Signature(Strict):
+    inputs: list[Column] = Field(default_factory=list, max_length=10_000)
+    outputs: list[Column] = Field(default_factory=list, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Signature:
+        for side in ("inputs", "outputs"):
+            names = [c.name for c in getattr(self, side)]
+            if len(names) != len(set(names)):
+                raise ValueError(f"column names in {side} must be unique")
+        return self
+
+
+class MetricIn(Strict):
+    name: MetricName
+    value: float = Field(allow_inf_nan=False)
+    dataset: Label = Field(description="The evaluation dataset the value was measured on.")
+    slice: Label | None = Field(default=None, description="Subgroup, for fairness gates.")
+    sample_count: int | None = Field(default=None, ge=0)
+
+
+class MetricRead(BaseModel):
+    name: str
+    value: float | None
+    undefined_reason: str | None = None
+    dataset: str
+    slice: str | None
+    sample_count: int | None
+    source: str
+
+
+class ArtifactExpectation(Strict):
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    media_type: Annotated[str, Field(max_length=256)] | None = None
+
+
+class VersionCreate(Strict):
+    description: Annotated[str, Field(max_length=10_000)] = ""
+    lineage: Lineage = Field(default_factory=Lineage)
+    signature: Signature | None = None
+    metrics: list[MetricIn] = Field(default_factory=list, max_length=10_000)
+    tags: Tags = Field(default_factory=dict)
+    artifact: ArtifactExpectation | None = Field(
+        default=None,
+        description="The artifact to expect; an upload with another sha256 is refused.",
+    )
+
+
+class ArtifactRead(BaseModel):
+    status: ArtifactStatus
+    sha256: str | None
+    size: int | None
+    media_type: str | None
+    uploaded_at: datetime | None
+    expected_sha256: str | None
+
+
+class VersionRead(BaseModel):
+    model: str
+    version: int
+    stage: Stage
+    description: str
+    lineage: dict[str, Any]
+    signature: dict[str, Any] | None
+    tags: dict[str, str]
+    metrics: list[MetricRead]
+    artifact: ArtifactRead
+    rolled_back: bool
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    stage_changed_at: datetime
+
+
+class MetricsAdd(Strict):
+    metrics: list[MetricIn] = Field(default_factory=list, max_length=10_000)
+
+
+class StageRead(BaseModel):
+    model: str
+    stage: Stage
+    items: list[VersionRead]
+    next_cursor: str | None = None

@@ -1,0 +1,429 @@
+"""Registry use cases: models, versions, metrics and the stages they sit in.
+
+Services run inside the request's unit of work: they flush, never commit. Every write
+locks the model row first (``SELECT ... FOR UPDATE``), which serialises version
+numbering, transitions and the model's audit chain across server processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from app.audit import service as audit
+from app.auth.roles import Principal
+from app.db.base import utcnow
+from app.errors import (
+    MetricConflict,
+    ModelAlreadyExists,
+    ModelNotFound,
+    ValidationFailed,
+    VersionNotFound,
+)
+from app.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
+from app.registry import repository
+from app.registry.models import ArtifactStatus, Metric, ModelVersion, RegisteredModel, Stage
+from app.registry.schemas import (
+    ArtifactRead,
+    MetricIn,
+    MetricRead,
+    ModelCreate,
+    ModelRead,
+    ModelUpdate,
+    Page,
+    VersionCreate,
+    VersionRead,
+)
+
+# Models -----------------------------------------------------------------------
+
+
+def get_model(session: Session, name: str) -> RegisteredModel:
+    model = repository.model_by_name(session, name)
+    if model is None:
+        raise ModelNotFound(f"no model named {name!r}")
+    return model
+
+
+def lock_model(session: Session, name: str) -> RegisteredModel:
+    """The model, locked for the rest of the transaction; other features call this too."""
+    model = repository.lock_model(session, name)
+    if model is None:
+        raise ModelNotFound(f"no model named {name!r}")
+    return model
+
+
+def create_model(session: Session, *, actor: Principal, data: ModelCreate) -> RegisteredModel:
+    if repository.model_by_name(session, data.name) is not None:
+        raise ModelAlreadyExists(f"a model named {data.name!r} already exists")
+    now = utcnow()
+    model = RegisteredModel(
+        name=data.name,
+        description=data.description,
+        owner=data.owner,
+        tags=dict(data.tags),
+        primary_metric=data.primary_metric,
+        primary_dataset=data.primary_dataset,
+        last_version=0,
+        created_by=actor.name,
+        created_at=now,
+        updated_at=now,
+    )
+    repository.add(session, model)
+    try:
+        session.flush()
+    except IntegrityError:
+        # Lost a race with a concurrent create of the same name on another process.
+        raise ModelAlreadyExists(f"a model named {data.name!r} already exists") from None
+    audit.record(
+        session,
+        actor=actor,
+        action="model.created",
+        model=model.name,
+        details=data.model_dump(mode="json", exclude={"name"}),
+    )
+    return model
+
+
+def update_model(
+    session: Session, *, actor: Principal, name: str, data: ModelUpdate
+) -> RegisteredModel:
+    model = lock_model(session, name)
+    changes = data.model_dump(mode="json", exclude_unset=True)
+    before = {field: getattr(model, field) for field in changes}
+    for field, value in changes.items():
+        if field == "description" and value is None:
+            value = ""
+        if field == "tags" and value is None:
+            value = {}
+        setattr(model, field, value)
+    changed = {f: v for f, v in changes.items() if before[f] != getattr(model, f)}
+    if changed:
+        model.updated_at = utcnow()
+        audit.record(
+            session,
+            actor=actor,
+            action="model.updated",
+            model=model.name,
+            details={"changes": changed, "before": {f: before[f] for f in changed}},
+        )
+    return model
+
+
+def list_models(
+    session: Session,
+    *,
+    cursor: str | None,
+    limit: int = DEFAULT_LIMIT,
+    owner: str | None = None,
+    name_prefix: str | None = None,
+    only_name: str | None = None,
+) -> Page[ModelRead]:
+    after = decode_cursor(cursor, arity=1)
+    after_name = str(after[0]) if after else None
+    rows = repository.page_models(
+        session,
+        after_name=after_name,
+        limit=limit + 1,
+        owner=owner,
+        name_prefix=name_prefix,
+        only_name=only_name,
+    )
+    page = list(rows[:limit])
+    production = repository.production_versions(session, [m.id for m in page])
+    items = [to_model_read(m, production.get(m.id)) for m in page]
+    next_cursor = encode_cursor([page[-1].name]) if len(rows) > limit else None
+    return Page[ModelRead](items=items, next_cursor=next_cursor)
+
+
+def read_model(session: Session, name: str) -> ModelRead:
+    model = get_model(session, name)
+    production = repository.production_versions(session, [model.id])
+    return to_model_read(model, production.get(model.id))
+
+
+def to_model_read(model: RegisteredModel, production_version: int | None) -> ModelRead:
+    return ModelRead(
+        name=model.name,
+        description=model.description,
+        owner=model.owner,
+        tags=model.tags,
+        primary_metric=model.primary_metric,
+        primary_dataset=model.primary_dataset,
+        latest_version=model.last_version,
+        production_version=production_version,
+        created_by=model.created_by,
+        created_at=model.created_at,
+        updated_at=model.updated_at,
+    )
+
+
+# Versions ---------------------------------------------------------------------
+
+
+def create_version(
+    session: Session, *, actor: Principal, model_name: str, data: VersionCreate
+) -> tuple[RegisteredModel, ModelVersion]:
+    """A new candidate with the next version number of its model."""
+    model = get_model(session, model_name)
+    _check_metric_batch(data.metrics)
+    # The UPDATE ... RETURNING both numbers the version and locks the model row, so
+    # concurrent creates on any number of processes get consecutive numbers.
+    number = repository.next_version_number(session, model.id)
+    model.last_version = number
+    now = utcnow()
+    version = ModelVersion(
+        model_id=model.id,
+        version=number,
+        stage=Stage.CANDIDATE.value,
+        description=data.description,
+        lineage=data.lineage.model_dump(mode="json", exclude_none=True),
+        signature=data.signature.model_dump(mode="json") if data.signature else None,
+        tags=dict(data.tags),
+        artifact_expected_sha256=data.artifact.sha256 if data.artifact else None,
+        artifact_media_type=data.artifact.media_type if data.artifact else None,
+        created_by=actor.name,
+        created_at=now,
+        updated_at=now,
+        stage_changed_at=now,
+        rolled_back=False,
+    )
+    repository.add(session, version)
+    session.flush()
+    metrics = [_metric_row(model.id, version.id, m) for m in data.metrics]
+    repository.add_all(session, metrics)
+    # The rows are already attached by foreign key; this just fills the loaded collection.
+    set_committed_value(version, "metrics", metrics)
+    audit.record(
+        session,
+        actor=actor,
+        action="version.created",
+        model=model.name,
+        version=number,
+        to_stage=Stage.CANDIDATE.value,
+        details={
+            "lineage": version.lineage,
+            "metrics": len(metrics),
+            "expected_sha256": version.artifact_expected_sha256,
+        },
+    )
+    return model, version
+
+
+def get_version(
+    session: Session, model_name: str, number: int
+) -> tuple[RegisteredModel, ModelVersion]:
+    model = get_model(session, model_name)
+    version = repository.version(session, model.id, number)
+    if version is None:
+        raise VersionNotFound(f"model {model_name!r} has no version {number}")
+    return model, version
+
+
+def lock_version(
+    session: Session, model_name: str, number: int
+) -> tuple[RegisteredModel, ModelVersion]:
+    """Model row locked, then the version: the lock order every writer follows."""
+    model = lock_model(session, model_name)
+    version = repository.version(session, model.id, number, for_update=True)
+    if version is None:
+        raise VersionNotFound(f"model {model_name!r} has no version {number}")
+    return model, version
+
+
+def list_versions(
+    session: Session,
+    *,
+    model_name: str,
+    stage: Stage | None,
+    order_by: str,
+    dataset: str | None,
+    cursor: str | None,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[VersionRead]:
+    """Versions of a model, newest first by default, or ordered by a metric on a dataset."""
+    model = get_model(session, model_name)
+    descending = order_by.startswith("-")
+    key = order_by.lstrip("-")
+    stage_value = stage.value if stage else None
+    if key == "version":
+        after = decode_cursor(cursor, arity=1)
+        rows = repository.page_versions(
+            session,
+            model_id=model.id,
+            stage=stage_value,
+            descending=descending,
+            after_version=int(after[0]) if after else None,
+            limit=limit + 1,
+        )
+        page = list(rows[:limit])
+        next_cursor = encode_cursor([page[-1].version]) if len(rows) > limit else None
+        return Page[VersionRead](
+            items=[to_version_read(model.name, v) for v in page], next_cursor=next_cursor
+        )
+    if key.startswith("metric:") and len(key) > len("metric:"):
+        metric = key[len("metric:") :]
+        dataset = dataset or model.primary_dataset
+        if dataset is None:
+            raise ValidationFailed(
+                "ordering by a metric needs ?dataset= (or a primary_dataset on the model)",
+                errors=[{"loc": ["query", "dataset"], "msg": "required to order by a metric"}],
+            )
+        after_m = decode_cursor(cursor, arity=2)
+        metric_rows = repository.page_versions_by_metric(
+            session,
+            model_id=model.id,
+            stage=stage_value,
+            metric=metric,
+            dataset=dataset,
+            descending=descending,
+            after=(float(after_m[0]), int(after_m[1])) if after_m else None,
+            limit=limit + 1,
+        )
+        metric_page = metric_rows[:limit]
+        next_cursor = (
+            encode_cursor([metric_page[-1][1], metric_page[-1][0].version])
+            if len(metric_rows) > limit
+            else None
+        )
+        return Page[VersionRead](
+            items=[to_version_read(model.name, v) for v, _ in metric_page],
+            next_cursor=next_cursor,
+        )
+    raise ValidationFailed(
+        "order_by must be 'version', '-version', 'metric:NAME' or '-metric:NAME'",
+        errors=[{"loc": ["query", "order_by"], "msg": f"unknown ordering {order_by!r}"}],
+    )
+
+
+def add_metrics(
+    session: Session,
+    *,
+    actor: Principal,
+    model_name: str,
+    number: int,
+    metrics: Sequence[MetricIn],
+) -> tuple[RegisteredModel, ModelVersion]:
+    """Record more evaluation results. Re-sending an identical metric is a no-op."""
+    _check_metric_batch(metrics)
+    model, version = lock_version(session, model_name, number)
+    existing = repository.existing_metrics(session, version.id)
+    new_rows: list[Metric] = []
+    for m in metrics:
+        key = (m.name, m.dataset, m.slice or "")
+        old = existing.get(key)
+        if old is not None:
+            if old.value != m.value or old.sample_count != m.sample_count:
+                raise MetricConflict(
+                    f"metric {m.name!r} on dataset {m.dataset!r}"
+                    + (f" slice {m.slice!r}" if m.slice else "")
+                    + f" is already recorded as {old.value}; metrics are immutable"
+                )
+            continue
+        new_rows.append(_metric_row(model.id, version.id, m))
+    if new_rows:
+        repository.add_all(session, new_rows)
+        version.updated_at = utcnow()
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action="metrics.added",
+            model=model.name,
+            version=version.version,
+            details={
+                "metrics": [
+                    {"name": r.name, "dataset": r.dataset, "slice": r.slice, "value": r.value}
+                    for r in new_rows
+                ]
+            },
+        )
+    session.expire(version, ["metrics"])
+    fresh = repository.version(session, model.id, number)
+    assert fresh is not None
+    return model, fresh
+
+
+def versions_in_stage(
+    session: Session, *, model_name: str, stage: Stage, cursor: str | None, limit: int
+) -> Page[VersionRead]:
+    return list_versions(
+        session,
+        model_name=model_name,
+        stage=stage,
+        order_by="-version",
+        dataset=None,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+def _check_metric_batch(metrics: Iterable[MetricIn]) -> None:
+    seen: set[tuple[str, str, str]] = set()
+    for index, m in enumerate(metrics):
+        key = (m.name, m.dataset, m.slice or "")
+        if key in seen:
+            raise ValidationFailed(
+                "the same metric appears twice in one request",
+                errors=[
+                    {
+                        "loc": ["body", "metrics", index],
+                        "msg": f"duplicate metric {m.name!r} on dataset {m.dataset!r}",
+                    }
+                ],
+            )
+        seen.add(key)
+
+
+def _metric_row(model_id: int, version_id: int, m: MetricIn) -> Metric:
+    return Metric(
+        version_id=version_id,
+        model_id=model_id,
+        name=m.name,
+        dataset=m.dataset,
+        slice=m.slice or "",
+        value=m.value,
+        sample_count=m.sample_count,
+        source="submitted",
+        created_at=utcnow(),
+    )
+
+
+def to_version_read(model_name: str, v: ModelVersion) -> VersionRead:
+    return VersionRead(
+        model=model_name,
+        version=v.version,
+        stage=Stage(v.stage),
+        description=v.description,
+        lineage=v.lineage,
+        signature=v.signature,
+        tags=v.tags,
+        metrics=[
+            MetricRead(
+                name=m.name,
+                value=m.value,
+                undefined_reason=m.undefined_reason,
+                dataset=m.dataset,
+                slice=m.slice or None,
+                sample_count=m.sample_count,
+                source=m.source,
+            )
+            for m in v.metrics
+        ],
+        artifact=ArtifactRead(
+            status=ArtifactStatus(v.artifact_status),
+            sha256=v.artifact_sha256,
+            size=v.artifact_size,
+            media_type=v.artifact_media_type,
+            uploaded_at=v.artifact_uploaded_at,
+            expected_sha256=v.artifact_expected_sha256,
+        ),
+        rolled_back=v.rolled_back,
+        created_by=v.created_by,
+        created_at=v.created_at,
+        updated_at=v.updated_at,
+        stage_changed_at=v.stage_changed_at,
+    )

@@ -1,0 +1,121 @@
+"""Configuration, read from ``MODELGATE_*`` environment variables (and a ``.env`` file).
+
+There is no settings instance at import time: :func:`get_settings` builds one, and
+``create_app(settings)`` takes one, so tests and the CLI construct their own.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.errors import ConfigurationError
+
+DEFAULT_DATA_DIR = Path("modelgate-data")
+
+
+class Settings(BaseSettings):
+    """Every knob Modelgate reads. The README's configuration table mirrors this class."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MODELGATE_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+    )
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_DATA_DIR}/modelgate.db",
+        description="SQLAlchemy URL: postgresql+psycopg://... or sqlite:///path.",
+    )
+    artifact_store: str = Field(
+        default=str(DEFAULT_DATA_DIR / "artifacts"),
+        description="A directory path, or s3://bucket/prefix for any S3-compatible store.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of an S3-compatible store (MinIO, Ceph); unset for AWS."
+    )
+    s3_region: str | None = Field(default=None, description="Region of the S3 bucket.")
+    s3_presign_downloads: bool = Field(
+        default=False,
+        description="Redirect artifact downloads to presigned URLs (clients must reach the store).",
+    )
+    presign_expiry_seconds: int = Field(default=900, ge=1, le=7 * 24 * 3600)
+    upload_part_size_mib: int = Field(default=8, ge=5, le=512)
+    max_artifact_bytes: int = Field(
+        default=50 * 1024**3, ge=1, description="Largest artifact accepted."
+    )
+    max_json_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Largest JSON request body accepted."
+    )
+
+    db_pool_size: int = Field(default=20, ge=1, le=500)
+    db_pool_overflow: int = Field(default=5, ge=0, le=500)
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+    auto_migrate: bool | None = Field(
+        default=None,
+        description="Upgrade the schema at start. Default: on for SQLite, off for PostgreSQL.",
+    )
+
+    bootstrap_admin_token: SecretStr | None = Field(
+        default=None,
+        description="Create an admin token with this value at start when no admin token exists.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "text"
+    cors_allow_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed by CORS; empty (the default) turns CORS off.",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0]
+        if not (scheme.startswith("postgresql") or scheme.startswith("sqlite")):
+            raise ValueError(
+                f"unsupported database {scheme!r}: use postgresql+psycopg://... or sqlite:///path"
+            )
+        if scheme == "postgresql" or scheme == "postgres":
+            # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3 while 2.0 maps it to
+            # psycopg2; naming the driver keeps behaviour the same across versions.
+            value = "postgresql+psycopg" + value[len(scheme) :]
+        return value
+
+    @field_validator("artifact_store")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if "://" in value and not value.startswith(("s3://", "file://")):
+            raise ValueError(
+                f"unsupported artifact store {value!r}: use a directory path or s3://bucket/prefix"
+            )
+        if value.startswith("s3://") and not value[len("s3://") :].split("/", 1)[0]:
+            raise ValueError("artifact store s3:// needs a bucket name: s3://bucket/prefix")
+        return value
+
+    @cached_property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+
+def get_settings() -> Settings:
+    """Build settings from the environment, or raise ConfigurationError with one clear line."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            env = "MODELGATE_" + field.upper().replace(".", "__")
+            problems.append(f"{env}: {err['msg']}")
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None

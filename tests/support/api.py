@@ -1,0 +1,57 @@
+"""Helpers for talking to the API in tests."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+ADMIN_TOKEN = "mgt_test-admin-token-0123456789abcdef"
+API = "/api/v1"
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def full_lineage(**overrides: Any) -> dict[str, Any]:
+    lineage: dict[str, Any] = {
+        "code_commit": "3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39",
+        "code_repository": "https://git.example.com/ml/fraud",
+        "data_version": "transactions@2026-11-01",
+        "feature_pipeline_version": "features-v12",
+        "environment": "sha256:" + "ab" * 32,
+        "hyperparameters": {"max_depth": 6, "eta": 0.3, "objective": "binary:logistic"},
+        "seed": 42,
+        "training_run_id": "run-123",
+        "ci_run_id": "9876",
+        "ci_run_url": "https://ci.example.com/runs/9876",
+    }
+    lineage.update(overrides)
+    return lineage
+
+
+def version_payload(accuracy: float = 0.91, **overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "description": "nightly retrain",
+        "lineage": full_lineage(),
+        "signature": {
+            "inputs": [
+                {"name": "amount", "type": "float"},
+                {"name": "country", "type": "categorical", "categories": ["DE", "FR", "US"]},
+                {"name": "age", "type": "integer", "nullable": True},
+            ],
+            "outputs": [{"name": "score", "type": "float"}],
+        },
+        "metrics": [
+            {"name": "accuracy", "value": accuracy, "dataset": "holdout", "sample_count": 10000},
+            {"name": "rmse", "value": 0.25, "dataset": "holdout"},
+            {"name": "accuracy", "value": accuracy - 0.02, "dataset": "holdout", "slice": "DE"},
+        ],
+        "tags": {"team": "risk"},
+    }
+    payload.update(overrides)
+    return payload
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
