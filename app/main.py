@@ -13,7 +13,17 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import Engine
 
 from app import __version__
-from app.api import artifacts, audit, health, models, problems, tokens, versions
+from app.api import (
+    artifacts,
+    audit,
+    health,
+    models,
+    operations,
+    problems,
+    promotions,
+    tokens,
+    versions,
+)
 from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.api.problems import Problem
 from app.auth import service as auth_service
@@ -113,7 +123,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
-    for router in (models.router, versions.router, artifacts.router, tokens.router, audit.router):
+    for router in (
+        models.router,
+        versions.router,
+        artifacts.router,
+        promotions.router,
+        operations.router,
+        tokens.router,
+        audit.router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(health.router, include_in_schema=False)

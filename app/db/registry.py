@@ -4,6 +4,14 @@ from app.audit import models as audit_models
 from app.auth import models as auth_models
 from app.db.base import Base
 from app.idempotency import models as idempotency_models
+from app.promotion import models as promotion_models
 from app.registry import models as registry_models
 
-__all__ = ["Base", "audit_models", "auth_models", "idempotency_models", "registry_models"]
+__all__ = [
+    "Base",
+    "audit_models",
+    "auth_models",
+    "idempotency_models",
+    "promotion_models",
+    "registry_models",
+]

@@ -55,6 +55,10 @@ class RegisteredModel(Base):
     created_by: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Freeze: no promotion to production while set (rollback still works).
+    frozen_at: Mapped[datetime | None] = mapped_column()
+    frozen_by: Mapped[str | None] = mapped_column(String(256))
+    frozen_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class ModelVersion(Base):
@@ -99,9 +103,13 @@ class ModelVersion(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     stage_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     rolled_back: Mapped[bool] = mapped_column(Boolean, default=False)
+    archived_reason: Mapped[str | None] = mapped_column(Text)
 
     metrics: Mapped[list[Metric]] = relationship(
         lazy="raise", order_by="Metric.id", back_populates="model_version"
+    )
+    evidence: Mapped[list[EvaluationEvidence]] = relationship(
+        lazy="raise", order_by="EvaluationEvidence.id"
     )
 
 
@@ -131,3 +139,26 @@ class Metric(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     model_version: Mapped[ModelVersion] = relationship(lazy="raise", back_populates="metrics")
+
+
+class EvaluationEvidence(Base):
+    """Raw evaluation results a significance gate can test: per-example correctness,
+    success counts or per-example losses, for one version on one dataset."""
+
+    __tablename__ = "evaluation_evidence"
+    __table_args__ = (
+        UniqueConstraint("version_id", "dataset", "kind"),
+        CheckConstraint("kind IN ('correctness', 'counts', 'losses')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    version_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    dataset: Mapped[str] = mapped_column(String(256))
+    kind: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigInteger)
+    # Up to a million values: loaded only by the gates that test them.
+    payload: Mapped[dict[str, Any]] = mapped_column(deferred=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

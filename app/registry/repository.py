@@ -81,7 +81,7 @@ def version(
     stmt = (
         select(ModelVersion)
         .where(ModelVersion.model_id == model_id, ModelVersion.version == number)
-        .options(selectinload(ModelVersion.metrics))
+        .options(selectinload(ModelVersion.metrics), selectinload(ModelVersion.evidence))
     )
     if for_update:
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
@@ -100,7 +100,7 @@ def page_versions(
     stmt = (
         select(ModelVersion)
         .where(ModelVersion.model_id == model_id)
-        .options(selectinload(ModelVersion.metrics))
+        .options(selectinload(ModelVersion.metrics), selectinload(ModelVersion.evidence))
     )
     if stage is not None:
         stmt = stmt.where(ModelVersion.stage == stage)
@@ -136,7 +136,7 @@ def page_versions_by_metric(
             Metric.slice == "",
             Metric.value.is_not(None),
         )
-        .options(selectinload(ModelVersion.metrics))
+        .options(selectinload(ModelVersion.metrics), selectinload(ModelVersion.evidence))
     )
     if stage is not None:
         stmt = stmt.where(ModelVersion.stage == stage)

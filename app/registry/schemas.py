@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
 
 from app.registry.models import ArtifactStatus, Stage
 
@@ -76,12 +86,33 @@ class ModelRead(BaseModel):
     primary_dataset: str | None
     latest_version: int
     production_version: int | None = None
+    frozen: bool = False
+    frozen_by: str | None = None
+    frozen_reason: str | None = None
     created_by: str
     created_at: datetime
     updated_at: datetime
 
 
 # Versions ---------------------------------------------------------------------
+
+
+def _finite_json(value: JsonValue) -> JsonValue:
+    """Refuse NaN and Infinity anywhere inside: Python's JSON parser accepts them, but
+    they have no JSON form, so the value could be neither stored nor hashed."""
+    pending: list[JsonValue] = [value]
+    while pending:  # a loop, not recursion: nesting depth is the client's choice
+        item = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("NaN and Infinity are not JSON numbers")
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return value
+
+
+FiniteJson = Annotated[JsonValue, AfterValidator(_finite_json)]
 
 
 class Lineage(Strict):
@@ -101,14 +132,14 @@ class Lineage(Strict):
     environment: ShortText | None = Field(
         default=None, description="Environment or container image digest (E)."
     )
-    hyperparameters: dict[str, JsonValue] = Field(
+    hyperparameters: dict[str, FiniteJson] = Field(
         default_factory=dict, description="Hyperparameters (lambda)."
     )
     seed: int | None = Field(default=None, description="Random seed (s).")
     training_run_id: ShortText | None = None
     ci_run_id: ShortText | None = None
     ci_run_url: Annotated[str, Field(max_length=2048)] | None = None
-    extra: dict[str, JsonValue] = Field(default_factory=dict)
+    extra: dict[str, FiniteJson] = Field(default_factory=dict)
 
 
 ColumnType = Literal[
@@ -143,7 +174,8 @@ class Signature(Strict):
 
 class MetricIn(Strict):
     name: MetricName
-    value: float = Field(allow_inf_nan=False)
+    # Strict: a quoted "0.9" or a boolean is a client bug, not a number to coerce.
+    value: float = Field(allow_inf_nan=False, strict=True)
     dataset: Label = Field(description="The evaluation dataset the value was measured on.")
     slice: Label | None = Field(default=None, description="Subgroup, for fairness gates.")
     sample_count: int | None = Field(default=None, ge=0)
@@ -159,16 +191,93 @@ class MetricRead(BaseModel):
     source: str
 
 
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+MAX_EXAMPLES = 1_000_000
+
+
+class ConfusionMatrixIn(Strict):
+    """Counts of true class i predicted as class j; the service derives accuracy,
+    precision, recall and F1 (macro and micro for more than two classes)."""
+
+    dataset: Label
+    slice: Label | None = None
+    matrix: list[list[Annotated[StrictInt, Field(ge=0)]]] = Field(min_length=2, max_length=1000)
+    labels: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        default=None, max_length=1000
+    )
+    positive_label: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None, description="Binary only: the positive class (default: the second)."
+    )
+
+
+class RegressionIn(Strict):
+    """Paired targets and predictions; the service derives MAE, MSE and RMSE."""
+
+    dataset: Label
+    slice: Label | None = None
+    targets: list[FiniteFloat] = Field(min_length=1, max_length=MAX_EXAMPLES)
+    predictions: list[FiniteFloat] = Field(min_length=1, max_length=MAX_EXAMPLES)
+
+
+class CorrectnessEvidence(Strict):
+    """Per-example correctness, in the same example order for every version."""
+
+    kind: Literal["correctness"]
+    dataset: Label
+    values: list[StrictBool] = Field(min_length=1, max_length=MAX_EXAMPLES)
+
+
+class CountsEvidence(Strict):
+    kind: Literal["counts"]
+    dataset: Label
+    successes: Annotated[StrictInt, Field(ge=0)]
+    total: Annotated[StrictInt, Field(ge=1)]
+
+    @model_validator(mode="after")
+    def _bounded(self) -> CountsEvidence:
+        if self.successes > self.total:
+            raise ValueError("successes must not exceed total")
+        return self
+
+
+class LossesEvidence(Strict):
+    """Per-example losses (lower is better), in the same example order for every version."""
+
+    kind: Literal["losses"]
+    dataset: Label
+    values: list[FiniteFloat] = Field(min_length=1, max_length=MAX_EXAMPLES)
+
+
+EvidenceIn = Annotated[
+    CorrectnessEvidence | CountsEvidence | LossesEvidence, Field(discriminator="kind")
+]
+
+
+class EvaluationIn(Strict):
+    """Everything a CI job can send about how a version scored."""
+
+    metrics: list[MetricIn] = Field(default_factory=list, max_length=10_000)
+    confusion_matrices: list[ConfusionMatrixIn] = Field(default_factory=list, max_length=100)
+    regression: list[RegressionIn] = Field(default_factory=list, max_length=100)
+    evidence: list[EvidenceIn] = Field(default_factory=list, max_length=100)
+
+
+class EvidenceRead(BaseModel):
+    dataset: str
+    kind: str
+    size: int
+    digest: str
+
+
 class ArtifactExpectation(Strict):
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     media_type: Annotated[str, Field(max_length=256)] | None = None
 
 
-class VersionCreate(Strict):
+class VersionCreate(EvaluationIn):
     description: Annotated[str, Field(max_length=10_000)] = ""
     lineage: Lineage = Field(default_factory=Lineage)
     signature: Signature | None = None
-    metrics: list[MetricIn] = Field(default_factory=list, max_length=10_000)
     tags: Tags = Field(default_factory=dict)
     artifact: ArtifactExpectation | None = Field(
         default=None,
@@ -194,6 +303,7 @@ class VersionRead(BaseModel):
     signature: dict[str, Any] | None
     tags: dict[str, str]
     metrics: list[MetricRead]
+    evidence: list[EvidenceRead] = Field(default_factory=list)
     artifact: ArtifactRead
     rolled_back: bool
     created_by: str
@@ -202,8 +312,8 @@ class VersionRead(BaseModel):
     stage_changed_at: datetime
 
 
-class MetricsAdd(Strict):
-    metrics: list[MetricIn] = Field(default_factory=list, max_length=10_000)
+class MetricsAdd(EvaluationIn):
+    """Metrics, confusion matrices, regression pairs and evidence to add to a version."""
 
 
 class StageRead(BaseModel):

@@ -7,13 +7,15 @@ numbering, transitions and the model's audit chain across server processes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import hashlib
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app import gates
 from app.audit import service as audit
+from app.audit.hashing import canonical_json
 from app.auth.roles import Principal
 from app.db.base import utcnow
 from app.errors import (
@@ -25,10 +27,19 @@ from app.errors import (
 )
 from app.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
 from app.registry import repository
-from app.registry.models import ArtifactStatus, Metric, ModelVersion, RegisteredModel, Stage
+from app.registry.models import (
+    ArtifactStatus,
+    EvaluationEvidence,
+    Metric,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+)
 from app.registry.schemas import (
     ArtifactRead,
-    MetricIn,
+    CountsEvidence,
+    EvaluationIn,
+    EvidenceRead,
     MetricRead,
     ModelCreate,
     ModelRead,
@@ -155,6 +166,9 @@ def to_model_read(model: RegisteredModel, production_version: int | None) -> Mod
         primary_dataset=model.primary_dataset,
         latest_version=model.last_version,
         production_version=production_version,
+        frozen=model.frozen_at is not None,
+        frozen_by=model.frozen_by,
+        frozen_reason=model.frozen_reason,
         created_by=model.created_by,
         created_at=model.created_at,
         updated_at=model.updated_at,
@@ -169,7 +183,7 @@ def create_version(
 ) -> tuple[RegisteredModel, ModelVersion]:
     """A new candidate with the next version number of its model."""
     model = get_model(session, model_name)
-    _check_metric_batch(data.metrics)
+    metric_rows, evidence_rows = _evaluation_rows(data)
     # The UPDATE ... RETURNING both numbers the version and locks the model row, so
     # concurrent creates on any number of processes get consecutive numbers.
     number = repository.next_version_number(session, model.id)
@@ -193,10 +207,14 @@ def create_version(
     )
     repository.add(session, version)
     session.flush()
-    metrics = [_metric_row(model.id, version.id, m) for m in data.metrics]
-    repository.add_all(session, metrics)
-    # The rows are already attached by foreign key; this just fills the loaded collection.
-    set_committed_value(version, "metrics", metrics)
+    for row in metric_rows:
+        row.model_id, row.version_id = model.id, version.id
+    for ev in evidence_rows:
+        ev.version_id = version.id
+    repository.add_all(session, [*metric_rows, *evidence_rows])
+    # The rows are already attached by foreign key; this just fills the loaded collections.
+    set_committed_value(version, "metrics", metric_rows)
+    set_committed_value(version, "evidence", evidence_rows)
     audit.record(
         session,
         actor=actor,
@@ -206,7 +224,10 @@ def create_version(
         to_stage=Stage.CANDIDATE.value,
         details={
             "lineage": version.lineage,
-            "metrics": len(metrics),
+            "metrics": len(metric_rows),
+            "evidence": [
+                {"dataset": e.dataset, "kind": e.kind, "digest": e.digest} for e in evidence_rows
+            ],
             "expected_sha256": version.artifact_expected_sha256,
         },
     )
@@ -247,7 +268,7 @@ def list_versions(
     """Versions of a model, newest first by default, or ordered by a metric on a dataset."""
     model = get_model(session, model_name)
     descending = order_by.startswith("-")
-    key = order_by.lstrip("-")
+    key = order_by[1:] if descending else order_by
     stage_value = stage.value if stage else None
     if key == "version":
         after = decode_cursor(cursor, arity=1)
@@ -305,27 +326,42 @@ def add_metrics(
     actor: Principal,
     model_name: str,
     number: int,
-    metrics: Sequence[MetricIn],
+    data: EvaluationIn,
 ) -> tuple[RegisteredModel, ModelVersion]:
-    """Record more evaluation results. Re-sending an identical metric is a no-op."""
-    _check_metric_batch(metrics)
+    """Record more evaluation results. Metrics and evidence are immutable: re-sending an
+    identical one is a no-op, a different value for the same key is a 409."""
+    metric_rows, evidence_rows = _evaluation_rows(data)
     model, version = lock_version(session, model_name, number)
     existing = repository.existing_metrics(session, version.id)
-    new_rows: list[Metric] = []
-    for m in metrics:
-        key = (m.name, m.dataset, m.slice or "")
-        old = existing.get(key)
+    new_metrics: list[Metric] = []
+    for row in metric_rows:
+        old = existing.get((row.name, row.dataset, row.slice))
         if old is not None:
-            if old.value != m.value or old.sample_count != m.sample_count:
+            if old.value != row.value or old.sample_count != row.sample_count:
+                where = f"metric {row.name!r} on dataset {row.dataset!r}" + (
+                    f" slice {row.slice!r}" if row.slice else ""
+                )
                 raise MetricConflict(
-                    f"metric {m.name!r} on dataset {m.dataset!r}"
-                    + (f" slice {m.slice!r}" if m.slice else "")
-                    + f" is already recorded as {old.value}; metrics are immutable"
+                    f"{where} is already recorded as {old.value}; metrics are immutable"
                 )
             continue
-        new_rows.append(_metric_row(model.id, version.id, m))
-    if new_rows:
-        repository.add_all(session, new_rows)
+        row.model_id, row.version_id = model.id, version.id
+        new_metrics.append(row)
+    old_evidence = {(e.dataset, e.kind): e for e in version.evidence}
+    new_evidence: list[EvaluationEvidence] = []
+    for ev in evidence_rows:
+        prior = old_evidence.get((ev.dataset, ev.kind))
+        if prior is not None:
+            if prior.digest != ev.digest:
+                raise MetricConflict(
+                    f"{ev.kind} evidence on dataset {ev.dataset!r} is already recorded "
+                    "with other values; evidence is immutable"
+                )
+            continue
+        ev.version_id = version.id
+        new_evidence.append(ev)
+    if new_metrics or new_evidence:
+        repository.add_all(session, [*new_metrics, *new_evidence])
         version.updated_at = utcnow()
         session.flush()
         audit.record(
@@ -337,11 +373,14 @@ def add_metrics(
             details={
                 "metrics": [
                     {"name": r.name, "dataset": r.dataset, "slice": r.slice, "value": r.value}
-                    for r in new_rows
-                ]
+                    for r in new_metrics
+                ],
+                "evidence": [
+                    {"dataset": e.dataset, "kind": e.kind, "digest": e.digest} for e in new_evidence
+                ],
             },
         )
-    session.expire(version, ["metrics"])
+    session.expire(version, ["metrics", "evidence"])
     fresh = repository.version(session, model.id, number)
     assert fresh is not None
     return model, fresh
@@ -361,35 +400,87 @@ def versions_in_stage(
     )
 
 
-def _check_metric_batch(metrics: Iterable[MetricIn]) -> None:
-    seen: set[tuple[str, str, str]] = set()
-    for index, m in enumerate(metrics):
-        key = (m.name, m.dataset, m.slice or "")
+def _evaluation_rows(data: EvaluationIn) -> tuple[list[Metric], list[EvaluationEvidence]]:
+    """Rows for submitted metrics, metrics derived by the service, and evidence.
+
+    Derived metrics are computed here, by one piece of code, so every version is scored
+    the same way. A key given twice in one request is a 422."""
+    now = utcnow()
+    rows: list[Metric] = []
+    seen: dict[tuple[str, str, str], str] = {}
+
+    def add(row: Metric, where: list[str | int]) -> None:
+        key = (row.name, row.dataset, row.slice)
         if key in seen:
             raise ValidationFailed(
                 "the same metric appears twice in one request",
                 errors=[
                     {
-                        "loc": ["body", "metrics", index],
-                        "msg": f"duplicate metric {m.name!r} on dataset {m.dataset!r}",
+                        "loc": where,
+                        "msg": f"metric {row.name!r} on dataset {row.dataset!r} "
+                        f"is also given by {seen[key]}",
                     }
                 ],
             )
-        seen.add(key)
+        seen[key] = ".".join(str(p) for p in where)
+        rows.append(row)
 
-
-def _metric_row(model_id: int, version_id: int, m: MetricIn) -> Metric:
-    return Metric(
-        version_id=version_id,
-        model_id=model_id,
-        name=m.name,
-        dataset=m.dataset,
-        slice=m.slice or "",
-        value=m.value,
-        sample_count=m.sample_count,
-        source="submitted",
-        created_at=utcnow(),
-    )
+    for i, m in enumerate(data.metrics):
+        add(
+            Metric(name=m.name, dataset=m.dataset, slice=m.slice or "", value=m.value,
+                   sample_count=m.sample_count, source="submitted", created_at=now),
+            ["body", "metrics", i],
+        )  # fmt: skip
+    for i, cm in enumerate(data.confusion_matrices):
+        try:
+            derived = gates.from_confusion_matrix(
+                cm.matrix, labels=cm.labels, positive_label=cm.positive_label
+            )
+        except ValueError as exc:
+            raise ValidationFailed(
+                f"confusion matrix {i}: {exc}",
+                errors=[{"loc": ["body", "confusion_matrices", i], "msg": str(exc)}],
+            ) from None
+        total = sum(sum(r) for r in cm.matrix)
+        for name, mv in derived.items():
+            add(
+                Metric(name=name, dataset=cm.dataset, slice=cm.slice or "", value=mv.value,
+                       undefined_reason=mv.reason if mv.value is None else None,
+                       sample_count=total, source="confusion_matrix", created_at=now),
+                ["body", "confusion_matrices", i],
+            )  # fmt: skip
+    for i, rg in enumerate(data.regression):
+        try:
+            derived = gates.from_regression(rg.targets, rg.predictions)
+        except ValueError as exc:
+            raise ValidationFailed(
+                f"regression {i}: {exc}",
+                errors=[{"loc": ["body", "regression", i], "msg": str(exc)}],
+            ) from None
+        for name, mv in derived.items():
+            add(
+                Metric(name=name, dataset=rg.dataset, slice=rg.slice or "", value=mv.value,
+                       undefined_reason=mv.reason if mv.value is None else None,
+                       sample_count=len(rg.targets), source="regression", created_at=now),
+                ["body", "regression", i],
+            )  # fmt: skip
+    evidence: list[EvaluationEvidence] = []
+    seen_evidence: set[tuple[str, str]] = set()
+    for i, ev in enumerate(data.evidence):
+        if (ev.dataset, ev.kind) in seen_evidence:
+            raise ValidationFailed(
+                "the same evidence appears twice in one request",
+                errors=[{"loc": ["body", "evidence", i], "msg": "duplicate dataset and kind"}],
+            )
+        seen_evidence.add((ev.dataset, ev.kind))
+        payload = ev.model_dump(mode="json", exclude={"kind", "dataset"})
+        size = ev.total if isinstance(ev, CountsEvidence) else len(ev.values)
+        evidence.append(
+            EvaluationEvidence(dataset=ev.dataset, kind=ev.kind, size=size, payload=payload,
+                               digest=hashlib.sha256(canonical_json(payload).encode()).hexdigest(),
+                               created_at=now)
+        )  # fmt: skip
+    return rows, evidence
 
 
 def to_version_read(model_name: str, v: ModelVersion) -> VersionRead:
@@ -421,6 +512,10 @@ def to_version_read(model_name: str, v: ModelVersion) -> VersionRead:
             uploaded_at=v.artifact_uploaded_at,
             expected_sha256=v.artifact_expected_sha256,
         ),
+        evidence=[
+            EvidenceRead(dataset=e.dataset, kind=e.kind, size=e.size, digest=e.digest)
+            for e in v.evidence
+        ],
         rolled_back=v.rolled_back,
         created_by=v.created_by,
         created_at=v.created_at,

@@ -1,0 +1,93 @@
+"""On-call routes: rollback, freeze and unfreeze, and the production history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from app.api import idempotent
+from app.api.deps import IdempotencyKeyDep, ModelOperator, ModelPath, ModelReader, StoreDep, UowDep
+from app.api.problems import responses
+from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.promotion import operations
+from app.promotion.schemas import (
+    FreezeCreate,
+    FreezeRead,
+    HistoryEntry,
+    RollbackCreate,
+    RollbackRead,
+)
+from app.registry.schemas import Page
+
+router = APIRouter(prefix="/models/{model}", tags=["operations"])
+
+
+@router.post(
+    "/rollback",
+    response_model=RollbackRead,
+    responses=responses(400, 401, 403, 404, 409, 422, 503),
+)
+def rollback(
+    model: ModelPath,
+    body: RollbackCreate,
+    request: Request,
+    uow: UowDep,
+    principal: ModelOperator,
+    store: StoreDep,
+    idempotency_key: IdempotencyKeyDep,
+) -> JSONResponse:
+    """Put the previous stable version (or `to_version`) back into production, after
+    checking its artifact is intact. Works while the model is frozen."""
+    return idempotent.run(
+        uow=uow,
+        request=request,
+        principal=principal,
+        key=idempotency_key,
+        payload=body.model_dump(mode="json"),
+        status_code=200,
+        create=lambda: operations.rollback(
+            uow.session,
+            actor=principal,
+            store=store,
+            model_name=model,
+            to_version=body.to_version,
+            reason=body.reason,
+            deep_check=body.deep_check,
+        ),
+    )
+
+
+@router.post(
+    "/freeze", response_model=FreezeRead, responses=responses(400, 401, 403, 404, 422, 503)
+)
+def freeze(
+    model: ModelPath, body: FreezeCreate, uow: UowDep, principal: ModelOperator
+) -> FreezeRead:
+    """Refuse promotions to production during an incident (rollback still works)."""
+    return operations.freeze(uow.session, actor=principal, model_name=model, reason=body.reason)
+
+
+@router.post(
+    "/unfreeze", response_model=FreezeRead, responses=responses(400, 401, 403, 404, 422, 503)
+)
+def unfreeze(
+    model: ModelPath, body: FreezeCreate, uow: UowDep, principal: ModelOperator
+) -> FreezeRead:
+    """Allow promotions to production again."""
+    return operations.unfreeze(uow.session, actor=principal, model_name=model, reason=body.reason)
+
+
+@router.get(
+    "/history", response_model=Page[HistoryEntry], responses=responses(400, 401, 403, 404, 422, 503)
+)
+def history(
+    model: ModelPath,
+    uow: UowDep,
+    principal: ModelReader,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> Page[HistoryEntry]:
+    """The production timeline, newest first: version, from, until, how and why."""
+    return operations.history(uow.session, model_name=model, cursor=cursor, limit=limit)

@@ -1,0 +1,1 @@
+"""Gate policies, promotion requests, reviewer decisions, stage transitions and rollback."""

@@ -1,0 +1,164 @@
+"""Gate policies: the documented default, validation on write, and revisions.
+
+The default policy, used until a model gets one of its own:
+
+- staging: the artifact is intact, and lineage is complete (code commit, data version,
+  feature pipeline version, environment, hyperparameters, seed); applied at once when
+  those pass (auto-promote).
+- production: the same, plus no regression against production on the model's primary
+  metric and dataset (delta 0; passes when there is no production version yet); the
+  version must come from staging; one approval by a reviewer other than the submitter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.audit import service as audit
+from app.audit.hashing import canonical_json
+from app.auth.roles import Principal
+from app.db.base import utcnow
+from app.errors import InvalidPolicy
+from app.gates.catalogue import Direction, direction_of
+from app.promotion import repository
+from app.promotion.models import GatePolicy
+from app.promotion.schemas import (
+    ArtifactRule,
+    FairnessRule,
+    GatePolicyDocument,
+    LineageRule,
+    NoRegressionRule,
+    ProductionPolicy,
+    StagePolicy,
+    ThresholdRule,
+)
+from app.registry import service as registry
+from app.registry.models import RegisteredModel
+
+
+@dataclass(frozen=True)
+class PolicyInForce:
+    document: GatePolicyDocument
+    revision: int
+    digest: str
+    created_by: str | None
+    created_at: datetime | None
+
+    @property
+    def is_default(self) -> bool:
+        return self.revision == 0
+
+
+def default_policy() -> GatePolicyDocument:
+    base: list[Any] = [ArtifactRule(kind="artifact_intact"), LineageRule(kind="lineage_complete")]
+    return GatePolicyDocument(
+        staging=StagePolicy(rules=list(base), approvals_required=0, auto_promote=True),
+        production=ProductionPolicy(
+            rules=[*base, NoRegressionRule(kind="no_regression")],
+            approvals_required=1,
+            auto_promote=False,
+            require_staging=True,
+        ),
+    )
+
+
+def digest_of(document: GatePolicyDocument) -> str:
+    return hashlib.sha256(canonical_json(document.model_dump(mode="json")).encode()).hexdigest()
+
+
+def in_force(session: Session, model: RegisteredModel) -> PolicyInForce:
+    row = repository.latest_policy(session, model.id)
+    if row is None:
+        document = default_policy()
+        return PolicyInForce(document, 0, digest_of(document), None, None)
+    return PolicyInForce(
+        GatePolicyDocument.model_validate(row.document),
+        row.revision,
+        row.digest,
+        row.created_by,
+        row.created_at,
+    )
+
+
+def metric_direction(
+    metric: str, rule_direction: Direction | None, document: GatePolicyDocument
+) -> Direction | None:
+    if rule_direction is not None:
+        return rule_direction
+    return direction_of(metric, document.metric_directions)
+
+
+def validate(document: GatePolicyDocument, model: RegisteredModel) -> None:
+    """Checks a schema cannot express: every metric a rule compares has a known direction,
+    and a no-regression rule without a metric has the model's primary metric to fall back on."""
+    errors: list[dict[str, Any]] = []
+    for stage in ("staging", "production"):
+        policy: StagePolicy = getattr(document, stage)
+        for index, rule in enumerate(policy.rules):
+            loc: list[str | int] = ["body", stage, "rules", index]
+            metric: str | None = None
+            if isinstance(rule, ThresholdRule | FairnessRule):
+                metric = rule.metric
+            elif isinstance(rule, NoRegressionRule):
+                metric = rule.metric or model.primary_metric
+                if metric is None:
+                    errors.append({"loc": [*loc, "metric"], "msg": "no metric given and the model "
+                                   "has no primary_metric"})  # fmt: skip
+                    continue
+                if (rule.dataset or model.primary_dataset) is None:
+                    errors.append({"loc": [*loc, "dataset"], "msg": "no dataset given and the "
+                                   "model has no primary_dataset"})  # fmt: skip
+            if (
+                metric is not None
+                and metric_direction(metric, getattr(rule, "direction", None), document) is None
+            ):
+                errors.append(
+                    {
+                        "loc": [*loc, "metric"],
+                        "msg": f"direction of metric {metric!r} is unknown: set the rule's "
+                        "direction or metric_directions (higher or lower)",
+                    }
+                )
+    if errors:
+        raise InvalidPolicy(
+            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors),
+            errors=errors,
+        )
+
+
+def replace(
+    session: Session, *, actor: Principal, model_name: str, document: GatePolicyDocument
+) -> PolicyInForce:
+    """Store a new revision of the model's policy (the old ones stay, for the record)."""
+    model = registry.lock_model(session, model_name)
+    validate(document, model)
+    current = repository.latest_policy(session, model.id)
+    revision = (current.revision if current else 0) + 1
+    digest = digest_of(document)
+    row = GatePolicy(
+        model_id=model.id,
+        revision=revision,
+        document=document.model_dump(mode="json"),
+        digest=digest,
+        created_by=actor.name,
+        created_at=utcnow(),
+    )
+    repository.add(session, row)
+    audit.record(
+        session,
+        actor=actor,
+        action="policy.updated",
+        model=model.name,
+        details={
+            "revision": revision,
+            "digest": digest,
+            "previous_digest": current.digest if current else digest_of(default_policy()),
+            "policy": row.document,
+        },
+    )
+    return PolicyInForce(document, revision, digest, actor.name, row.created_at)

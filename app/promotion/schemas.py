@@ -1,0 +1,300 @@
+"""Gate policy documents and promotion payloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.gates.catalogue import Direction
+from app.promotion.models import PromotionStatus
+from app.registry.models import Stage
+from app.registry.schemas import Label, MetricName
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+RuleName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Comment = Annotated[str, Field(max_length=4000)]
+
+DEFAULT_LINEAGE_FIELDS = (
+    "code_commit",
+    "data_version",
+    "feature_pipeline_version",
+    "environment",
+    "hyperparameters",
+    "seed",
+)
+LINEAGE_FIELD_NAMES = (
+    "code_commit",
+    "code_repository",
+    "code_dirty",
+    "data_version",
+    "feature_pipeline_version",
+    "environment",
+    "hyperparameters",
+    "seed",
+    "training_run_id",
+    "ci_run_id",
+    "ci_run_url",
+)
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: RuleName | None = Field(
+        default=None, description="Name shown in reports; defaults to kind:metric."
+    )
+
+
+class ThresholdRule(_Rule):
+    kind: Literal["threshold"]
+    metric: MetricName
+    dataset: Label
+    value: Finite = Field(description="metric >= value (or <= when lower is better).")
+    direction: Direction | None = Field(default=None, description="Overrides the catalogue.")
+
+
+class NoRegressionRule(_Rule):
+    kind: Literal["no_regression"]
+    metric: MetricName | None = Field(
+        default=None, description="Defaults to the model's primary metric."
+    )
+    dataset: Label | None = Field(
+        default=None, description="Defaults to the model's primary dataset."
+    )
+    delta: Finite = Field(
+        default=0.0, description="Required improvement; negative tolerates a loss."
+    )
+    direction: Direction | None = None
+    when_no_production: Literal["pass", "fail"] = "pass"
+
+
+class SignificanceRule(_Rule):
+    kind: Literal["significance"]
+    test: Literal["mcnemar", "two_proportion", "paired_t", "wilcoxon", "bootstrap"]
+    dataset: Label
+    delta: Finite = Field(default=0.0, description="Improvement the test must show.")
+    alpha: Finite = Field(default=0.05, gt=0.0, lt=1.0, description="Significance level.")
+    min_samples: int = Field(default=0, ge=0, description="Fewest paired examples accepted.")
+    when_no_production: Literal["pass", "fail"] = "pass"
+    seed: int = Field(default=0, ge=0, description="Seed of the bootstrap.")
+
+
+class FairnessRule(_Rule):
+    kind: Literal["fairness"]
+    metric: MetricName
+    dataset: Label
+    floor: Finite | None = None
+    max_gap: Finite | None = Field(default=None, ge=0.0)
+    max_slice_regression: Finite | None = Field(default=None, ge=0.0)
+    min_slices: int = Field(default=2, ge=1)
+    direction: Direction | None = None
+
+    @model_validator(mode="after")
+    def _needs_a_bound(self) -> FairnessRule:
+        if self.floor is None and self.max_gap is None and self.max_slice_regression is None:
+            raise ValueError("a fairness rule needs floor, max_gap or max_slice_regression")
+        return self
+
+
+class LineageRule(_Rule):
+    kind: Literal["lineage_complete"]
+    fields: list[Literal[LINEAGE_FIELD_NAMES]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(DEFAULT_LINEAGE_FIELDS), min_length=1
+    )
+
+
+class SchemaRule(_Rule):
+    kind: Literal["schema_compatible"]
+
+
+class ArtifactRule(_Rule):
+    kind: Literal["artifact_intact"]
+    deep: bool = Field(
+        default=False, description="Re-read and re-hash the bytes instead of checking size/ETag."
+    )
+
+
+Rule = Annotated[
+    ThresholdRule
+    | NoRegressionRule
+    | SignificanceRule
+    | FairnessRule
+    | LineageRule
+    | SchemaRule
+    | ArtifactRule,
+    Field(discriminator="kind"),
+]
+
+
+class StagePolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[Rule] = Field(default_factory=list, max_length=200)
+    approvals_required: int = Field(default=0, ge=0, le=20)
+    auto_promote: bool = Field(
+        default=False,
+        description="Apply at once when the gates pass and no approval is required "
+        "(continuous deployment); otherwise a reviewer decides.",
+    )
+
+
+class ProductionPolicy(StagePolicy):
+    require_staging: bool = Field(
+        default=True, description="Only versions in staging may be promoted to production."
+    )
+
+
+class GatePolicyDocument(BaseModel):
+    """A model's gate policy: rules per target stage, approvals and auto-promotion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    staging: StagePolicy = Field(default_factory=StagePolicy)
+    production: ProductionPolicy = Field(default_factory=ProductionPolicy)
+    metric_directions: dict[MetricName, Direction] = Field(
+        default_factory=dict, description="Directions for metrics the catalogue does not know."
+    )
+
+
+class GatePolicyRead(BaseModel):
+    model: str
+    revision: int = Field(description="0 for the built-in default policy.")
+    is_default: bool
+    policy: GatePolicyDocument
+    digest: str
+    created_by: str | None
+    created_at: datetime | None
+
+
+class PromotionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1, le=2_000_000_000)
+    target: Literal[Stage.STAGING, Stage.PRODUCTION]
+    comment: Comment | None = None
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: Comment | None = None
+
+
+class RejectDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: Annotated[str, Field(min_length=1, max_length=4000)] = Field(
+        description="Why the request is rejected."
+    )
+
+
+class RuleReport(BaseModel):
+    rule: str
+    kind: str
+    passed: bool
+    reason: str
+    observed: dict[str, Any]
+    threshold: float | None = None
+    delta: float | None = None
+    p_value: float | None = None
+
+
+class GateReportRead(BaseModel):
+    model: str
+    version: int
+    target: Stage
+    passed: bool = Field(description="All gates passed (approvals are counted separately).")
+    policy_revision: int
+    evaluated_against: int | None = Field(description="Production version compared with.")
+    evaluated_at: datetime
+    rules: list[RuleReport]
+    failed: list[str]
+    approvals_required: int
+    digest: str
+
+
+class ApprovalRead(BaseModel):
+    reviewer: str
+    reviewer_role: str
+    comment: str | None
+    created_at: datetime
+
+
+class PromotionRead(BaseModel):
+    id: int
+    model: str
+    version: int
+    from_stage: Stage
+    target: Stage
+    status: PromotionStatus
+    requested_by: str
+    requested_at: datetime
+    comment: str | None
+    policy_revision: int
+    approvals_required: int
+    approvals: list[ApprovalRead]
+    report: GateReportRead
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_comment: str | None
+    applied_at: datetime | None
+
+
+class ArchiveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Comment | None = None
+
+
+class RollbackCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, Field(min_length=1, max_length=4000)] = Field(
+        description="Why production is rolled back (kept in the audit log)."
+    )
+    to_version: int | None = Field(
+        default=None, ge=1, le=2_000_000_000,
+        description="An archived version to restore; default: the previous stable one.",
+    )  # fmt: skip
+    deep_check: bool = Field(
+        default=False,
+        description="Re-hash the target's artifact instead of checking its size and ETag.",
+    )
+
+
+class RollbackRead(BaseModel):
+    model: str
+    serving_version: int = Field(description="The version now in production.")
+    replaced_version: int = Field(description="The version rolled back from.")
+    reason: str
+    rolled_back_by: str
+    rolled_back_at: datetime
+    artifact_check: str
+
+
+class FreezeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class FreezeRead(BaseModel):
+    model: str
+    frozen: bool
+    frozen_at: datetime | None
+    frozen_by: str | None
+    reason: str | None
+
+
+class HistoryEntry(BaseModel):
+    version: int
+    started_at: datetime
+    ended_at: datetime | None = Field(description="Open while the version serves.")
+    via: Literal["promotion", "rollback"]
+    actor: str
+    reason: str | None
+    promotion_id: int | None
+    replaced_version: int | None
+    ended_by: str | None = Field(description="promotion or rollback, once it ended.")
