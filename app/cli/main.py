@@ -1,41 +1,71 @@
 """The ``modelgate`` command line.
 
-Exit codes: 0 success; 1 a gate or check failed; 2 usage, configuration or connection
-errors; 3 the server answered with an error.
+Server-side commands (``serve``, ``db upgrade``, ``db current``, ``tokens create``) use
+the database directly, with the ``MODELGATE_*`` server settings. Every other command
+talks to a server over HTTP through :mod:`app.cli.client`: ``MODELGATE_URL`` (default
+http://127.0.0.1:8080) and ``MODELGATE_TOKEN``, or ``--url`` and ``--token``; each takes
+``--output table|json`` (json prints the API's JSON, for scripts).
+
+Errors print one line on stderr, ``modelgate: <status> <title>: <detail>`` (validation
+errors add the failing fields, one per indented line), never a traceback.
+
+Exit codes:
+
+- 0 success;
+- 1 a gate or check failed (``evaluate``, ``audit verify``), or a request was not
+  applied (``promote`` rejected, cancelled, superseded, or ``--wait`` timed out);
+- 2 usage, configuration or connection error (nothing reached the server, or no answer);
+- 3 the server answered with an error (problem+json: 4xx or 5xx).
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING
 
 import click
 
 from app import __version__
-from app.errors import ConfigurationError
-from app.settings import Settings, get_settings
+from app.cli import commands_admin, commands_promotion, commands_registry
+from app.cli.common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, ModelgateGroup, fail
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+if TYPE_CHECKING:
+    from app.settings import Settings
 
-
-def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    click.echo(f"modelgate: {message}", err=True)
-    sys.exit(code)
+__all__ = ["EXIT_FAILED", "EXIT_USAGE", "fail", "main"]
 
 
 def load_settings() -> Settings:
+    # Imported here: the HTTP commands need neither pydantic-settings nor the server.
+    from app.errors import ConfigurationError
+    from app.settings import get_settings
+
     try:
         return get_settings()
     except ConfigurationError as exc:
         fail(str(exc))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=ModelgateGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXIT_CODES_HELP,
+)
 @click.version_option(__version__, prog_name="modelgate")
 def main() -> None:
-    """Modelgate: a model registry with promotion gates, approvals, rollback and audit."""
+    """Modelgate: a model registry with promotion gates, approvals, rollback and audit.
+
+    \b
+    A CI job:      modelgate submit fraud --artifact model.npz --metrics metrics.json
+                   modelgate evaluate fraud 7 --target staging
+                   modelgate promote fraud 7 --to production --wait --timeout 3600
+    A reviewer:    modelgate promotions list --status pending_approval
+                   modelgate promotions approve 42 --comment "checked the slices"
+    On call:       modelgate rollback fraud --reason "INC-123: precision dropped"
+                   modelgate history fraud
+
+    API commands read MODELGATE_URL and MODELGATE_TOKEN (or --url, --token).
+    """
 
 
 @main.command()
@@ -78,6 +108,7 @@ def _preflight(settings: Settings) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from app.db.engine import build_engine
+    from app.errors import ConfigurationError
     from app.main import prepare_database
     from app.storage.factory import open_store
 
@@ -144,7 +175,7 @@ def db_current() -> None:
 
 @main.group()
 def tokens() -> None:
-    """API tokens."""
+    """API tokens: create (straight in the database, to bootstrap), list and revoke (HTTP)."""
 
 
 @tokens.command("create")
@@ -184,5 +215,25 @@ def tokens_create(
         engine.dispose()
 
 
+tokens.add_command(commands_admin.tokens_list)
+tokens.add_command(commands_admin.tokens_revoke)
+for command in (
+    commands_registry.models,
+    commands_registry.versions,
+    commands_registry.submit,
+    commands_registry.policy,
+    commands_promotion.evaluate,
+    commands_promotion.promote,
+    commands_promotion.promotions,
+    commands_promotion.archive,
+    commands_promotion.rollback,
+    commands_promotion.history,
+    commands_promotion.freeze,
+    commands_promotion.unfreeze,
+    commands_admin.audit,
+):
+    main.add_command(command)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    main(prog_name="modelgate")

@@ -1,0 +1,250 @@
+"""``tokens list|revoke`` (over HTTP) and ``audit tail|verify|export``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from app.cli.api_types import AuditEvent
+from app.cli.client import all_items
+from app.cli.common import (
+    EXIT_FAILED,
+    api_options,
+    client,
+    emit,
+    fetch_page,
+    json_output,
+    kv,
+    make_api_options,
+    more_hint,
+    note,
+    page_options,
+    table,
+    ts,
+)
+
+# tokens ---------------------------------------------------------------------------------
+
+
+def render_tokens(page: dict[str, Any]) -> str:
+    if not page["items"]:
+        return "no tokens"
+    return table(
+        ["ID", "NAME", "ROLE", "SCOPE", "CREATED", "BY", "EXPIRES", "REVOKED"],
+        [
+            [
+                t["id"], t["name"], t["role"], t.get("model_scope"), ts(t.get("created_at")),
+                t.get("created_by"), ts(t.get("expires_at")), ts(t.get("revoked_at")),
+            ]
+            for t in page["items"]
+        ],
+    )  # fmt: skip
+
+
+def render_token(t: dict[str, Any]) -> str:
+    return kv(
+        [
+            ("id", t["id"]),
+            ("name", t["name"]),
+            ("role", t["role"]),
+            ("model scope", t.get("model_scope")),
+            ("created", f"{ts(t.get('created_at'))} by {t.get('created_by')}"),
+            ("expires", ts(t.get("expires_at"))),
+            ("revoked", ts(t.get("revoked_at"))),
+        ]
+    )
+
+
+@click.command("list")
+@page_options
+@api_options
+def tokens_list(limit: int, cursor: str | None, all_pages: bool) -> None:
+    """List API tokens (never their secrets). Needs an admin token."""
+    mg = client()
+    page = fetch_page(
+        lambda c, n: mg.list_tokens(cursor=c, limit=n),
+        limit=limit,
+        cursor=cursor,
+        all_pages=all_pages,
+    )
+    emit(page, render_tokens)
+    more_hint(page)
+
+
+@click.command("revoke")
+@click.argument("token_id")
+@api_options
+def tokens_revoke(token_id: str) -> None:
+    """Revoke token TOKEN_ID; it stops working at once. Needs an admin token."""
+    emit(client().revoke_token(token_id), render_token)
+
+
+# audit ----------------------------------------------------------------------------------
+
+
+def _stages(e: dict[str, Any]) -> str:
+    if e.get("from_stage") or e.get("to_stage"):
+        return f"{e.get('from_stage') or '-'}->{e.get('to_stage') or '-'}"
+    return "-"
+
+
+def _event_row(e: dict[str, Any]) -> list[Any]:
+    return [
+        e["id"], ts(e["occurred_at"]), f"{e['actor']} ({e['actor_role']})", e["action"],
+        e.get("model"), e.get("version"), _stages(e), e.get("reason"),
+    ]  # fmt: skip
+
+
+EVENT_HEADERS = ["ID", "TIME", "ACTOR", "ACTION", "MODEL", "VERSION", "STAGES", "REASON"]
+
+
+def render_events(page: dict[str, Any]) -> str:
+    if not page["items"]:
+        return "no audit events"
+    return table(EVENT_HEADERS, [_event_row(e) for e in page["items"]])
+
+
+@click.group()
+def audit() -> None:
+    """The hash-chained audit log (auditor or admin token)."""
+
+
+@audit.command("tail")
+@click.option("--model", default=None)
+@click.option("--action", default=None, help="e.g. promotion.applied, model.rolled_back.")
+@click.option("--actor", default=None)
+@click.option(
+    "--limit", type=click.IntRange(1, 10_000), default=20, show_default=True, help="Last N."
+)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events (Ctrl-C stops).")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.2), default=2.0, show_default=True, hidden=True
+)
+@api_options
+def audit_tail(
+    model: str | None,
+    action: str | None,
+    actor: str | None,
+    limit: int,
+    follow: bool,
+    interval: float,
+) -> None:
+    """The latest audit events, oldest of them first.
+
+    With --output json: one JSON page ({"items": [...]}), or with --follow one event
+    per line (JSON lines)."""
+    mg = client()
+
+    def events_since(after: str | None) -> Iterator[AuditEvent]:
+        return all_items(
+            lambda c: mg.query_audit(
+                model=model, actor=actor, action=action, since=after, cursor=c, limit=1000
+            )
+        )
+
+    # The API lists oldest first with no way to start from the end, so keep the last N.
+    events = list(deque(events_since(None), maxlen=limit))
+    if not follow:
+        emit({"items": events, "next_cursor": None}, render_events)
+        return
+    _print_events(events, header=True)
+    seen = {e["id"] for e in events}
+    since: str | None = events[-1]["occurred_at"] if events else None
+    try:
+        while True:
+            time.sleep(interval)
+            fresh = [e for e in events_since(since) if e["id"] not in seen]
+            for e in fresh:
+                seen.add(e["id"])
+                since = max(since or e["occurred_at"], e["occurred_at"])
+            _print_events(fresh, header=False)
+    except KeyboardInterrupt:
+        return
+
+
+def _print_events(events: list[AuditEvent], *, header: bool) -> None:
+    if json_output():
+        for e in events:
+            click.echo(json.dumps(e, ensure_ascii=False))
+        return
+    if not events:
+        if header:
+            note("no audit events yet; waiting for new ones")
+        return
+    text = table(EVENT_HEADERS, [_event_row(dict(e)) for e in events])
+    click.echo(text if header else text.split("\n", 1)[1])
+    sys.stdout.flush()
+
+
+def render_verification(v: dict[str, Any]) -> str:
+    if v.get("ok"):
+        return f"audit log intact: {v['events_checked']} events in {v['streams_checked']} chain(s)"
+    problems = v.get("problems") or []
+    lines = [
+        f"audit log NOT intact: {len(problems)} problem(s) in {v['events_checked']} events "
+        f"({v['streams_checked']} chain(s))",
+        "",
+        table(
+            ["STREAM", "SEQ", "EVENT", "KIND", "DETAIL"],
+            [[p["stream"], p["seq"], p.get("event_id"), p["kind"], p["detail"]] for p in problems],
+            max_width=90,
+        ),
+    ]
+    return "\n".join(lines)
+
+
+@audit.command("verify")
+@api_options
+def audit_verify() -> None:
+    """Recompute every hash chain. Exit 1 when an event was altered, inserted or deleted."""
+    result = client().verify_audit()
+    emit(result, render_verification)
+    if not result["ok"]:
+        sys.exit(EXIT_FAILED)
+
+
+@audit.command("export")
+@click.option("--model", default=None)
+@click.option("--since", type=click.DateTime(), default=None, help="Events at or after.")
+@click.option("--until", type=click.DateTime(), default=None, help="Events before.")
+@click.option(
+    "--dest",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write to this file instead of stdout.",
+)
+@make_api_options(default_output="json")
+def audit_export(
+    model: str | None, since: datetime | None, until: datetime | None, dest: str | None
+) -> None:
+    """Every matching event as JSON lines, with its hashes, for offline checking:
+
+    modelgate audit export --model fraud > fraud-audit.jsonl
+
+    (--output table prints a table instead.)"""
+    lines = client().export_audit(model=model, since=since, until=until)
+    if not json_output():
+        events = [json.loads(line) for line in lines]
+        click.echo(render_events({"items": events}))
+        return
+    count = 0
+    if dest is None:
+        for line in lines:
+            click.echo(line)
+            count += 1
+        return
+    partial = Path(dest + ".part")
+    with partial.open("w", encoding="utf-8") as fh:
+        for line in lines:
+            fh.write(line + "\n")
+            count += 1
+    partial.replace(dest)
+    note(f"wrote {count} event(s) to {dest}")
