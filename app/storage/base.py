@@ -1,0 +1,254 @@
+"""The artifact store contract shared by the local-directory and S3 implementations.
+
+Artifacts are content-addressed: an object lives under ``sha256/<hex digest>`` and is
+never overwritten, so identical bytes are stored once and a key recorded in the
+database always names the same bytes. Keys are built only from digests computed by
+Modelgate (see :func:`key_for`); every store method that takes a key checks it with
+:func:`digest_of_key`, so nothing a client sends can become a path or object name.
+
+Stores are synchronous (plain file I/O, sync boto3). Async callers go through
+:mod:`app.storage.streaming`, which hashes while streaming and runs the blocking
+calls in worker threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+from urllib.parse import quote
+
+from app.errors import ArtifactNotFound
+
+__all__ = [
+    "DEFAULT_PART_SIZE",
+    "KEY_NAMESPACE",
+    "ArtifactStore",
+    "ArtifactUpload",
+    "IntegrityResult",
+    "StoredObject",
+    "assess_integrity",
+    "content_disposition",
+    "digest_of_key",
+    "hash_chunks",
+    "key_for",
+    "validate_sha256",
+]
+
+DEFAULT_PART_SIZE = 8 * 1024 * 1024
+KEY_NAMESPACE = "sha256"
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What an upload produced; the caller records it on the model version."""
+
+    key: str
+    """``sha256/<digest>``, relative to the store's prefix or root."""
+    sha256: str
+    size: int
+    etag: str | None
+    """S3 ETag without quotes (a cheap identity check for later shallow verifies); None locally."""
+    deduplicated: bool
+    """True when identical bytes were already stored and this upload wrote nothing new."""
+
+
+@dataclass(frozen=True)
+class IntegrityResult:
+    """Outcome of :meth:`ArtifactStore.verify`, worded for gate reports and rollback checks."""
+
+    present: bool
+    intact: bool
+    """Present and matching everything that was checked."""
+    sha256_observed: str | None
+    """Set only when the bytes were re-hashed."""
+    size_observed: int | None
+    detail: str
+
+
+class ArtifactUpload(Protocol):
+    """One upload in progress, written part by part from a single thread at a time.
+
+    Either :meth:`complete` succeeds or :meth:`abort` must be called; after a
+    successful ``complete`` an ``abort`` is a no-op, so callers can abort in a
+    ``finally``-style cleanup without risking the stored object.
+    """
+
+    def write_part(self, data: bytes) -> None:
+        """Append one part; every part but the last is at least the store's ``part_size``."""
+        ...
+
+    def complete(self, sha256: str, size: int) -> StoredObject:
+        """Publish the bytes under ``sha256/<digest>`` without overwriting an existing object.
+
+        ``sha256`` and ``size`` are what the caller computed while streaming; the store
+        does not re-hash. Raises ChecksumMismatch (after aborting) when the upload was
+        begun with an expected digest that differs.
+        """
+        ...
+
+    def abort(self) -> None:
+        """Drop everything this upload wrote. Idempotent and best effort: failures are
+        logged, not raised, because it runs while another error is propagating."""
+        ...
+
+
+class ArtifactStore(Protocol):
+    """Where artifact bytes live. Implementations: LocalDirectoryStore, S3Store."""
+
+    part_size: int
+
+    def describe(self) -> str:
+        """One line for logs and the readiness report, without secrets."""
+        ...
+
+    def check(self) -> None:
+        """Readiness probe: StorageUnavailable if unreachable, StorageFull if not writable."""
+        ...
+
+    def key_for(self, sha256: str) -> str:
+        """``sha256/<digest>`` for a 64-character lowercase hex digest; ValueError otherwise."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def begin_upload(self, expected_sha256: str | None = None) -> ArtifactUpload:
+        """Start an upload. With a known digest the store may write straight to the final
+        key (and skip the bytes entirely when that object already exists)."""
+        ...
+
+    def open(self, key: str, *, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Stream an object. Raises ArtifactNotFound at call time, before any chunk is
+        produced, so an HTTP handler can answer 404 before it starts a response."""
+        ...
+
+    def size(self, key: str) -> int | None:
+        """Size in bytes, or None if the object is missing."""
+        ...
+
+    def verify(
+        self,
+        key: str,
+        *,
+        sha256: str,
+        size: int,
+        etag: str | None = None,
+        deep: bool = False,
+    ) -> IntegrityResult:
+        """Check the stored object against what was recorded at upload.
+
+        Shallow (default) compares presence, size and, on S3, the ETag; deep re-reads and
+        re-hashes the bytes. Both stores behave the same way: a local re-hash of a
+        multi-GiB model is not free either, so the caller chooses (rollback and the
+        "artifact intact" gate use deep).
+        """
+        ...
+
+    def presigned_url(
+        self, key: str, *, expires_seconds: int, filename: str | None = None
+    ) -> str | None:
+        """A time-limited GET URL, or None when the store cannot serve clients directly."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove an object (tests, orphan cleanup). Missing objects are not an error."""
+        ...
+
+    def purge_stale_uploads(self, older_than: timedelta) -> int:
+        """Remove leftovers of uploads interrupted by a crash (temp files, unfinished
+        multipart uploads) older than ``older_than``; returns how many were removed."""
+        ...
+
+
+def validate_sha256(value: str) -> str:
+    """Return ``value`` if it is a 64-character lowercase hex digest, else raise ValueError."""
+    if _SHA256_HEX.fullmatch(value) is None:
+        raise ValueError(f"not a sha256 hex digest (64 lowercase hex characters): {value!r}")
+    return value
+
+
+def key_for(sha256: str) -> str:
+    """The store key of a digest: the only way keys are made."""
+    return f"{KEY_NAMESPACE}/{validate_sha256(sha256)}"
+
+
+def digest_of_key(key: str) -> str:
+    """The digest named by an artifact key; ValueError for anything else.
+
+    Every store method that receives a key calls this first, which is what keeps
+    arbitrary strings (``../``, absolute paths, other prefixes) away from the store.
+    """
+    namespace, sep, digest = key.partition("/")
+    if namespace != KEY_NAMESPACE or not sep or _SHA256_HEX.fullmatch(digest) is None:
+        raise ValueError(f"not an artifact key (expected sha256/<hex digest>): {key!r}")
+    return digest
+
+
+def hash_chunks(chunks: Iterable[bytes]) -> tuple[str, int]:
+    """sha256 hex digest and byte count of a stream, reading it once."""
+    hasher = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        hasher.update(chunk)
+        size += len(chunk)
+    return hasher.hexdigest(), size
+
+
+def assess_integrity(
+    *,
+    size_observed: int | None,
+    etag_observed: str | None,
+    sha256: str,
+    size: int,
+    etag: str | None,
+    deep: bool,
+    rehash: Callable[[], tuple[str, int]],
+) -> IntegrityResult:
+    """Shared verify logic, so both stores word their answers the same way.
+
+    An ETag that differs from the recorded one does not by itself mean corruption: a
+    concurrent upload of the same bytes, or an operator copying the bucket, may rewrite
+    the object with a different (multipart) ETag. In that case the bytes are re-hashed
+    and the digest decides.
+    """
+    if size_observed is None:
+        return IntegrityResult(False, False, None, None, "object missing")
+    if size_observed != size:
+        return IntegrityResult(
+            True, False, None, size_observed, f"size {size_observed} != expected {size}"
+        )
+    etag_differs = etag is not None and etag_observed is not None and etag_observed != etag
+    if not deep and not etag_differs:
+        if etag is not None and etag_observed is not None:
+            return IntegrityResult(True, True, None, size_observed, "etag matches (not re-hashed)")
+        return IntegrityResult(True, True, None, size_observed, "size matches (not re-hashed)")
+    try:
+        observed, rehashed_size = rehash()
+    except ArtifactNotFound:
+        return IntegrityResult(False, False, None, None, "object missing")
+    prefix = f"etag {etag_observed} != recorded {etag}; re-hashed: " if etag_differs else ""
+    if rehashed_size != size:
+        return IntegrityResult(
+            True, False, observed, rehashed_size, f"{prefix}size {rehashed_size} != expected {size}"
+        )
+    if observed != sha256:
+        return IntegrityResult(
+            True, False, observed, rehashed_size, f"{prefix}sha256 {observed} != expected {sha256}"
+        )
+    return IntegrityResult(True, True, observed, rehashed_size, f"{prefix}sha256 matches")
+
+
+def content_disposition(filename: str) -> str:
+    """An RFC 6266 ``attachment`` header value that is safe for any file name.
+
+    The quoted ``filename`` keeps only printable ASCII without quotes or backslashes
+    (old clients read it); ``filename*`` carries the exact name, percent-encoded.
+    """
+    name = filename.replace("/", "_").replace("\\", "_").strip() or "artifact"
+    fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"

@@ -1,0 +1,120 @@
+"""moto's standalone S3 server in a subprocess, reached over HTTP like a real store.
+
+A subprocess rather than ``mock_aws``: boto3 runs unpatched, through real sockets,
+timeouts and retries, and a fault test can SIGKILL the server to see what the
+service does when its store disappears mid-request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from types import TracebackType
+
+TEST_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+"""Environment for boto3 clients talking to moto (it accepts any credentials)."""
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MotoServer:
+    """A running ``python -m moto.server``; use as a context manager or call stop()."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: str) -> None:
+        self.process = process
+        self.port = port
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path
+
+    def __enter__(self) -> MotoServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Forget every bucket and object (moto's own reset endpoint)."""
+        url = f"{self.endpoint_url}/moto-api/reset"
+        with urllib.request.urlopen(url, data=b"", timeout=10):  # noqa: S310 (our own http URL)
+            pass
+
+    def stop(self) -> None:
+        """Terminate gracefully, then kill if it hangs."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._cleanup()
+
+    def kill(self) -> None:
+        """SIGKILL: the store vanishes without closing connections, as in a crash."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.log_path)
+
+
+def _answers_http(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (our own http URL)
+            return True
+    except urllib.error.HTTPError:
+        return True  # any HTTP status means the server is serving
+    except OSError:
+        return False
+
+
+def start_moto_server(*, timeout: float = 30.0) -> MotoServer:
+    """Start moto on a free loopback port and wait until it answers HTTP."""
+    last_error = "not started"
+    for _attempt in range(3):  # the free port may be taken between probe and bind
+        port = free_port()
+        env = {**os.environ, **TEST_CREDENTIALS}
+        with tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False) as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        server = MotoServer(process, port, log.name)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            if _answers_http(f"{server.endpoint_url}/moto-api/"):
+                return server
+            time.sleep(0.1)
+        with open(log.name, encoding="utf-8", errors="replace") as handle:
+            last_error = handle.read()[-2000:]
+        server.kill()
+    raise RuntimeError(f"moto server did not start:\n{last_error}")
