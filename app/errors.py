@@ -101,6 +101,21 @@ class WebhookNotFound(NotFound):
     title = "Webhook not found"
 
 
+class WebhookDeliveryNotFound(NotFound):
+    code = "webhook-delivery-not-found"
+    title = "Webhook delivery not found"
+
+
+class ReferenceProfileNotFound(NotFound):
+    code = "reference-profile-not-found"
+    title = "Reference profile not found"
+
+
+class DriftReportNotFound(NotFound):
+    code = "drift-report-not-found"
+    title = "Drift report not found"
+
+
 # 409 --------------------------------------------------------------------------
 
 
@@ -143,6 +158,16 @@ class PromotionNotPending(Conflict):
 class RollbackNotPossible(Conflict):
     code = "rollback-not-possible"
     title = "Rollback not possible"
+
+
+class ReferenceProfileExists(Conflict):
+    code = "reference-profile-exists"
+    title = "Version already has a different reference profile"
+
+
+class NoDriftReference(Conflict):
+    code = "no-drift-reference"
+    title = "No production version with a reference profile"
 
 
 class IdempotencyKeyInUse(Conflict):

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import Engine
 
@@ -16,14 +16,18 @@ from app import __version__
 from app.api import (
     artifacts,
     audit,
+    drift,
     health,
+    metrics_endpoint,
     models,
     operations,
     problems,
     promotions,
     tokens,
     versions,
+    webhooks,
 )
+from app.api.deps import reject_unstorable_text
 from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.api.problems import Problem
 from app.auth import service as auth_service
@@ -31,7 +35,11 @@ from app.auth.roles import SYSTEM, Role
 from app.db import migrate
 from app.db.engine import build_engine, build_sessionmaker, read_only_bind
 from app.errors import ConfigurationError
+from app.events import listener as events_listener
+from app.events.dispatcher import Dispatcher
 from app.logging_setup import configure_logging
+from app.observability import listener as metrics_listener
+from app.observability.middleware import MetricsMiddleware
 from app.settings import Settings, get_settings
 from app.storage.factory import open_store
 
@@ -90,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = build_engine(settings)
+        dispatcher: Dispatcher | None = None
         try:
             prepare_database(engine, settings)
             app.state.engine = engine
@@ -102,6 +111,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 part_size=settings.upload_part_size_mib * 1024 * 1024,
             )
             bootstrap_tokens(app, settings)
+            if settings.webhook_dispatcher_enabled:
+                dispatcher = Dispatcher(
+                    sessions=app.state.sessions, settings=settings, read_bind=app.state.read_bind
+                )
+                dispatcher.start()
+            app.state.dispatcher = dispatcher
             log.info(
                 "modelgate %s ready: database %s, artifacts %s",
                 __version__,
@@ -110,6 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             yield
         finally:
+            if dispatcher is not None:
+                dispatcher.stop()
             engine.dispose()
 
     app = FastAPI(
@@ -120,8 +137,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        dependencies=[Depends(reject_unstorable_text)],
     )
     app.state.settings = settings
+    events_listener.install()
+    metrics_listener.install()
     problems.install(app)
     for router in (
         models.router,
@@ -131,10 +151,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         operations.router,
         tokens.router,
         audit.router,
+        webhooks.router,
+        drift.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(health.router, include_in_schema=False)
+    app.include_router(metrics_endpoint.router, prefix=API_PREFIX)
+    app.include_router(metrics_endpoint.router, include_in_schema=False)
     app.add_middleware(
         BodyLimitMiddleware,
         json_limit=settings.max_json_body_bytes,
@@ -147,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
+    app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestContextMiddleware)
     _add_problem_schema(app)
     return app

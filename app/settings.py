@@ -6,12 +6,13 @@ There is no settings instance at import time: :func:`get_settings` builds one, a
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from app.errors import ConfigurationError
 
@@ -46,7 +47,12 @@ class Settings(BaseSettings):
         description="Redirect artifact downloads to presigned URLs (clients must reach the store).",
     )
     presign_expiry_seconds: int = Field(default=900, ge=1, le=7 * 24 * 3600)
-    upload_part_size_mib: int = Field(default=8, ge=5, le=512)
+    upload_part_size_mib: int = Field(
+        default=8,
+        ge=5,
+        le=64,
+        description="Multipart part size; memory per upload is about two parts.",
+    )
     max_artifact_bytes: int = Field(
         default=50 * 1024**3, ge=1, description="Largest artifact accepted."
     )
@@ -73,6 +79,50 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Origins allowed by CORS; empty (the default) turns CORS off.",
     )
+
+    webhook_dispatcher_enabled: bool = Field(
+        default=True, description="Run the webhook dispatcher in this server process."
+    )
+    webhook_poll_interval_seconds: float = Field(
+        default=0.5, gt=0, le=60, description="How often the dispatcher looks for due deliveries."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Timeout of one delivery attempt."
+    )
+    webhook_max_attempts: int = Field(
+        default=12, ge=1, le=100, description="Attempts before a delivery is marked dead."
+    )
+    webhook_backoff_base_seconds: float = Field(
+        default=1.0, gt=0, description="First retry delay (exponential, with full jitter)."
+    )
+    webhook_backoff_cap_seconds: float = Field(
+        default=600.0, gt=0, description="Longest retry delay."
+    )
+    webhook_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a claimed delivery stays claimed; a process that died while "
+        "sending frees it after this (at least the timeout plus one second).",
+    )
+    webhook_batch_size: int = Field(default=20, ge=1, le=1000)
+    webhook_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Deliveries sent at once by one process."
+    )
+    webhook_allow_private_networks: bool = Field(
+        default=True,
+        description="Allow webhook URLs on loopback and private networks (on-prem receivers).",
+    )
+    webhook_allow_link_local: bool = Field(
+        default=False,
+        description="Allow webhook URLs on link-local and cloud metadata addresses.",
+    )
+    drift_max_rows: int = Field(
+        default=100_000, ge=1, description="Most rows of a raw sample a profile or window may hold."
+    )
+    drift_reference_sample_size: int = Field(
+        default=5_000, ge=0, le=100_000,
+        description="Values per numeric feature kept from a reference sample for the KS test.",
+    )  # fmt: skip
 
     @field_validator("database_url")
     @classmethod
@@ -119,3 +169,10 @@ def get_settings() -> Settings:
             env = "MODELGATE_" + field.upper().replace(".", "__")
             problems.append(f"{env}: {err['msg']}")
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+    except SettingsError as exc:
+        # Raised before validation when a list or dict setting is not valid JSON.
+        found = re.search(r'field "([^"]+)"', str(exc))
+        env = "MODELGATE_" + found.group(1).upper() if found else "a MODELGATE_ variable"
+        raise ConfigurationError(
+            f'invalid configuration: {env}: not valid JSON (lists look like ["a", "b"])'
+        ) from None

@@ -6,7 +6,7 @@ exists exactly when the change it describes was committed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,16 @@ from app.db.base import utcnow
 
 GLOBAL_STREAM = "global"
 MAX_REPORTED_PROBLEMS = 100
+
+AuditListener = Callable[[Session, AuditEvent], None]
+_listeners: list[AuditListener] = []
+
+
+def add_listener(fn: AuditListener) -> None:
+    """Call ``fn(session, event)`` after every :func:`record`, in the same transaction
+    (the event outbox and the metrics use this). Adding the same function twice is a no-op."""
+    if fn not in _listeners:
+        _listeners.append(fn)
 
 
 def stream_for(model: str | None) -> str:
@@ -64,6 +74,8 @@ def record(
     repository.add_event(session, event)
     head.seq = fields["seq"]
     head.head_hash = digest
+    for listener in _listeners:
+        listener(session, event)
     return event
 
 
@@ -229,6 +241,20 @@ def verify(session: Session) -> AuditVerification:
         prev_hash = event.hash
     if current is not None:
         close_stream(current, expected_seq - 1)
+    for name in repository.model_names(session):
+        stream = stream_for(name)
+        if stream not in seen_streams and stream not in heads:
+            # Every model starts its chain with model.created; a model with neither
+            # events nor a head had its whole chain deleted.
+            report(
+                ChainProblem(
+                    stream=stream,
+                    seq=1,
+                    event_id=None,
+                    kind="missing",
+                    detail=f"model {name!r} exists but its audit chain and head are gone",
+                )
+            )
     for stream, (head_seq, _) in heads.items():
         if stream not in seen_streams and head_seq > 0:
             report(

@@ -3,6 +3,8 @@
 from app.audit import models as audit_models
 from app.auth import models as auth_models
 from app.db.base import Base
+from app.drift import models as drift_models
+from app.events import models as events_models
 from app.idempotency import models as idempotency_models
 from app.promotion import models as promotion_models
 from app.registry import models as registry_models
@@ -11,6 +13,8 @@ __all__ = [
     "Base",
     "audit_models",
     "auth_models",
+    "drift_models",
+    "events_models",
     "idempotency_models",
     "promotion_models",
     "registry_models",

@@ -1,0 +1,100 @@
+"""From audit events to outbox events and deliveries, in the same transaction.
+
+The audit log already records every change in the change's own transaction; this
+listener maps the actions webhooks care about to event types and writes one outbox
+row per event, plus one delivery row per active webhook that subscribes to it. So an
+event (and its deliveries) exists exactly when the change committed, and the
+dispatcher only ever has to look at the delivery table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session, SessionTransaction
+
+from app.audit import service as audit
+from app.audit.models import AuditEvent
+from app.events import repository
+from app.events.models import DeliveryStatus, OutboxEvent, Webhook, WebhookDelivery
+from app.events.types import event_type_for, matches
+from app.events.wakeup import wake_after_commit
+from app.observability import metrics
+from app.observability.aftercommit import defer
+
+_WEBHOOKS_KEY = "modelgate_active_webhooks"
+
+
+def _active_webhooks(session: Session) -> list[Webhook]:
+    """Active webhooks, read once per transaction (a request can record several events)."""
+    transaction: SessionTransaction | None = session.get_transaction()
+    cached = session.info.get(_WEBHOOKS_KEY)
+    if cached is not None and cached[0] is transaction:
+        return list(cached[1])
+    hooks = list(repository.active_webhooks(session))
+    session.info[_WEBHOOKS_KEY] = (transaction, hooks)
+    return hooks
+
+
+def payload_of(event: AuditEvent) -> dict[str, Any]:
+    """What receivers get under ``data``: the audit event's fields and its chain position."""
+    return {
+        "action": event.action,
+        "actor": event.actor,
+        "actor_role": event.actor_role,
+        "model": event.model,
+        "version": event.version,
+        "from_stage": event.from_stage,
+        "to_stage": event.to_stage,
+        "reason": event.reason,
+        "request_id": event.request_id,
+        "details": event.details,
+        "audit": {"stream": event.stream, "seq": event.seq, "hash": event.hash},
+    }
+
+
+def on_audit_event(session: Session, event: AuditEvent) -> None:
+    event_type = event_type_for(event.action)
+    if event_type is None:
+        return
+    outbox = OutboxEvent(
+        event_id=str(uuid.uuid4()),
+        type=event_type,
+        model=event.model,
+        version=event.version,
+        occurred_at=event.occurred_at,
+        payload=payload_of(event),
+    )
+    # The id, which orders deliveries, is assigned at the flush, while this transaction
+    # still holds the model's audit stream lock: ids of one model follow commit order.
+    repository.add(session, outbox)
+    wrote = False
+    for hook in _active_webhooks(session):
+        if not matches(list(hook.event_types), event_type):
+            continue
+        if hook.model is not None and hook.model != event.model:
+            continue
+        repository.add(
+            session,
+            WebhookDelivery(
+                webhook_id=hook.id,
+                outbox=outbox,
+                event_id=outbox.event_id,
+                event_type=event_type,
+                ordering_key=event.model or "",
+                status=DeliveryStatus.PENDING.value,
+                attempts=0,
+                next_attempt_at=event.occurred_at,
+                created_at=event.occurred_at,
+            ),
+        )
+        wrote = True
+    defer(session, metrics.EVENTS.labels(type=event_type).inc)
+    if wrote:
+        wake_after_commit(session)
+
+
+def install() -> None:
+    """Register the listener (idempotent: every ``create_app`` calls this)."""
+    audit.add_listener(on_audit_event)

@@ -1,0 +1,150 @@
+"""All SQL of events, webhooks and deliveries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.orm import Session, aliased
+
+from app.db.dialect import is_postgres
+from app.events.models import (
+    OPEN_STATUSES,
+    DeliveryStatus,
+    OutboxEvent,
+    Webhook,
+    WebhookDelivery,
+)
+
+
+def add(session: Session, obj: Any) -> None:
+    session.add(obj)
+
+
+def active_webhooks(session: Session) -> Sequence[Webhook]:
+    return session.scalars(select(Webhook).where(Webhook.active.is_(True))).all()
+
+
+def webhook(session: Session, webhook_id: int) -> Webhook | None:
+    return session.get(Webhook, webhook_id)
+
+
+def page_webhooks(
+    session: Session, *, after_id: int | None, limit: int, include_deleted: bool
+) -> Sequence[Webhook]:
+    stmt = select(Webhook)
+    if not include_deleted:
+        stmt = stmt.where(Webhook.deleted_at.is_(None))
+    if after_id is not None:
+        stmt = stmt.where(Webhook.id > after_id)
+    return session.scalars(stmt.order_by(Webhook.id).limit(limit)).all()
+
+
+def delivery(session: Session, webhook_id: int, delivery_id: int) -> WebhookDelivery | None:
+    stmt = select(WebhookDelivery).where(
+        WebhookDelivery.id == delivery_id, WebhookDelivery.webhook_id == webhook_id
+    )
+    return session.scalars(stmt).first()
+
+
+def page_deliveries(
+    session: Session,
+    *,
+    webhook_id: int,
+    status: str | None,
+    before_id: int | None,
+    limit: int,
+) -> Sequence[WebhookDelivery]:
+    stmt = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
+    if status is not None:
+        stmt = stmt.where(WebhookDelivery.status == status)
+    if before_id is not None:
+        stmt = stmt.where(WebhookDelivery.id < before_id)
+    return session.scalars(stmt.order_by(WebhookDelivery.id.desc()).limit(limit)).all()
+
+
+def cancel_open_deliveries(session: Session, webhook_id: int, *, reason: str) -> int:
+    stmt = (
+        update(WebhookDelivery)
+        .where(WebhookDelivery.webhook_id == webhook_id, WebhookDelivery.status.in_(OPEN_STATUSES))
+        .values(status=DeliveryStatus.CANCELLED.value, claimed_until=None, last_error=reason)
+    )
+    return session.execute(stmt, execution_options={"synchronize_session": False}).rowcount  # type: ignore[attr-defined, no-any-return]
+
+
+def outbox_event(session: Session, outbox_id: int) -> OutboxEvent | None:
+    return session.get(OutboxEvent, outbox_id)
+
+
+# The dispatcher --------------------------------------------------------------------------
+
+
+def _due_condition(now: datetime) -> Any:
+    earlier = aliased(WebhookDelivery)
+    blocked_by_earlier = exists().where(
+        earlier.webhook_id == WebhookDelivery.webhook_id,
+        earlier.ordering_key == WebhookDelivery.ordering_key,
+        earlier.outbox_id < WebhookDelivery.outbox_id,
+        earlier.status.in_(OPEN_STATUSES),
+    )
+    lease_free = (WebhookDelivery.claimed_until.is_(None)) | (WebhookDelivery.claimed_until < now)
+    return and_(
+        WebhookDelivery.status.in_(OPEN_STATUSES),
+        WebhookDelivery.next_attempt_at <= now,
+        lease_free,
+        ~blocked_by_earlier,
+    )
+
+
+def any_due(session: Session, now: datetime) -> bool:
+    """Cheap check, run on a read-only transaction before taking any write lock."""
+    stmt = (
+        select(WebhookDelivery.id)
+        .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+        .where(_due_condition(now), Webhook.active.is_(True))
+        .limit(1)
+    )
+    return session.execute(stmt).first() is not None
+
+
+def claimable(session: Session, now: datetime, limit: int) -> Sequence[WebhookDelivery]:
+    """Due deliveries, each the earliest open one of its webhook and model, locked.
+
+    On PostgreSQL, ``FOR UPDATE SKIP LOCKED``: dispatchers of other processes skip the
+    rows this one is claiming instead of waiting for them. SQLite has no row locks; its
+    write transaction (BEGIN IMMEDIATE) already excludes every other writer."""
+    stmt = (
+        select(WebhookDelivery)
+        .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+        .where(_due_condition(now), Webhook.active.is_(True))
+        .order_by(WebhookDelivery.id)
+        .limit(limit)
+    )
+    if is_postgres(session):
+        stmt = stmt.with_for_update(skip_locked=True, of=WebhookDelivery)
+    return session.scalars(stmt.execution_options(populate_existing=True)).all()
+
+
+def for_update(session: Session, delivery_id: int) -> WebhookDelivery | None:
+    stmt = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return session.scalars(stmt).first()
+
+
+def webhooks_by_id(session: Session, ids: Sequence[int]) -> dict[int, Webhook]:
+    if not ids:
+        return {}
+    return {w.id: w for w in session.scalars(select(Webhook).where(Webhook.id.in_(ids)))}
+
+
+def outbox_by_id(session: Session, ids: Sequence[int]) -> dict[int, OutboxEvent]:
+    if not ids:
+        return {}
+    rows = session.scalars(select(OutboxEvent).where(OutboxEvent.id.in_(ids)))
+    return {e.id: e for e in rows}

@@ -1,0 +1,92 @@
+"""Webhook payloads: subscriptions and their delivery log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.events.models import DeliveryStatus
+from app.events.types import ALL, EVENT_TYPES
+from app.registry.schemas import ModelName, Strict
+
+EventTypeName = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class WebhookCreate(Strict):
+    url: Annotated[str, Field(min_length=1, max_length=2048)] = Field(
+        description="http or https URL that receives POSTs of JSON events.",
+        examples=["https://ci.example.com/hooks/modelgate"],
+    )
+    event_types: list[EventTypeName] = Field(
+        default_factory=lambda: [ALL],
+        min_length=1,
+        max_length=64,
+        description='Event types to receive, or `["*"]` for all. Known types: '
+        + ", ".join(EVENT_TYPES)
+        + ".",
+    )
+    secret: Annotated[str, Field(min_length=16, max_length=256)] = Field(
+        description="Signs every delivery (HMAC-SHA256). Write-only: never returned."
+    )
+    model: ModelName | None = Field(default=None, description="Only events of this model.")
+    description: Annotated[str, Field(max_length=2000)] = ""
+    active: bool = True
+
+    @field_validator("event_types")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        unknown = [t for t in value if t != ALL and t not in EVENT_TYPES]
+        if unknown:
+            raise ValueError(
+                f"unknown event type(s) {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}"
+            )
+        if ALL in value and len(value) > 1:
+            raise ValueError('"*" already means every type; send it alone')
+        return list(dict.fromkeys(value))
+
+    @field_validator("secret")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if not value.isprintable() or value != value.strip():
+            raise ValueError("the secret must be printable, without surrounding spaces")
+        return value
+
+
+class WebhookRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    url: str
+    event_types: list[str]
+    model: str | None
+    description: str
+    active: bool
+    created_by: str
+    created_at: datetime
+    deleted_at: datetime | None
+    deleted_by: str | None
+
+
+class DeliveryRead(BaseModel):
+    """One event sent (or to be sent) to one webhook."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    webhook_id: int
+    event_id: str = Field(description="Stable identity of the event: receivers dedupe by it.")
+    event_type: str
+    model: str | None = None
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None = Field(
+        description="When the next attempt is due (pending and failed deliveries)."
+    )
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+    redelivery_of: int | None
+    created_at: datetime

@@ -1,0 +1,110 @@
+"""Which webhook URLs Modelgate agrees to call (server-side request forgery guard).
+
+Only http and https. Link-local addresses (169.254.0.0/16, fe80::/10) and the cloud
+metadata endpoints are refused unless ``webhook_allow_link_local`` is set: they hand
+out instance credentials to whoever can make the server call them. Loopback and
+private networks are allowed by default (on-premises receivers are common) and can be
+refused with ``webhook_allow_private_networks=false``. Unspecified, multicast and
+reserved addresses are always refused. The check runs when a webhook is created and
+again before every delivery (the name may resolve elsewhere by then).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean
+        "169.254.170.2",  # AWS ECS task credentials
+        "fd00:ec2::254",  # AWS over IPv6
+        "100.100.100.200",  # Alibaba Cloud
+        "192.0.0.192",  # Oracle Cloud
+    )
+)
+METADATA_HOSTNAMES = frozenset({"metadata.google.internal", "metadata", "instance-data"})
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+
+class UrlRefused(ValueError):
+    """The URL may not be used as a webhook target; the message says why."""
+
+
+@dataclass(frozen=True)
+class UrlPolicy:
+    allow_private_networks: bool = True
+    allow_link_local: bool = False
+
+
+def check_address(address: IPAddress, policy: UrlPolicy) -> None:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address in METADATA_ADDRESSES or address.is_link_local:
+        if not policy.allow_link_local:
+            raise UrlRefused(
+                f"{address} is a link-local or cloud metadata address "
+                "(set MODELGATE_WEBHOOK_ALLOW_LINK_LOCAL=true to allow it)"
+            )
+        return
+    if address.is_unspecified or address.is_multicast:
+        raise UrlRefused(f"{address} is not a unicast address a webhook can be sent to")
+    private = address.is_loopback or address.is_private or address in _CGNAT
+    if address.is_reserved and not private:  # ::1 sits in IPv6's reserved ::/8
+        raise UrlRefused(f"{address} is not a unicast address a webhook can be sent to")
+    if private and not policy.allow_private_networks:
+        raise UrlRefused(
+            f"{address} is a loopback or private address "
+            "(MODELGATE_WEBHOOK_ALLOW_PRIVATE_NETWORKS is false)"
+        )
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UrlRefused(f"the host {host!r} does not resolve: {exc}") from None
+    addresses: list[IPAddress] = []
+    for info in infos:
+        raw = info[4][0]
+        addresses.append(ipaddress.ip_address(str(raw).split("%", 1)[0]))
+    return addresses
+
+
+def check_url(url: str, policy: UrlPolicy, *, resolve_host: bool = True) -> None:
+    """Raise :class:`UrlRefused` unless ``url`` is an allowed webhook target."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UrlRefused(f"not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise UrlRefused("only http and https URLs can receive webhooks")
+    host = parts.hostname
+    if not host:
+        raise UrlRefused("the URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise UrlRefused(
+            "credentials in the URL are refused (URLs are shown and logged); "
+            "authenticate deliveries by their signature"
+        )
+    if parts.fragment:
+        raise UrlRefused("the URL must not have a fragment")
+    if host.lower().rstrip(".") in METADATA_HOSTNAMES and not policy.allow_link_local:
+        raise UrlRefused(f"{host} is a cloud metadata host")
+    try:
+        literal: IPAddress | None = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        check_address(literal, policy)
+        return
+    if not resolve_host:
+        return
+    for address in resolve(host, port or (443 if parts.scheme == "https" else 80)):
+        check_address(address, policy)

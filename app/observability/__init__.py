@@ -1,0 +1,1 @@
+"""Prometheus metrics: request latency, domain counters counted after commit, drift scores."""
