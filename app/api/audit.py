@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import AfterValidator, AwareDatetime
 
 from app.api.deps import Auditor, UowDep, require_unscoped
 from app.api.problems import responses
@@ -20,6 +21,21 @@ from app.registry.schemas import Page
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 
+def _as_utc(value: datetime | None) -> datetime | None:
+    try:
+        return value.astimezone(UTC) if value is not None else None
+    except OverflowError:
+        raise ValueError("the time is out of range once converted to UTC") from None
+
+
+# Event times are UTC: a time without an offset would be a guess, so it is a 422.
+UtcTime = Annotated[
+    AwareDatetime | None,
+    AfterValidator(_as_utc),
+    Query(description="ISO 8601 with a time zone offset, e.g. 2026-11-26T08:00:00Z."),
+]
+
+
 @router.get("", response_model=Page[AuditEventRead], responses=responses(400, 401, 403, 422, 503))
 def query_audit(
     uow: UowDep,
@@ -27,14 +43,14 @@ def query_audit(
     model: Annotated[str | None, Query(max_length=128)] = None,
     actor: Annotated[str | None, Query(max_length=256)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: UtcTime = None,
+    until: UtcTime = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[AuditEventRead]:
     """Audit events, oldest first, filtered by model, actor, action and time."""
     require_unscoped(principal)
-    after = decode_cursor(cursor, arity=1)
+    after = decode_cursor(cursor, arity=1, kinds=(int,))
     rows = service.query(
         uow.session,
         model=model,
@@ -53,10 +69,18 @@ def query_audit(
 
 
 @router.get("/verify", response_model=AuditVerification, responses=responses(401, 403, 503))
-def verify_audit(uow: UowDep, principal: Auditor) -> AuditVerification:
+def verify_audit(request: Request, principal: Auditor) -> AuditVerification:
     """Recompute every hash chain and report the first altered, inserted or deleted event."""
     require_unscoped(principal)
-    return service.verify(uow.session)
+    # One snapshot for the heads, the events and the models: otherwise an event committed
+    # while the walk runs would look like an insertion or a truncation.
+    engine = request.app.state.engine
+    if engine.dialect.name == "postgresql":
+        bind = engine.execution_options(isolation_level="REPEATABLE READ")
+    else:
+        bind = request.app.state.read_bind or engine
+    with request.app.state.sessions(bind=bind) as session, session.begin():
+        return service.verify(session)
 
 
 @router.get(
@@ -71,8 +95,8 @@ def export_audit(
     request: Request,
     principal: Auditor,
     model: Annotated[str | None, Query(max_length=128)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: UtcTime = None,
+    until: UtcTime = None,
 ) -> StreamingResponse:
     """Every matching event as JSON lines, streamed (with the hashes, for offline checking)."""
     require_unscoped(principal)

@@ -5,16 +5,28 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.audit.hashing import GENESIS_HASH
 from app.audit.models import AuditEvent, AuditStream
 from app.db.dialect import insert_ignore
 
+# Heads this session has locked in its current transaction, by stream.
+_HELD_HEADS = "modelgate.audit.held_heads"
+
 
 def lock_stream_head(session: Session, stream: str) -> AuditStream:
-    """Lock (creating it if new) the head row of one chain until the transaction ends."""
+    """Lock (creating it if new) the head row of one chain until the transaction ends.
+
+    A head already locked by the current transaction is returned as it is: a promotion
+    appends three to five events to its model's chain, and locking again would cost a
+    round trip each time for a lock that is already held.
+    """
+    held: dict[str, AuditStream] = session.info.setdefault(_HELD_HEADS, {})
+    head = held.get(stream)
+    if head is not None:
+        return head
     stmt = select(AuditStream).where(AuditStream.stream == stream).with_for_update()
     head = session.scalars(stmt).one_or_none()
     if head is None:
@@ -24,7 +36,17 @@ def lock_stream_head(session: Session, stream: str) -> AuditStream:
             {"stream": stream, "seq": 0, "head_hash": GENESIS_HASH},
         )
         head = session.scalars(stmt.execution_options(populate_existing=True)).one()
+    held[stream] = head
     return head
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_held_heads(session: Session, transaction: SessionTransaction) -> None:
+    # The end of the transaction (commit or rollback) or of a savepoint (released, or
+    # rolled back, which gives its locks up) means the next append must lock again.
+    # A flush's internal subtransaction ends too, and changes nothing.
+    if transaction.nested or transaction.parent is None:
+        session.info.pop(_HELD_HEADS, None)
 
 
 def add_event(session: Session, event: AuditEvent) -> None:
@@ -88,3 +110,10 @@ def iter_events(
     if until is not None:
         stmt = stmt.where(AuditEvent.occurred_at < until)
     yield from session.scalars(stmt.order_by(AuditEvent.id).execution_options(yield_per=batch))
+
+
+def model_names(session: Session) -> list[str]:
+    # Imported here: the audit package must not depend on the registry at import time.
+    from app.registry.models import RegisteredModel
+
+    return list(session.scalars(select(RegisteredModel.name)))
