@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+from collections.abc import Sequence
 from typing import Any
 
 from app.errors import BadRequest
@@ -22,7 +24,9 @@ def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None, *, arity: int) -> list[Any] | None:
+def decode_cursor(
+    cursor: str | None, *, arity: int, kinds: Sequence[type] | None = None
+) -> list[Any] | None:
     if cursor is None or cursor == "":
         return None
     try:
@@ -35,4 +39,16 @@ def decode_cursor(cursor: str | None, *, arity: int) -> list[Any] | None:
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int | float | str):
             raise BadRequest("the cursor is not valid for this list")
+    # A cursor is client input: a value of the wrong type or out of range must be a 400
+    # here, not a ValueError or a database overflow further down.
+    if kinds is not None and not all(_fits(v, k) for v, k in zip(values, kinds, strict=True)):
+        raise BadRequest("the cursor is not valid for this list")
     return values
+
+
+def _fits(value: Any, kind: type) -> bool:
+    if kind is int:
+        return isinstance(value, int) and -(2**63) <= value < 2**63
+    if kind is float:
+        return isinstance(value, int | float) and math.isfinite(value)
+    return isinstance(value, kind)

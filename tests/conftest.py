@@ -21,21 +21,18 @@ from pathlib import Path
 import boto3
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
-from tests.support.s3server import start_moto_server
+from sqlalchemy import create_engine, text
 
 from app.db import migrate
 from app.db.registry import Base
 from app.main import create_app
 from app.settings import Settings
 from tests.support.api import ADMIN_TOKEN
+from tests.support.pg import create_pg_database, drop_pg_database
+from tests.support.s3server import start_moto_server
 
 TEST_DB = os.environ.get("MODELGATE_TEST_DB", "postgres")
 TEST_STORE = os.environ.get("MODELGATE_TEST_STORE", "s3")
-PG_ADMIN_URL = os.environ.get(
-    "MODELGATE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -56,26 +53,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # PostgreSQL --------------------------------------------------------------------------
-
-
-def _admin_engine() -> Engine:
-    return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-
-
-def create_pg_database(name: str) -> str:
-    engine = _admin_engine()
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_pg_database(name: str) -> None:
-    engine = _admin_engine()
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from app.errors import ValidationFailed
 from app.registry import artifacts
 from app.registry import service as registry
 from app.registry.schemas import VersionRead
+from app.storage.base import content_disposition
 from app.storage.streaming import store_stream
 
 router = APIRouter(prefix="/models/{model}/versions/{version}", tags=["artifacts"])
@@ -136,7 +137,7 @@ def download_artifact(
     headers = {
         "ETag": f'"{info.sha256}"',
         "X-Artifact-SHA256": info.sha256,
-        "Content-Disposition": f'attachment; filename="{info.filename}"',
+        "Content-Disposition": content_disposition(info.filename),
     }
     want_redirect = settings.s3_presign_downloads if redirect is None else redirect
     if want_redirect:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Request
+from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.uow import UnitOfWork
 from app.auth import service as auth_service
 from app.auth.roles import Principal, Role, role_allows
-from app.errors import Forbidden, Unauthenticated
+from app.errors import Forbidden, Unauthenticated, ValidationFailed
 from app.idempotency.service import validate_key
 from app.settings import Settings
 from app.storage.base import ArtifactStore
@@ -132,3 +134,54 @@ def idempotency_key(
 
 
 IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]
+
+
+# NUL and lone UTF-16 surrogates: JSON escapes (and Python's decoder) let them into a str,
+# but PostgreSQL text cannot hold NUL and a lone surrogate has no UTF-8 form to store or
+# hash. Refused up front they are a 422 naming the field, not a database error or a 500.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable_path(value: Any) -> list[str | int] | None:
+    """Where in a parsed JSON document the first unstorable string is (key or value)."""
+    pending: list[tuple[Any, list[str | int]]] = [(value, [])]
+    while pending:  # a loop, not recursion: nesting depth is the client's choice
+        item, path = pending.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                return path
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if _UNSTORABLE.search(key):
+                    return [*path, key.encode("utf-8", "backslashreplace").decode()]
+                pending.append((child, [*path, key]))
+        elif isinstance(item, list):
+            pending.extend((child, [*path, i]) for i, child in enumerate(item))
+    return None
+
+
+async def reject_unstorable_text(request: Request) -> None:
+    """Refuse NUL characters and lone surrogates in the query string and the JSON body."""
+    for name, value in request.query_params.multi_items():
+        if _UNSTORABLE.search(name) or _UNSTORABLE.search(value):
+            raise ValidationFailed(
+                f"query parameter {name!r} holds a NUL character",
+                errors=[{"loc": ["query", name], "msg": "NUL characters are not allowed"}],
+            )
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or route.body_field is None:
+        return  # no JSON body (artifact uploads stream theirs; it must not be read here)
+    raw = await request.body()  # already read and cached by FastAPI to parse the JSON
+    if b"\\u" not in raw and b"\xed" not in raw:
+        return  # neither an escape nor UTF-8 bytes of a surrogate: nothing to look for
+    try:
+        document = await request.json()
+    except ValueError:
+        return  # FastAPI reports a body that is not JSON
+    path = _unstorable_path(document)
+    if path is not None:
+        loc: list[str | int] = ["body", *path]
+        raise ValidationFailed(
+            f"{'.'.join(str(p) for p in loc)} holds a NUL character or a lone surrogate",
+            errors=[{"loc": loc, "msg": "NUL characters and lone surrogates are not allowed"}],
+        )

@@ -162,7 +162,7 @@ def get_drift_settings(model: ModelPath, uow: UowDep, principal: ModelAdmin) -> 
 @router.put(
     "/drift-settings",
     response_model=DriftSettingsRead,
-    responses=responses(400, 401, 403, 404, 422, 503),
+    responses=responses(400, 401, 403, 404, 413, 422, 503),
 )
 def put_drift_settings(
     model: ModelPath, body: DriftSettingsUpdate, uow: UowDep, principal: ModelAdmin

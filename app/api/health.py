@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from app.api.problems import problem_response
+from app.api.problems import PROBLEM_MEDIA_TYPE, Problem, problem_response
 from app.errors import AppError
 
 router = APIRouter(tags=["health"])
@@ -23,7 +23,13 @@ def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    responses={503: {"description": "The database or the artifact store is unreachable"}},
+    responses={
+        503: {
+            "model": Problem,
+            "description": "The database or the artifact store is unreachable",
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+    },
 )
 async def readyz(request: Request) -> JSONResponse:
     """Readiness: the database answers a query and the artifact store is reachable."""

@@ -19,6 +19,7 @@ from app.context import request_id_var
 from app.errors import PROBLEM_TYPE_BASE, PayloadTooLarge
 
 access_log = logging.getLogger("modelgate.access")
+error_log = logging.getLogger("modelgate.errors")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -41,10 +42,12 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
+                response_started = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
@@ -53,6 +56,21 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            if response_started:
+                raise
+            # An error no handler knows: the traceback goes to the log with the request id,
+            # the client gets a problem that says nothing internal. Caught here, inside the
+            # request id's context, rather than by Starlette's outermost 500 page.
+            error_log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            await _send_problem(
+                send_with_id,
+                scope,
+                status=500,
+                code="internal-error",
+                title="Internal server error",
+                detail=f"an unexpected error occurred; quote request id {request_id}",
+            )
         finally:
             route = scope.get("route")
             access_log.info(
@@ -124,10 +142,27 @@ class BodyLimitMiddleware:
 
 
 async def _too_large(send: Send, scope: Scope, detail: str, status: int = 413) -> None:
-    code = "payload-too-large" if status == 413 else "bad-request"
+    code, title = ("payload-too-large", "Payload too large")
+    if status != 413:
+        code, title = ("bad-request", "Bad request")
+    await _send_problem(
+        send, scope, status=status, code=code, title=title, detail=detail, close=True
+    )
+
+
+async def _send_problem(
+    send: Send,
+    scope: Scope,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    close: bool = False,
+) -> None:
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
-        "title": "Payload too large" if status == 413 else "Bad request",
+        "title": title,
         "status": status,
         "detail": detail,
         "instance": scope["path"],
@@ -135,15 +170,11 @@ async def _too_large(send: Send, scope: Scope, detail: str, status: int = 413) -
         "request_id": request_id_var.get(),
     }
     raw = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(raw)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(raw)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": raw})

@@ -27,7 +27,7 @@ router = APIRouter(prefix="/models/{model}", tags=["operations"])
 @router.post(
     "/rollback",
     response_model=RollbackRead,
-    responses=responses(400, 401, 403, 404, 409, 422, 503),
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 def rollback(
     model: ModelPath,
@@ -60,7 +60,7 @@ def rollback(
 
 
 @router.post(
-    "/freeze", response_model=FreezeRead, responses=responses(400, 401, 403, 404, 422, 503)
+    "/freeze", response_model=FreezeRead, responses=responses(400, 401, 403, 404, 413, 422, 503)
 )
 def freeze(
     model: ModelPath, body: FreezeCreate, uow: UowDep, principal: ModelOperator
@@ -70,7 +70,9 @@ def freeze(
 
 
 @router.post(
-    "/unfreeze", response_model=FreezeRead, responses=responses(400, 401, 403, 404, 422, 503)
+    "/unfreeze",
+    response_model=FreezeRead,
+    responses=responses(400, 401, 403, 404, 413, 422, 503),
 )
 def unfreeze(
     model: ModelPath, body: FreezeCreate, uow: UowDep, principal: ModelOperator

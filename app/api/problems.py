@@ -9,9 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from app.context import current_request_id
 from app.errors import (
@@ -124,6 +125,14 @@ def install(app: FastAPI) -> None:
         if isinstance(exc.__cause__, AppError):
             # FastAPI wraps errors raised while reading the body (our size limit) in a 400.
             return from_app_error(request, exc.__cause__)
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # The JSON parser gave up on a body other than by a syntax error: nested too
+            # deeply, not UTF-8, an integer with thousands of digits.
+            cause = exc.__cause__
+            reason = "nested too deeply" if isinstance(cause, RecursionError) else str(cause)[:200]
+            return from_app_error(
+                request, MalformedBody(f"the request body cannot be parsed as JSON: {reason}")
+            )
         codes = {404: ("not-found", "Not found"), 405: ("method-not-allowed", "Method not allowed")}
         code, title = codes.get(exc.status_code, ("http-error", "HTTP error"))
         detail = exc.detail if isinstance(exc.detail, str) else title
@@ -146,13 +155,36 @@ def install(app: FastAPI) -> None:
             request, DatabaseUnavailable("the database is unreachable or did not answer in time")
         )
 
+    async def on_data(request: Request, exc: Exception) -> JSONResponse:
+        # The database refused a value (out of range, too long, NUL in text): the request
+        # is at fault, and the database is up. Validation should have caught it first.
+        log.warning("database refused a value: %s", exc)
+        return from_app_error(
+            request,
+            ValidationFailed("a value in the request cannot be stored (out of range or too long)"),
+        )
+
+    async def on_disconnect(request: Request, exc: Exception) -> JSONResponse:
+        # The client went away mid-body (an upload cut off): nothing failed on our side,
+        # so no 500 and no traceback. The answer is for the log; nobody is left to read it.
+        log.info("client disconnected before the request body was complete")
+        return problem_response(
+            request,
+            status=400,
+            code="client-disconnected",
+            title="Client disconnected",
+            detail="the connection closed before the request body was complete",
+        )
+
     app.add_exception_handler(AppError, on_app_error)
+    app.add_exception_handler(ClientDisconnect, on_disconnect)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(IntegrityError, on_integrity)
     app.add_exception_handler(OperationalError, on_db)
     app.add_exception_handler(PoolTimeoutError, on_db)
     app.add_exception_handler(DBAPIError, on_db)
+    app.add_exception_handler(DataError, on_data)
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -22,6 +22,7 @@ from app.api.deps import (
     require,
 )
 from app.api.problems import responses
+from app.api.uow import UnitOfWork
 from app.auth.roles import Principal, Role
 from app.errors import ValidationFailed
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -46,6 +47,13 @@ router = APIRouter(tags=["promotions"])
 
 PromotionId = Annotated[int, Path(ge=1, le=2**62, description="The promotion request's id.")]
 ReviewerDep = Annotated[Principal, Depends(require(Role.REVIEWER))]
+
+
+def _hide_other_models(uow: UnitOfWork, principal: Principal, promotion_id: int) -> None:
+    """A model-scoped token gets 404 for another model's request, as GET gives it, before
+    any decision: not a 403 or a 409 that would tell the request exists and its state."""
+    if principal.model_scope is not None:
+        service.get(uow.session, actor=principal, request_id=promotion_id)
 
 
 def _policy_read(model: str, p: policy_service.PolicyInForce) -> GatePolicyRead:
@@ -88,7 +96,7 @@ def replace_policy(
 @router.post(
     "/models/{model}/versions/{version}/evaluate",
     response_model=GateReportRead,
-    responses=responses(401, 403, 404, 422, 503),
+    responses=responses(401, 403, 404, 413, 422, 503),
 )
 def evaluate(
     model: ModelPath,
@@ -176,7 +184,7 @@ def read_promotion(promotion_id: PromotionId, uow: UowDep, principal: Reader) ->
 @router.post(
     "/promotions/{promotion_id}/approve",
     response_model=PromotionRead,
-    responses=responses(400, 401, 403, 404, 409, 422, 503),
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 def approve_promotion(
     promotion_id: PromotionId,
@@ -187,6 +195,7 @@ def approve_promotion(
 ) -> PromotionRead:
     """Approve a pending request (never one you requested). With enough approvals it is
     applied, after the gates run again if production changed meanwhile."""
+    _hide_other_models(uow, principal, promotion_id)
     return service.approve(
         uow.session,
         actor=principal,
@@ -199,12 +208,13 @@ def approve_promotion(
 @router.post(
     "/promotions/{promotion_id}/reject",
     response_model=PromotionRead,
-    responses=responses(400, 401, 403, 404, 409, 422, 503),
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 def reject_promotion(
     promotion_id: PromotionId, body: RejectDecision, uow: UowDep, principal: ReviewerDep
 ) -> PromotionRead:
     """Reject a pending request, saying why."""
+    _hide_other_models(uow, principal, promotion_id)
     return service.reject(
         uow.session, actor=principal, request_id=promotion_id, comment=body.comment
     )
@@ -213,12 +223,13 @@ def reject_promotion(
 @router.post(
     "/promotions/{promotion_id}/cancel",
     response_model=PromotionRead,
-    responses=responses(400, 401, 403, 404, 409, 422, 503),
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 def cancel_promotion(
     promotion_id: PromotionId, uow: UowDep, principal: Submitter, body: Decision | None = None
 ) -> PromotionRead:
     """Withdraw a pending request (its requester, or an operator)."""
+    _hide_other_models(uow, principal, promotion_id)
     return service.cancel(
         uow.session,
         actor=principal,
@@ -230,7 +241,7 @@ def cancel_promotion(
 @router.post(
     "/models/{model}/versions/{version}/archive",
     response_model=VersionRead,
-    responses=responses(400, 401, 403, 404, 409, 422, 503),
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 def archive_version(
     model: ModelPath,

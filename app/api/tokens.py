@@ -18,7 +18,10 @@ router = APIRouter(prefix="/tokens", tags=["tokens"])
 
 
 @router.post(
-    "", status_code=201, response_model=TokenCreated, responses=responses(400, 401, 403, 422, 503)
+    "",
+    status_code=201,
+    response_model=TokenCreated,
+    responses=responses(400, 401, 403, 413, 422, 503),
 )
 def create_token(body: TokenCreate, uow: UowDep, principal: Admin) -> TokenCreated:
     """Create a token. The secret is in this answer only; store it now."""
@@ -43,7 +46,7 @@ def list_tokens(
 ) -> Page[TokenRead]:
     """List tokens (never their secrets)."""
     require_unscoped(principal)
-    after = decode_cursor(cursor, arity=1)
+    after = decode_cursor(cursor, arity=1, kinds=(str,))
     rows = service.list_tokens(
         uow.session, after_id=str(after[0]) if after else None, limit=limit + 1
     )

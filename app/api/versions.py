@@ -122,7 +122,7 @@ def add_metrics(
     """Add evaluation results to a version. Metrics are immutable: resending one is a no-op,
     a different value for the same name, dataset and slice is a 409."""
     m, v = service.add_metrics(
-        uow.session, actor=principal, model_name=model, number=version, metrics=body.metrics
+        uow.session, actor=principal, model_name=model, number=version, data=body
     )
     return service.to_version_read(m.name, v)
 

@@ -26,7 +26,7 @@ DeliveryId = Annotated[int, Path(ge=1, le=2**62, description="The delivery's id.
     "",
     status_code=201,
     response_model=WebhookRead,
-    responses=responses(400, 401, 403, 422, 503),
+    responses=responses(400, 401, 403, 413, 422, 503),
 )
 def create_webhook(
     body: WebhookCreate,
@@ -110,7 +110,7 @@ def list_deliveries(
     "/{webhook_id}/deliveries/{delivery_id}/redeliver",
     status_code=202,
     response_model=DeliveryRead,
-    responses=responses(401, 403, 404, 409, 422, 503),
+    responses=responses(401, 403, 404, 409, 413, 422, 503),
 )
 def redeliver(
     webhook_id: WebhookId, delivery_id: DeliveryId, uow: UowDep, principal: Admin

@@ -142,13 +142,19 @@ def page_versions_by_metric(
         stmt = stmt.where(ModelVersion.stage == stage)
     if after is not None:
         value, number = after
+        # The same keyset as "(value, version) after the cursor", written so that the
+        # bound on value alone is a range condition of the metrics index: with the plain
+        # OR, PostgreSQL walks the index from the top and filters, which takes seconds
+        # half-way down a million versions (EXPLAIN in docs/performance.md).
         if descending:
             stmt = stmt.where(
-                (Metric.value < value) | ((Metric.value == value) & (ModelVersion.version < number))
+                Metric.value <= value,
+                (Metric.value < value) | (ModelVersion.version < number),
             )
         else:
             stmt = stmt.where(
-                (Metric.value > value) | ((Metric.value == value) & (ModelVersion.version > number))
+                Metric.value >= value,
+                (Metric.value > value) | (ModelVersion.version > number),
             )
     if descending:
         stmt = stmt.order_by(Metric.value.desc(), ModelVersion.version.desc())

@@ -34,6 +34,8 @@ MetricName = Annotated[
 ]
 Label = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
 ShortText = Annotated[str, Field(max_length=512, pattern=r"^[^\x00-\x1f\x7f]*$")]
+# registered_models.owner is VARCHAR(256): a longer owner would be refused by PostgreSQL.
+Owner = Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
 TagKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:/-]+$")]
 Tags = Annotated[
     dict[TagKey, Annotated[str, Field(max_length=1024)]],
@@ -59,7 +61,7 @@ class Page(BaseModel, Generic[T]):
 class ModelCreate(Strict):
     name: ModelName
     description: Annotated[str, Field(max_length=10_000)] = ""
-    owner: ShortText | None = None
+    owner: Owner | None = None
     tags: Tags = Field(default_factory=dict)
     primary_metric: MetricName | None = Field(
         default=None, description="The metric the default production policy compares."
@@ -71,7 +73,7 @@ class ModelCreate(Strict):
 
 class ModelUpdate(Strict):
     description: Annotated[str, Field(max_length=10_000)] | None = None
-    owner: ShortText | None = None
+    owner: Owner | None = None
     tags: Tags | None = None
     primary_metric: MetricName | None = None
     primary_dataset: Label | None = None
@@ -178,7 +180,7 @@ class MetricIn(Strict):
     value: float = Field(allow_inf_nan=False, strict=True)
     dataset: Label = Field(description="The evaluation dataset the value was measured on.")
     slice: Label | None = Field(default=None, description="Subgroup, for fairness gates.")
-    sample_count: int | None = Field(default=None, ge=0)
+    sample_count: int | None = Field(default=None, ge=0, le=2**63 - 1)  # a BIGINT column
 
 
 class MetricRead(BaseModel):
@@ -306,6 +308,9 @@ class VersionRead(BaseModel):
     evidence: list[EvidenceRead] = Field(default_factory=list)
     artifact: ArtifactRead
     rolled_back: bool
+    archived_reason: str | None = Field(
+        default=None, description="Why the version was archived (replaced, rolled back, retired)."
+    )
     created_by: str
     created_at: datetime
     updated_at: datetime

@@ -133,7 +133,7 @@ def list_models(
     name_prefix: str | None = None,
     only_name: str | None = None,
 ) -> Page[ModelRead]:
-    after = decode_cursor(cursor, arity=1)
+    after = decode_cursor(cursor, arity=1, kinds=(str,))
     after_name = str(after[0]) if after else None
     rows = repository.page_models(
         session,
@@ -271,7 +271,7 @@ def list_versions(
     key = order_by[1:] if descending else order_by
     stage_value = stage.value if stage else None
     if key == "version":
-        after = decode_cursor(cursor, arity=1)
+        after = decode_cursor(cursor, arity=1, kinds=(int,))
         rows = repository.page_versions(
             session,
             model_id=model.id,
@@ -293,7 +293,7 @@ def list_versions(
                 "ordering by a metric needs ?dataset= (or a primary_dataset on the model)",
                 errors=[{"loc": ["query", "dataset"], "msg": "required to order by a metric"}],
             )
-        after_m = decode_cursor(cursor, arity=2)
+        after_m = decode_cursor(cursor, arity=2, kinds=(float, int))
         metric_rows = repository.page_versions_by_metric(
             session,
             model_id=model.id,
@@ -517,6 +517,7 @@ def to_version_read(model_name: str, v: ModelVersion) -> VersionRead:
             for e in v.evidence
         ],
         rolled_back=v.rolled_back,
+        archived_reason=v.archived_reason,
         created_by=v.created_by,
         created_at=v.created_at,
         updated_at=v.updated_at,

@@ -55,3 +55,57 @@ def version_payload(accuracy: float = 0.91, **overrides: Any) -> dict[str, Any]:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def assert_problem(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    """Check that ``response`` is an RFC 9457 problem with our fields; returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
+    body: dict[str, Any] = response.json()
+    for field in ("type", "title", "status", "detail", "code", "request_id"):
+        assert field in body, (field, body)
+    assert body["status"] == status
+    assert body["type"].endswith("/" + body["code"])
+    assert body["request_id"] == response.headers["x-request-id"]
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+def error_locs(problem: dict[str, Any]) -> list[list[Any]]:
+    """The ``loc`` of every entry of a validation problem's ``errors``."""
+    return [list(e["loc"]) for e in problem.get("errors") or []]
+
+
+def create_model(client: Any, name: str, **fields: Any) -> dict[str, Any]:
+    response = client.post(f"{API}/models", json={"name": name, **fields})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def create_version(client: Any, model: str, payload: dict[str, Any] | None = None) -> int:
+    """Create a version (``version_payload()`` by default) and return its number."""
+    response = client.post(
+        f"{API}/models/{model}/versions", json=payload if payload is not None else version_payload()
+    )
+    assert response.status_code == 201, response.text
+    number: int = response.json()["version"]
+    return number
+
+
+def audit_events(client: Any, **params: Any) -> list[dict[str, Any]]:
+    """Every audit event matching ``params``, following the cursor."""
+    events: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        query = {**params, "limit": 1000}
+        if cursor:
+            query["cursor"] = cursor
+        response = client.get(f"{API}/audit", params=query)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        events += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return events
