@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -136,10 +136,22 @@ class _Context:
         suffix = metric or test
         return f"{rule.kind}:{suffix}" if suffix else str(rule.kind)
 
-    def _direction(self, metric: str, override: Direction | None) -> Direction:
-        found = metric_direction(metric, override, self.policy.document)
-        # Policies are validated on write; the catalogue only grows, so this holds.
-        return found or Direction.HIGHER
+    def _direction(self, metric: str, override: Direction | None) -> Direction | None:
+        # Policies are validated on write, but a no-regression rule without a metric (the
+        # default policy's) compares the model's primary metric, which may change later.
+        return metric_direction(metric, override, self.policy.document)
+
+    @staticmethod
+    def _unknown_direction(name: str, kind: str, metric: str) -> RuleResult:
+        """Guessing a direction could turn the gate upside down, so the rule fails."""
+        return RuleResult(
+            name,
+            kind,
+            False,
+            f"direction of metric {metric!r} is unknown: set metric_directions in the policy "
+            "(higher or lower)",
+            {"metric": metric},
+        )
 
     @staticmethod
     def _metric(
@@ -153,6 +165,9 @@ class _Context:
         return None
 
     def _threshold(self, rule: ThresholdRule, name: str) -> RuleResult:
+        direction = self._direction(rule.metric, rule.direction)
+        if direction is None:
+            return self._unknown_direction(name, "threshold", rule.metric)
         m = self._metric(self.version, rule.metric, rule.dataset)
         return gates.threshold(
             rule=name,
@@ -161,7 +176,7 @@ class _Context:
             value=m.value if m else None,
             undefined_reason=m.undefined_reason if m else None,
             limit=rule.value,
-            direction=self._direction(rule.metric, rule.direction),
+            direction=direction,
         )
 
     def _no_regression(self, rule: NoRegressionRule, name: str) -> RuleResult:
@@ -176,19 +191,36 @@ class _Context:
                 "(PATCH /models/{model}) or give the rule a metric and dataset",
                 {},
             )
+        direction = self._direction(metric, rule.direction)
+        if direction is None:
+            return self._unknown_direction(name, "no_regression", metric)
         cand = self._metric(self.version, metric, dataset)
         prod = self._metric(self.production, metric, dataset)
-        return gates.no_regression(
+        result = gates.no_regression(
             rule=name,
             metric=metric,
             dataset=dataset,
             candidate=cand.value if cand else None,
             production=prod.value if prod else None,
             delta=rule.delta,
-            direction=self._direction(metric, rule.direction),
+            direction=direction,
             has_production=self.production is not None,
             when_no_production=rule.when_no_production,
         )
+        undefined = {
+            who: m.undefined_reason
+            for who, m in (("candidate", cand), ("production", prod))
+            if m is not None and m.value is None and m.undefined_reason
+        }
+        if undefined and not result.passed:
+            # The rule saw no value; an undefined metric says why, which "missing" does not.
+            reason = "; ".join(f"{who} {why}" for who, why in undefined.items())
+            return replace(
+                result,
+                reason=f"{reason} (dataset {dataset!r})",
+                observed={**result.observed, "undefined_reason": undefined},
+            )
+        return result
 
     def _evidence(self, version: ModelVersion, dataset: str, test: str) -> Evidence | None:
         kind = _EVIDENCE_KIND[test]
@@ -252,11 +284,14 @@ class _Context:
                 if m.name == rule.metric and m.dataset == rule.dataset and m.slice
             }
 
+        direction = self._direction(rule.metric, rule.direction)
+        if direction is None:
+            return self._unknown_direction(name, "fairness", rule.metric)
         compare = self.production is not None and rule.max_slice_regression is not None
         return gates.fairness(
             rule=name,
             metric=rule.metric,
-            direction=self._direction(rule.metric, rule.direction),
+            direction=direction,
             slices=slices(self.version),
             floor=rule.floor,
             max_gap=rule.max_gap,

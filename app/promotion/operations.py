@@ -182,7 +182,7 @@ def history(
 ) -> Page[HistoryEntry]:
     """The production timeline, newest first: which version served when, and why."""
     model = registry.get_model(session, model_name)
-    after = decode_cursor(cursor, arity=1)
+    after = decode_cursor(cursor, arity=1, kinds=(int,))
     rows = repository.periods(
         session, model.id, before_id=int(after[0]) if after else None, limit=limit + 1
     )

@@ -138,8 +138,12 @@ def replace(
     model = registry.lock_model(session, model_name)
     validate(document, model)
     current = repository.latest_policy(session, model.id)
-    revision = (current.revision if current else 0) + 1
     digest = digest_of(document)
+    if current is not None and current.digest == digest:
+        # Re-sending the policy in force is a no-op, so that retries and config-as-code
+        # runs do not mint revisions (which would make pending promotions re-evaluate).
+        return in_force(session, model)
+    revision = (current.revision if current else 0) + 1
     row = GatePolicy(
         model_id=model.id,
         revision=revision,

@@ -253,7 +253,11 @@ def _supersede_others(
             action="promotion.superseded",
             model=model.name,
             version=version.version,
-            details={"promotion_id": other.id, "now_in": version.stage},
+            details={
+                "promotion_id": other.id,
+                "now_in": version.stage,
+                "report_digest": other.report_digest,
+            },
         )
 
 
@@ -402,8 +406,9 @@ def approve(
     session: Session, *, actor: Principal, store: ArtifactStore, request_id: int,
     comment: str | None,
 ) -> PromotionRead:  # fmt: skip
-    """Record a reviewer's approval; with enough of them, the promotion is applied, after
-    running the gates again if production changed since they were evaluated."""
+    """Record a reviewer's approval; with enough of them (as many as the policy in force
+    asks), the promotion is applied, after running the gates again if production or the
+    policy changed since they were evaluated."""
     request, model, version = _load_pending(session, request_id)
     _check_scope(actor, model)
     if actor.name == request.requested_by:
@@ -421,6 +426,13 @@ def approve(
         ),
     )  # fmt: skip
     count = len(existing) + 1
+    policy = in_force(session, model)
+    if policy.revision != request.policy_revision:
+        # Approvals are part of the policy: one changed since the request was made asks
+        # for its own number of them (and its gates run again before the request applies).
+        stage = stage_policy(policy, Stage(request.target_stage))
+        request.approvals_required = stage.approvals_required
+        request.auto_apply = stage.auto_promote
     audit.record(
         session,
         actor=actor,
@@ -430,21 +442,22 @@ def approve(
         to_stage=request.target_stage,
         reason=comment,
         details={"promotion_id": request.id, "approvals": count,
-                 "approvals_required": request.approvals_required},
+                 "approvals_required": request.approvals_required,
+                 "report_digest": request.report_digest},
     )  # fmt: skip
     # Someone has to say yes: without auto-promote one approval is needed even when the
     # policy requires none.
     needed = max(request.approvals_required, 0 if request.auto_apply else 1)
     if count >= needed:
         _decide_and_apply(session, actor=actor, store=store, model=model, version=version,
-                          request=request)  # fmt: skip
+                          request=request, policy=policy)  # fmt: skip
     session.flush()
     return to_read(session, request, model.name)
 
 
 def _decide_and_apply(
     session: Session, *, actor: Principal, store: ArtifactStore, model: RegisteredModel,
-    version: ModelVersion, request: PromotionRequest,
+    version: ModelVersion, request: PromotionRequest, policy: PolicyInForce,
 ) -> None:  # fmt: skip
     now = utcnow()
     if version.stage != request.from_stage:
@@ -452,10 +465,11 @@ def _decide_and_apply(
         request.decided_at = now
         request.decision_comment = f"version moved from {request.from_stage} to {version.stage}"
         audit.record(session, actor=actor, action="promotion.superseded", model=model.name,
-                     version=version.version, details={"promotion_id": request.id})  # fmt: skip
+                     version=version.version,
+                     details={"promotion_id": request.id,
+                              "report_digest": request.report_digest})  # fmt: skip
         return
     target = Stage(request.target_stage)
-    policy = in_force(session, model)
     production = repository.production_version(session, model.id)
     current_against = production.version if production else None
     if current_against != request.evaluated_against or policy.revision != request.policy_revision:
@@ -481,7 +495,8 @@ def _decide_and_apply(
             audit.record(session, actor=actor, action="promotion.rejected", model=model.name,
                          version=version.version, to_stage=target.value,
                          reason=request.decision_comment,
-                         details={"promotion_id": request.id})  # fmt: skip
+                         details={"promotion_id": request.id,
+                                  "report_digest": request.report_digest})  # fmt: skip
             return
     request.status = PromotionStatus.APPROVED.value
     request.decided_by = actor.name
@@ -500,7 +515,7 @@ def reject(session: Session, *, actor: Principal, request_id: int, comment: str)
     audit.record(
         session, actor=actor, action="promotion.rejected", model=model.name,
         version=version.version, to_stage=request.target_stage, reason=comment,
-        details={"promotion_id": request.id},
+        details={"promotion_id": request.id, "report_digest": request.report_digest},
     )  # fmt: skip
     return to_read(session, request, model.name)
 
@@ -520,7 +535,7 @@ def cancel(
     audit.record(
         session, actor=actor, action="promotion.cancelled", model=model.name,
         version=version.version, to_stage=request.target_stage, reason=comment,
-        details={"promotion_id": request.id},
+        details={"promotion_id": request.id, "report_digest": request.report_digest},
     )  # fmt: skip
     return to_read(session, request, model.name)
 
@@ -541,7 +556,7 @@ def list_requests(
 ) -> Page[PromotionRead]:  # fmt: skip
     model_id = registry.get_model(session, model_name).id if model_name else None
     scope_id = registry.get_model(session, actor.model_scope).id if actor.model_scope else None
-    after = decode_cursor(cursor, arity=1)
+    after = decode_cursor(cursor, arity=1, kinds=(int,))
     rows = repository.page_requests(
         session, status=status, model_id=model_id, model_scope_id=scope_id,
         after_id=int(after[0]) if after else None, limit=limit + 1,

@@ -193,7 +193,7 @@ class MetricRead(BaseModel):
     source: str
 
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 MAX_EXAMPLES = 1_000_000
 
 
