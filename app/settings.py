@@ -93,7 +93,7 @@ class Settings(BaseSettings):
         default=12, ge=1, le=100, description="Attempts before a delivery is marked dead."
     )
     webhook_backoff_base_seconds: float = Field(
-        default=1.0, gt=0, description="First retry delay (exponential, with full jitter)."
+        default=1.0, gt=0, description="First retry delay (exponential, with equal jitter)."
     )
     webhook_backoff_cap_seconds: float = Field(
         default=600.0, gt=0, description="Longest retry delay."

@@ -405,7 +405,7 @@ def list_drift_reports(
 ) -> Page[DriftReportRead]:
     """Drift history, newest first."""
     model = registry.get_model(session, model_name)
-    before = decode_cursor(cursor, arity=1)
+    before = decode_cursor(cursor, arity=1, kinds=(int,))
     rows = repository.page_reports(
         session,
         model_id=model.id,

@@ -9,7 +9,7 @@ Each round it claims due deliveries, sends them, and records the outcome:
    commit. No transaction stays open during the HTTP call.
 2. **Send**: POST the event's JSON, signed (:mod:`app.events.signing`), with a timeout.
 3. **Record** (another short transaction): delivered on 2xx; otherwise failed, retried
-   after an exponential backoff with full jitter, or dead after the last attempt.
+   after an exponential backoff with equal jitter, or dead after the last attempt.
 
 A process that dies between 1 and 3 leaves a lease that expires; the delivery is then
 claimed again by any dispatcher. So every event is delivered at least once (receivers
@@ -49,11 +49,12 @@ MAX_ERROR_LENGTH = 1000
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
-    """Seconds to wait after failed attempt number ``attempt`` (1-based): "full jitter",
-    uniform in ``[0, min(cap, base * 2**(attempt-1))]``, so that many deliveries failing
-    together do not retry in lockstep."""
+    """Seconds to wait after failed attempt number ``attempt`` (1-based): "equal jitter",
+    uniform in ``[c/2, c]`` with ``c = min(cap, base * 2**(attempt-1))``. The jitter keeps
+    many deliveries that failed together from retrying in lockstep; the floor keeps a
+    struggling receiver from being hit again at once (full jitter can draw ~0 s)."""
     ceiling = min(cap, base * 2.0 ** max(attempt - 1, 0))
-    return rng.uniform(0.0, ceiling)
+    return rng.uniform(ceiling / 2.0, ceiling)
 
 
 def event_body(event: OutboxEvent) -> bytes:

@@ -76,7 +76,7 @@ def get_webhook(session: Session, webhook_id: int) -> WebhookRead:
 def list_webhooks(
     session: Session, *, cursor: str | None, limit: int, include_deleted: bool
 ) -> Page[WebhookRead]:
-    after = decode_cursor(cursor, arity=1)
+    after = decode_cursor(cursor, arity=1, kinds=(int,))
     rows = repository.page_webhooks(
         session,
         after_id=int(after[0]) if after else None,
@@ -128,7 +128,7 @@ def list_deliveries(
 ) -> Page[DeliveryRead]:
     """The delivery log of one webhook, newest first."""
     _get(session, webhook_id)
-    before = decode_cursor(cursor, arity=1)
+    before = decode_cursor(cursor, arity=1, kinds=(int,))
     rows = repository.page_deliveries(
         session,
         webhook_id=webhook_id,
