@@ -1,0 +1,215 @@
+"""Fuzz a live Modelgate server with schemathesis (run it through ``scripts/fuzz``).
+
+Starts a server of its own (SQLite and a local artifact directory in a temporary
+directory, unless ``--database-url`` names another database), seeds the example model the
+spec names (``fraud-detector``, a version with an artifact) so that generated requests
+also reach existing resources, and runs ``schemathesis run`` against the server's
+``/api/v1/openapi.json`` with an admin token, in rounds (a new seed each) until at least
+``--cases`` test cases have been sent. Every response is checked:
+
+- ``not_a_server_error``: no 5xx;
+- ``status_code_conformance``: the status is declared for the operation;
+- ``content_type_conformance``: the media type is declared for that status;
+- ``response_schema_conformance``: the body matches the declared schema.
+
+Prints the number of test cases per round and in total, and the failures; exits 1 when
+any check failed. Reports (JUnit, NDJSON) stay in ``--report-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+API = "/api/v1"
+CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,"
+    "response_schema_conformance"
+)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_server(workdir: Path, token: str, database_url: str | None) -> tuple[Any, str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELGATE_")}
+    env.update(
+        {
+            "MODELGATE_DATABASE_URL": database_url or f"sqlite:///{workdir / 'modelgate.db'}",
+            "MODELGATE_ARTIFACT_STORE": str(workdir / "artifacts"),
+            "MODELGATE_BOOTSTRAP_ADMIN_TOKEN": token,
+            "MODELGATE_AUTO_MIGRATE": "true",
+            "MODELGATE_LOG_LEVEL": "WARNING",
+            "MODELGATE_WEBHOOK_DISPATCHER_ENABLED": "false",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    log = open(workdir / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=workdir,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"fuzz: the server exited: {(workdir / 'server.log').read_text()}")
+        try:
+            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                return process, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise SystemExit("fuzz: the server did not become ready in 60 s")
+
+
+def seed(base: str, token: str) -> None:
+    """The spec's example model, with a version and its artifact."""
+    with httpx.Client(base_url=base + API, headers={"Authorization": f"Bearer {token}"}) as http:
+        http.post("/models", json={"name": "fraud-detector"})
+        created = http.post("/models/fraud-detector/versions", json={"description": "seed"})
+        number = created.json().get("version", 1)
+        http.put(
+            f"/models/fraud-detector/versions/{number}/artifact",
+            content=b"fuzz seed artifact",
+            headers={"Content-Type": "application/octet-stream"},
+        )
+
+
+def count_cases(ndjson: Path) -> tuple[int, list[str]]:
+    """Test cases sent and failure summaries, from schemathesis's NDJSON event stream."""
+    cases = 0
+    failures: list[str] = []
+    for line in ndjson.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        event = json.loads(line)
+        scenario = event.get("ScenarioFinished")
+        if not scenario:
+            continue
+        recorder = scenario.get("recorder") or {}
+        label = recorder.get("label", "?")
+        cases += len(recorder.get("cases") or {})
+        if scenario.get("status") == "error":
+            failures.append(f"{label}: error in the {scenario.get('phase')} phase")
+        for case_id, checks in (recorder.get("checks") or {}).items():
+            for check in checks:
+                if check.get("status") != "success":
+                    info = json.dumps(check.get("failure_info") or {})[:300]
+                    status = (
+                        ((recorder.get("interactions") or {}).get(case_id) or {}).get("response")
+                        or {}
+                    ).get("status_code")
+                    failures.append(f"{label}: {check.get('name')} ({status}) {info}")
+    return cases, failures
+
+
+def token_works(base: str, token: str) -> bool:
+    """The fuzzer may revoke its own token (DELETE /tokens/{id} with an id it has read)."""
+    response = httpx.get(f"{base}{API}/models", headers={"Authorization": f"Bearer {token}"})
+    return response.status_code == 200
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=10_000, help="at least this many")
+    parser.add_argument("--max-examples", type=int, default=100, help="per operation and round")
+    parser.add_argument("--max-rounds", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", default="2")
+    parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
+    parser.add_argument("--report-dir", default=None, help="default: a temporary directory")
+    args = parser.parse_args(argv)
+
+    token = "mgt_fuzz_" + secrets.token_hex(16)
+    workdir = Path(tempfile.mkdtemp(prefix="modelgate-fuzz-"))
+    reports = Path(args.report_dir) if args.report_dir else workdir / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    process, base = start_server(workdir, token, args.database_url)
+    total = 0
+    failures: list[str] = []
+    try:
+        seed(base, token)
+        for round_number in range(1, args.max_rounds + 1):
+            if total >= args.cases:
+                break
+            ndjson = reports / f"round-{round_number}.ndjson"
+            command = [
+                str(Path(sys.executable).parent / "schemathesis"), "run",
+                f"{base}{API}/openapi.json",
+                "--checks", CHECKS,
+                "--header", f"Authorization: Bearer {token}",
+                "--max-examples", str(args.max_examples),
+                "--seed", str(args.seed + round_number - 1),
+                "--workers", args.workers,
+                "--phases", "examples,coverage,fuzzing",
+                "--suppress-health-check", "all",
+                "--report", "junit,ndjson",
+                "--report-ndjson-path", str(ndjson),
+                "--report-junit-path", str(reports / f"round-{round_number}.xml"),
+                "--continue-on-failure",
+                "--output-sanitize", "true",
+                "--no-color",
+            ]  # fmt: skip
+            started = time.monotonic()
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            if not ndjson.is_file():
+                print(result.stdout[-4000:], result.stderr[-4000:], sep="\n")
+                print("fuzz: schemathesis produced no report", file=sys.stderr)
+                return 2
+            cases, found = count_cases(ndjson)
+            total += cases
+            failures += found
+            print(
+                f"round {round_number}: {cases} test cases in {time.monotonic() - started:.0f} s, "
+                f"{len(found)} failed checks (total {total})",
+                flush=True,
+            )
+            if found:
+                print(result.stdout[-6000:])
+            if not token_works(base, token):
+                # A fresh server and database: the rest would be a run of 401s.
+                print("fuzz: the admin token was revoked by a fuzzed call; restarting", flush=True)
+                process.terminate()
+                process.wait(timeout=15)
+                workdir = Path(tempfile.mkdtemp(prefix="modelgate-fuzz-"))
+                process, base = start_server(workdir, token, args.database_url)
+                seed(base, token)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    print(f"fuzz: {total} test cases against {base}, {len(failures)} failed checks")
+    for failure in sorted(set(failures)):
+        print(f"  FAILED {failure}")
+    print(f"fuzz: reports in {reports}")
+    if total < args.cases:
+        print(f"fuzz: fewer test cases than asked ({total} < {args.cases})", file=sys.stderr)
+        return 1
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
