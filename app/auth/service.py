@@ -11,6 +11,7 @@ import hmac
 import secrets
 from datetime import timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
@@ -118,7 +119,17 @@ def ensure_bootstrap_admin(session: Session, *, secret: str) -> bool:
         return False
     if repository.by_hash(session, hash_secret(secret)) is not None:
         return False
-    create_token(session, actor=SYSTEM, name="bootstrap-admin", role=Role.ADMIN, secret=secret)
+    try:
+        # Every server process runs this at start: two workers of one `serve --workers N`
+        # on a fresh database race here, and the loser must not fail its boot (gunicorn
+        # would then stop every worker).
+        with session.begin_nested():
+            create_token(
+                session, actor=SYSTEM, name="bootstrap-admin", role=Role.ADMIN, secret=secret
+            )
+            session.flush()
+    except IntegrityError:
+        return False
     return True
 
 

@@ -96,8 +96,9 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
             timeout_graceful_shutdown=30,
         )
         return
-    # uvicorn --workers N leaves TCP_NODELAY off on accepted sockets (a ~40 ms delayed-ACK
-    # stall per kept-alive response, see docs/decisions); gunicorn's workers do not.
+    # uvicorn --workers N on the asyncio loop leaves TCP_NODELAY off on accepted sockets
+    # (a ~40 ms delayed-ACK stall per kept-alive response); gunicorn sets it on the
+    # listening socket whatever the loop. See docs/decisions/0003-serving-processes.md.
     from app.cli.gunicorn_app import run_gunicorn
 
     run_gunicorn(host=host, port=port, workers=workers, log_level=log_level)
