@@ -508,16 +508,9 @@ def reject(session: Session, *, actor: Principal, request_id: int, comment: str)
     """A reviewer turns the request down, with a comment."""
     request, model, version = _load_pending(session, request_id)
     _check_scope(actor, model)
-    request.status = PromotionStatus.REJECTED.value
-    request.decided_by = actor.name
-    request.decided_at = utcnow()
-    request.decision_comment = comment
-    audit.record(
-        session, actor=actor, action="promotion.rejected", model=model.name,
-        version=version.version, to_stage=request.target_stage, reason=comment,
-        details={"promotion_id": request.id, "report_digest": request.report_digest},
-    )  # fmt: skip
-    return to_read(session, request, model.name)
+    return _close(session, actor=actor, model=model, version=version, request=request,
+                  status=PromotionStatus.REJECTED, action="promotion.rejected",
+                  comment=comment)  # fmt: skip
 
 
 def cancel(
@@ -528,12 +521,22 @@ def cancel(
     _check_scope(actor, model)
     if actor.name != request.requested_by and not role_allows(actor.role, Role.OPERATOR):
         raise Forbidden("only the requester or an operator can cancel a promotion request")
-    request.status = PromotionStatus.CANCELLED.value
+    return _close(session, actor=actor, model=model, version=version, request=request,
+                  status=PromotionStatus.CANCELLED, action="promotion.cancelled",
+                  comment=comment)  # fmt: skip
+
+
+def _close(
+    session: Session, *, actor: Principal, model: RegisteredModel, version: ModelVersion,
+    request: PromotionRequest, status: PromotionStatus, action: str, comment: str | None,
+) -> PromotionRead:  # fmt: skip
+    """End a pending request by a person's decision (reject or cancel), audited."""
+    request.status = status.value
     request.decided_by = actor.name
     request.decided_at = utcnow()
     request.decision_comment = comment
     audit.record(
-        session, actor=actor, action="promotion.cancelled", model=model.name,
+        session, actor=actor, action=action, model=model.name,
         version=version.version, to_stage=request.target_stage, reason=comment,
         details={"promotion_id": request.id, "report_digest": request.report_digest},
     )  # fmt: skip
