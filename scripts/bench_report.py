@@ -80,10 +80,10 @@ def _phase(phases: list[dict[str, Any]], name: str, concurrency: int) -> dict[st
     return None
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
+def _ratio(a: float | None, b: float | None, digits: int = 2) -> float | None:
     if a is None or b is None or b == 0:
         return None
-    return round(a / b, 2)
+    return round(a / b, digits)
 
 
 def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -94,7 +94,11 @@ def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
     levels = result.get("concurrency", [])
 
     def add(name: str, c: int | None, value: float | None, target: str, ok: bool | None) -> None:
-        out.append({"check": name, "concurrency": c, "value": value, "target": target, "ok": ok})
+        shown = None if value is None else f"{value:.2f}"
+        out.append(
+            {"check": name, "concurrency": c, "value": value, "shown": shown, "target": target,
+             "ok": ok}
+        )  # fmt: skip
 
     for c in levels:
         for phase in ("create_version", "promote", "read", "list_100"):
@@ -255,7 +259,7 @@ def render(result: dict[str, Any]) -> str:
                     [
                         c["check"],
                         c["concurrency"],
-                        c["value"],
+                        c["shown"],
                         c["target"],
                         "-" if c["ok"] is None else ("yes" if c["ok"] else "NO"),
                     ]
@@ -322,7 +326,7 @@ def markdown(result: dict[str, Any]) -> str:
     if found:
         met = {None: "-", True: "yes", False: "**no**"}
         rows = [
-            [c["check"], c["concurrency"], c["value"], c["target"], met[c["ok"]]] for c in found
+            [c["check"], c["concurrency"], c["shown"], c["target"], met[c["ok"]]] for c in found
         ]
         out += ["**Ratios and targets**", "", _md(["check", "c", "value", "target", "met"], rows)]
     return "\n".join(out)
