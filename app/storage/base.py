@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Protocol
 from urllib.parse import quote
 
-from app.errors import ArtifactNotFound
+from app.errors import ArtifactNotFound, ChecksumMismatch
 
 __all__ = [
     "DEFAULT_PART_SIZE",
@@ -252,3 +252,12 @@ def content_disposition(filename: str) -> str:
     name = filename.replace("/", "_").replace("\\", "_").strip() or "artifact"
     fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in name)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def check_completion(*, sha256: str, size: int, written: int, expected: str | None) -> None:
+    """What every store checks before publishing an upload: the caller's size matches the
+    bytes written, and the digest matches the one the upload was started with."""
+    if size != written:
+        raise ValueError(f"complete() got size {size} but {written} bytes were written")
+    if expected is not None and sha256 != expected:
+        raise ChecksumMismatch(f"artifact sha256 {sha256} does not match the expected {expected}")

@@ -26,13 +26,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from app.errors import AppError, ArtifactNotFound, ChecksumMismatch, StorageFull, StorageUnavailable
+from app.errors import AppError, ArtifactNotFound, StorageFull, StorageUnavailable
 from app.storage.base import (
     DEFAULT_PART_SIZE,
     KEY_NAMESPACE,
     IntegrityResult,
     StoredObject,
     assess_integrity,
+    check_completion,
     digest_of_key,
     hash_chunks,
     key_for,
@@ -258,14 +259,9 @@ class _LocalUpload:
         if self._state != "open":
             raise RuntimeError(f"upload is {self._state}")
         try:
-            if size != self._written:
-                raise ValueError(
-                    f"complete() got size {size} but {self._written} bytes were written"
-                )
-            if self._expected is not None and sha256 != self._expected:
-                raise ChecksumMismatch(
-                    f"artifact sha256 {sha256} does not match the expected {self._expected}"
-                )
+            check_completion(
+                sha256=sha256, size=size, written=self._written, expected=self._expected
+            )
             key = key_for(sha256)
             final = self._store._path(key)
             if self._file is None:

@@ -41,7 +41,6 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from app.errors import (
     AppError,
     ArtifactNotFound,
-    ChecksumMismatch,
     PayloadTooLarge,
     StorageFull,
     StorageUnavailable,
@@ -51,6 +50,7 @@ from app.storage.base import (
     IntegrityResult,
     StoredObject,
     assess_integrity,
+    check_completion,
     content_disposition,
     digest_of_key,
     hash_chunks,
@@ -480,14 +480,9 @@ class _S3Upload:
         if self._state != "open":
             raise RuntimeError(f"upload is {self._state}")
         try:
-            if size != self._written:
-                raise ValueError(
-                    f"complete() got size {size} but {self._written} bytes were written"
-                )
-            if self._expected is not None and sha256 != self._expected:
-                raise ChecksumMismatch(
-                    f"artifact sha256 {sha256} does not match the expected {self._expected}"
-                )
+            check_completion(
+                sha256=sha256, size=size, written=self._written, expected=self._expected
+            )
             key = key_for(sha256)
             final = self._store._object_name(key)
             etag, deduplicated = self._publish(final, key, size)
