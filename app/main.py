@@ -31,6 +31,7 @@ from app.api.deps import reject_unstorable_text
 from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.api.problems import Problem
 from app.auth import service as auth_service
+from app.auth.cache import TokenCache
 from app.auth.roles import SYSTEM, Role
 from app.db import migrate
 from app.db.engine import build_engine, build_sessionmaker, read_only_bind
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(reject_unstorable_text)],
     )
     app.state.settings = settings
+    app.state.token_cache = TokenCache(settings.auth_cache_seconds)
     events_listener.install()
     metrics_listener.install()
     problems.install(app)

@@ -73,6 +73,14 @@ class Settings(BaseSettings):
         default=None,
         description="Create an admin token with this value at start when no admin token exists.",
     )
+    auth_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How long a server process remembers a token that authenticated; a "
+        "revocation made through another process takes up to this long to reach it. "
+        "0 looks every token up on every request.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "text"
     cors_allow_origins: list[str] = Field(
@@ -85,6 +93,14 @@ class Settings(BaseSettings):
     )
     webhook_poll_interval_seconds: float = Field(
         default=0.5, gt=0, le=60, description="How often the dispatcher looks for due deliveries."
+    )
+    webhook_idle_poll_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="With no delivery open, the dispatcher's looks slow down to one per this "
+        "long. Its own process's commits wake it at once; deliveries written by another "
+        "process wait up to this long.",
     )
     webhook_timeout_seconds: float = Field(
         default=5.0, gt=0, le=60, description="Timeout of one delivery attempt."

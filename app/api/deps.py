@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.uow import UnitOfWork
 from app.auth import service as auth_service
+from app.auth.cache import TokenCache
 from app.auth.roles import Principal, Role, role_allows
 from app.errors import Forbidden, Unauthenticated, ValidationFailed
 from app.idempotency.service import validate_key
@@ -72,7 +73,8 @@ def get_principal(request: Request, uow: UowDep) -> Principal:
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret:
         raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
-    return auth_service.authenticate(uow.session, secret)
+    cache: TokenCache | None = getattr(request.app.state, "token_cache", None)
+    return auth_service.authenticate(uow.session, secret, cache)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session
 
 from app.audit import service as audit
 from app.auth import repository
+from app.auth.cache import TokenCache, forget_everywhere
 from app.auth.models import ApiToken
 from app.auth.roles import SYSTEM, Principal, Role
 from app.db.base import utcnow
 from app.errors import Forbidden, TokenNotFound, Unauthenticated
+from app.observability.aftercommit import defer
 
 TOKEN_PREFIX = "mgt_"  # noqa: S105 - a prefix for secret scanners, not a secret
 
@@ -32,9 +34,19 @@ def new_secret() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def authenticate(session: Session, presented: str) -> Principal:
-    """The principal behind a bearer secret, or Unauthenticated."""
+def authenticate(session: Session, presented: str, cache: TokenCache | None = None) -> Principal:
+    """The principal behind a bearer secret, or Unauthenticated.
+
+    With a ``cache``, a secret that authenticated less than its ttl ago is not looked up
+    again (its expiry is still checked on every use); see app/auth/cache.py.
+    """
     digest = hash_secret(presented)
+    if cache is not None:
+        cached = cache.get(digest)
+        if cached is not None:
+            if cached.expires_at is not None and cached.expires_at <= utcnow():
+                raise Unauthenticated("the bearer token has expired")
+            return cached
     token = repository.by_hash(session, digest)
     # compare_digest keeps the final check constant-time even though the lookup is by hash.
     if token is None or not hmac.compare_digest(token.secret_hash, digest):
@@ -43,13 +55,16 @@ def authenticate(session: Session, presented: str) -> Principal:
         raise Unauthenticated("the bearer token has been revoked")
     if token.expires_at is not None and token.expires_at <= utcnow():
         raise Unauthenticated("the bearer token has expired")
-    return Principal(
+    principal = Principal(
         name=token.name,
         role=Role(token.role),
         token_id=token.id,
         model_scope=token.model_scope,
         expires_at=token.expires_at,
     )
+    if cache is not None:
+        cache.put(digest, principal)
+    return principal
 
 
 def create_token(
@@ -110,6 +125,11 @@ def revoke_token(session: Session, *, actor: Principal, token_id: str) -> ApiTok
             action="token.revoked",
             details={"token_id": token.id, "name": token.name, "role": token.role},
         )
+        # Dropped now and again once the revocation committed: a request of this process
+        # that read the token before the commit may have put it back in between.
+        revoked_id = token.id
+        forget_everywhere(revoked_id)
+        defer(session, lambda: forget_everywhere(revoked_id))
     return token
 
 

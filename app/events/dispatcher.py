@@ -126,6 +126,7 @@ class Dispatcher:
         )
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._idle = False  # no delivery open at the last look
         self._thread: threading.Thread | None = None
 
     # Lifecycle ----------------------------------------------------------------------------
@@ -155,6 +156,9 @@ class Dispatcher:
         self._wake.set()
 
     def _loop(self) -> None:
+        poll = self.settings.webhook_poll_interval_seconds
+        idle_cap = max(poll, self.settings.webhook_idle_poll_seconds)
+        wait = poll
         while not self._stop.is_set():
             self._wake.clear()
             try:
@@ -162,8 +166,15 @@ class Dispatcher:
             except Exception:  # the database is down, say: keep polling, never die
                 log.exception("webhook dispatcher round failed; retrying")
                 attempted = 0
-            if attempted == 0:
-                self._wake.wait(self.settings.webhook_poll_interval_seconds)
+            if attempted:
+                wait = poll
+                continue
+            # Nothing open anywhere: look less and less often (up to the idle cap), since
+            # this process's own commits wake it at once and only another process's new
+            # deliveries can wait. Anything open (a retry later, a lease to run out):
+            # keep the normal pace.
+            wait = min(wait * 2, idle_cap) if self._idle else poll
+            self._wake.wait(wait)
 
     # One round ----------------------------------------------------------------------------
 
@@ -188,7 +199,11 @@ class Dispatcher:
         factory = self.sessions
         session = factory(bind=self.read_bind) if self.read_bind is not None else factory()
         with session, session.begin():
-            return repository.any_due(session, utcnow())
+            if repository.any_due(session, utcnow()):
+                self._idle = False
+                return True
+            self._idle = not repository.any_open(session)
+            return False
 
     def claim(self) -> list[Claim]:
         # A read first: on SQLite a claim takes the database write lock, which an idle

@@ -109,6 +109,12 @@ def any_due(session: Session, now: datetime) -> bool:
     return session.execute(stmt).first() is not None
 
 
+def any_open(session: Session) -> bool:
+    """Whether any delivery is still to be made (due now or later)."""
+    stmt = select(WebhookDelivery.id).where(WebhookDelivery.status.in_(OPEN_STATUSES)).limit(1)
+    return session.execute(stmt).first() is not None
+
+
 def claimable(session: Session, now: datetime, limit: int) -> Sequence[WebhookDelivery]:
     """Due deliveries, each the earliest open one of its webhook and model, locked.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -11,7 +12,7 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import create_engine, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.auth.models import ApiToken
@@ -99,25 +100,106 @@ def test_revoked_token_is_401(client: TestClient) -> None:
     assert_problem(client.delete(f"{API}/tokens/not-hex!"), 422)
 
 
-def test_expired_token_is_401(client: TestClient, database_url: str) -> None:
-    created = client.post(
-        f"{API}/tokens", json={"name": "short", "role": "reader", "expires_in_days": 1}
-    ).json()
-    assert created["expires_at"] is not None
-    assert client.get(f"{API}/models", headers=auth(created["token"])).status_code == 200
-
+def expire_behind_the_server(database_url: str, token_id: str) -> None:
     engine = create_engine(database_url)
     with engine.begin() as conn:
         conn.execute(
             update(ApiToken)
-            .where(ApiToken.id == created["id"])
+            .where(ApiToken.id == token_id)
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
     engine.dispose()
-    problem = assert_problem(
-        client.get(f"{API}/models", headers=auth(created["token"])), 401, "unauthenticated"
-    )
-    assert "expired" in problem["detail"]
+
+
+def cached_client(settings: Settings, ttl: float) -> TestClient:
+    app = create_app(settings.model_copy(update={"auth_cache_seconds": ttl}))
+    return TestClient(app, base_url="http://modelgate.test")
+
+
+def test_expired_token_is_401_without_the_cache(settings: Settings, database_url: str) -> None:
+    with cached_client(settings, 0) as client:
+        client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+        created = client.post(
+            f"{API}/tokens", json={"name": "short", "role": "reader", "expires_in_days": 1}
+        ).json()
+        assert created["expires_at"] is not None
+        assert client.get(f"{API}/models", headers=auth(created["token"])).status_code == 200
+
+        expire_behind_the_server(database_url, created["id"])
+        problem = assert_problem(
+            client.get(f"{API}/models", headers=auth(created["token"])), 401, "unauthenticated"
+        )
+        assert "expired" in problem["detail"]
+
+
+def test_a_change_behind_the_server_reaches_it_within_the_cache_ttl(
+    settings: Settings, database_url: str
+) -> None:
+    with cached_client(settings, 0.5) as client:
+        client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+        created = client.post(
+            f"{API}/tokens", json={"name": "short", "role": "reader", "expires_in_days": 1}
+        ).json()
+        assert client.get(f"{API}/models", headers=auth(created["token"])).status_code == 200
+
+        expire_behind_the_server(database_url, created["id"])
+        time.sleep(0.6)
+        problem = assert_problem(
+            client.get(f"{API}/models", headers=auth(created["token"])), 401, "unauthenticated"
+        )
+        assert "expired" in problem["detail"]
+
+
+def test_a_cached_token_still_expires_on_time(settings: Settings, database_url: str) -> None:
+    """The cache keeps a token for a minute here; its expiry still applies to the second."""
+    secret = "mgt_" + "e" * 43
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(ApiToken).values(
+                id="e0e0e0e0e0e0e0e0",
+                name="expiring",
+                role="reader",
+                secret_hash=hashlib.sha256(secret.encode()).hexdigest(),
+                created_by="test",
+                created_at=utcnow(),
+                expires_at=utcnow() + timedelta(seconds=1.5),
+            )
+        )
+    engine.dispose()
+    with cached_client(settings, 60) as client:
+        assert client.get(f"{API}/models", headers=auth(secret)).status_code == 200
+        assert len(client.app.state.token_cache) >= 1  # type: ignore[attr-defined]
+        time.sleep(1.6)
+        problem = assert_problem(
+            client.get(f"{API}/models", headers=auth(secret)), 401, "unauthenticated"
+        )
+        assert "expired" in problem["detail"]
+
+
+def test_a_revocation_is_immediate_in_the_process_that_made_it(settings: Settings) -> None:
+    with cached_client(settings, 60) as client:
+        client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+        created = client.post(f"{API}/tokens", json={"name": "r", "role": "reader"}).json()
+        for _ in range(2):  # the second one is answered from the cache
+            assert client.get(f"{API}/models", headers=auth(created["token"])).status_code == 200
+        assert client.delete(f"{API}/tokens/{created['id']}").status_code == 200
+        problem = assert_problem(
+            client.get(f"{API}/models", headers=auth(created["token"])), 401, "unauthenticated"
+        )
+        assert "revoked" in problem["detail"]
+
+
+def test_a_revocation_reaches_every_app_of_the_process(settings: Settings) -> None:
+    """Two apps in one process (two caches): revoking through one drops it from both."""
+    with cached_client(settings, 60) as first, cached_client(settings, 60) as second:
+        first.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+        created = first.post(f"{API}/tokens", json={"name": "r2", "role": "reader"}).json()
+        assert second.get(f"{API}/models", headers=auth(created["token"])).status_code == 200
+        assert first.delete(f"{API}/tokens/{created['id']}").status_code == 200
+        assert_problem(
+            second.get(f"{API}/models", headers=auth(created["token"])), 401, "unauthenticated"
+        )
 
 
 def test_reader_cannot_write(client: TestClient, make_token: MakeToken) -> None:

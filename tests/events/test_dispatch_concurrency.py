@@ -123,6 +123,9 @@ def live_settings(settings: Settings, workdir: Path) -> dict[str, str]:
         "LOG_FORMAT": "json",
         "DB_POOL_SIZE": "3",
         "WEBHOOK_POLL_INTERVAL_SECONDS": "0.05",
+        # Events here are written by another process (the test's app), which cannot wake
+        # these dispatchers: keep them looking at the fast pace even while idle.
+        "WEBHOOK_IDLE_POLL_SECONDS": "0.05",
         "WEBHOOK_TIMEOUT_SECONDS": "2",
         "WEBHOOK_LEASE_SECONDS": "3",
         "WEBHOOK_BACKOFF_BASE_SECONDS": "0.05",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -120,3 +121,42 @@ def test_failed_attempts_back_off_then_die(
         assert hurried.run_once() == 0
     finally:
         hurried.close()
+
+
+def test_a_dispatcher_with_nothing_open_is_idle_and_a_retry_keeps_it_awake(
+    make_client: Callable[..., TestClient], receiver: Receiver, settings: Settings
+) -> None:
+    client = make_client(webhook_dispatcher_enabled=False)
+    probe = dispatcher(client, settings, "probe")
+    try:
+        assert probe.claim() == []
+        assert probe._idle  # nothing open at all: its looks may slow down
+
+        create_webhook(client, receiver.url, event_types=["version.created"])
+        create_model(client, "m")
+        create_version(client, "m")
+        # The delivery is due later (a retry waiting out its backoff): not idle.
+        with client.app.state.sessions() as session, session.begin():  # type: ignore[attr-defined]
+            session.execute(
+                update(WebhookDelivery).values(next_attempt_at=utcnow() + timedelta(hours=1))
+            )
+        assert probe.claim() == []
+        assert not probe._idle
+    finally:
+        probe.close()
+
+
+def test_an_idle_dispatcher_is_woken_by_a_commit_of_its_own_process(
+    make_client: Callable[..., TestClient], receiver: Receiver
+) -> None:
+    # Looks every 5 s, slowing to one a minute while idle: only the wake-up after the
+    # commit can deliver within 3 s.
+    client = make_client(webhook_poll_interval_seconds=5, webhook_idle_poll_seconds=60)
+    hook = create_webhook(client, receiver.url, event_types=["version.created"])
+    create_model(client, "m")
+    time.sleep(0.3)  # the dispatcher has looked, found nothing, and is waiting
+    started = time.monotonic()
+    create_version(client, "m")
+    assert receiver.wait_for(lambda reqs: len(reqs) >= 1, timeout=10)
+    assert time.monotonic() - started < 3
+    assert [d["status"] for d in deliveries(client, hook["id"])] == ["delivered"]
