@@ -63,11 +63,10 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 from app.gates._numbers import as_count, as_finite, as_real
 from app.gates.catalogue import Direction
@@ -119,6 +118,18 @@ _ABS_TOL = 1e-12
 
 
 # Helpers ----------------------------------------------------------------------
+
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+
+def _stats() -> ModuleType:
+    """``scipy.stats``, imported by the first significance test that needs it: importing
+    it costs 1-2 s, which a process whose policies have no significance rule never pays."""
+    from scipy import stats
+
+    return stats
 
 
 def _num(value: float, digits: int = 6) -> str:
@@ -362,7 +373,7 @@ def _mcnemar(candidate: Correctness, production: Correctness, delta: float) -> _
     if b + c == 0:
         return _Outcome(1.0, None, n, d, "no_discordant_pairs", details)
     if delta == 0 and b + c <= EXACT_MCNEMAR_MAX_DISCORDANT:
-        exact = stats.binomtest(b, b + c, 0.5, alternative="greater")
+        exact = _stats().binomtest(b, b + c, 0.5, alternative="greater")
         return _Outcome(float(exact.pvalue), float(b), n, d, "exact_binomial", details)
     variance = ((b + c) / n - d * d) / n
     if variance <= 0:
@@ -371,7 +382,7 @@ def _mcnemar(candidate: Correctness, production: Correctness, delta: float) -> _
     se = math.sqrt(variance)
     z = (d - delta) / se
     details["se"] = se
-    return _Outcome(float(stats.norm.sf(z)), z, n, d, "normal_approximation", details)
+    return _Outcome(float(_stats().norm.sf(z)), z, n, d, "normal_approximation", details)
 
 
 def _two_proportion(candidate: Counts, production: Counts, delta: float) -> _Outcome:
@@ -398,7 +409,7 @@ def _two_proportion(candidate: Counts, production: Counts, delta: float) -> _Out
     if variance <= 0:
         return _Outcome(1.0, None, n1 + n2, diff, "zero_variance", details)
     z = (diff - delta) / math.sqrt(variance)
-    return _Outcome(float(stats.norm.sf(z)), z, n1 + n2, diff, "normal_approximation", details)
+    return _Outcome(float(_stats().norm.sf(z)), z, n1 + n2, diff, "normal_approximation", details)
 
 
 def _loss_differences(
@@ -429,7 +440,7 @@ def _paired_t(candidate: Losses, production: Losses, delta: float) -> _Outcome |
     if _is_constant(shifted):
         p = 0.0 if float(np.mean(shifted)) > 0 else 1.0
         return _Outcome(p, None, n, mean, "zero_variance", {"df": n - 1})
-    res = stats.ttest_1samp(shifted, 0.0, alternative="greater")
+    res = _stats().ttest_1samp(shifted, 0.0, alternative="greater")
     return _Outcome(float(res.pvalue), float(res.statistic), n, mean, "student_t", {"df": n - 1})
 
 
@@ -443,7 +454,7 @@ def _wilcoxon(candidate: Losses, production: Losses, delta: float) -> _Outcome |
     details: dict[str, Any] = {"nonzero_differences": nonzero}
     if nonzero == 0:
         return _Outcome(1.0, None, n, mean, "all_differences_zero", details)
-    res = stats.wilcoxon(shifted, alternative="greater")
+    res = _stats().wilcoxon(shifted, alternative="greater")
     return _Outcome(float(res.pvalue), float(res.statistic), n, mean, "signed_rank", details)
 
 

@@ -7,7 +7,9 @@ import hashlib
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app import gates
 from app.audit.hashing import canonical_json
@@ -44,6 +46,8 @@ _EVIDENCE_KIND = {
 @dataclass(frozen=True)
 class Evaluation:
     report: GateReportRead
+    document: dict[str, Any]
+    """``report.model_dump(mode="json")``, as stored with a promotion request."""
 
     @property
     def passed(self) -> bool:
@@ -85,7 +89,10 @@ def evaluate(
     draft = GateReportRead(**body)
     payload = draft.model_dump(mode="json", exclude={"digest"})
     digest = hashlib.sha256(canonical_json(payload).encode()).hexdigest()
-    return Evaluation(report=draft.model_copy(update={"digest": digest}))
+    # digest is the report's last field: this is the full report's JSON dump.
+    return Evaluation(
+        report=draft.model_copy(update={"digest": digest}), document={**payload, "digest": digest}
+    )
 
 
 class _Context:
@@ -104,6 +111,7 @@ class _Context:
         self.version = version
         self.production = production
         self.policy = policy
+        self._metrics_loaded = False
 
     def run(self, rule: Any, index: int) -> RuleResult:
         name = rule.name or self._default_name(rule, index)
@@ -153,13 +161,27 @@ class _Context:
             {"metric": metric},
         )
 
-    @staticmethod
+    def _metrics(self, version: ModelVersion) -> list[Metric]:
+        """The version's metrics, read (for the candidate and production at once) the
+        first time a rule needs them, unless they were loaded with the version."""
+        if "metrics" not in inspect(version).dict and not self._metrics_loaded:
+            self._metrics_loaded = True
+            versions = [
+                v
+                for v in (self.version, self.production)
+                if v is not None and "metrics" not in inspect(v).dict
+            ]
+            found = repository.metrics_of(self.session, [v.id for v in versions])
+            for v in versions:
+                set_committed_value(v, "metrics", found[v.id])
+        return version.metrics
+
     def _metric(
-        version: ModelVersion | None, metric: str, dataset: str, slice_: str = ""
+        self, version: ModelVersion | None, metric: str, dataset: str, slice_: str = ""
     ) -> Metric | None:
         if version is None:
             return None
-        for m in version.metrics:
+        for m in self._metrics(version):
             if m.name == metric and m.dataset == dataset and m.slice == slice_:
                 return m
         return None
@@ -280,7 +302,7 @@ class _Context:
                 return {}
             return {
                 m.slice: m.value
-                for m in version.metrics
+                for m in self._metrics(version)
                 if m.name == rule.metric and m.dataset == rule.dataset and m.slice
             }
 

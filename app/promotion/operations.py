@@ -12,7 +12,6 @@ from app.pagination import decode_cursor, encode_cursor
 from app.promotion import repository
 from app.promotion.schemas import FreezeRead, HistoryEntry, RollbackRead
 from app.promotion.service import move_to_production
-from app.registry import repository as registry_repository
 from app.registry import service as registry
 from app.registry.models import ModelVersion, RegisteredModel, Stage
 from app.registry.schemas import Page
@@ -23,21 +22,9 @@ def _previous_stable(
     session: Session, model: RegisteredModel, current: ModelVersion
 ) -> ModelVersion | None:
     """``M_{t-1}``: the latest version that served before the current one and was not
-    itself rolled back."""
-    before_id: int | None = None
-    while True:
-        periods = repository.periods(session, model.id, before_id=before_id, limit=100)
-        if not periods:
-            return None
-        for period in periods:
-            if period.version == current.version:
-                continue
-            candidate = registry_repository.version(session, model.id, period.version)
-            if candidate is None or candidate.rolled_back:
-                continue
-            if candidate.stage == Stage.ARCHIVED.value:
-                return candidate
-        before_id = periods[-1].id
+    itself rolled back (one statement: the newest production period of an archived
+    version, other than the current one, that was not rolled back)."""
+    return repository.previous_stable(session, model.id, current.version)
 
 
 def rollback(
@@ -60,7 +47,7 @@ def rollback(
     if current is None:
         raise RollbackNotPossible(f"model {model.name!r} has no production version to roll back")
     if to_version is not None:
-        target = registry_repository.version(session, model.id, to_version, for_update=True)
+        target = repository.version(session, model.id, to_version, for_update=True)
         if target is None:
             raise VersionNotFound(f"model {model.name!r} has no version {to_version}")
         if target.id == current.id:
@@ -98,6 +85,8 @@ def rollback(
             artifact_check=check.detail,
         )
     now = utcnow()
+    # Flagged before it is archived, so that its row is written once.
+    current.rolled_back = True
     replaced = move_to_production(
         session,
         actor=actor,
@@ -106,11 +95,11 @@ def rollback(
         via="rollback",
         reason=reason,
         details={"rolled_back_version": current.version, "artifact_check": check.detail},
+        previous=current,
+        archived_reason=f"rolled back to version {target.version}: {reason}",
     )
     assert replaced is not None
     assert replaced.id == current.id
-    current.rolled_back = True
-    current.archived_reason = f"rolled back to version {target.version}: {reason}"
     audit.record(
         session,
         actor=actor,

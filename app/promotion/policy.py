@@ -13,6 +13,7 @@ The default policy, used until a model gets one of its own:
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -71,13 +72,43 @@ def digest_of(document: GatePolicyDocument) -> str:
     return hashlib.sha256(canonical_json(document.model_dump(mode="json")).encode()).hexdigest()
 
 
+# Validated documents by digest. A stored revision never changes, and its digest is the
+# sha256 of the canonical JSON stored with it, so the digest identifies the document: each
+# process validates a revision once instead of on every request. Nothing mutates a
+# document in force (they are read, reported and serialised).
+_PARSED_MAX = 512
+_parsed: dict[str, GatePolicyDocument] = {}
+_parsed_lock = threading.Lock()
+_default: tuple[GatePolicyDocument, str] | None = None
+
+
+def _validated(digest: str, stored: dict[str, Any]) -> GatePolicyDocument:
+    document = _parsed.get(digest)
+    if document is not None:
+        return document
+    document = GatePolicyDocument.model_validate(stored)
+    with _parsed_lock:
+        if len(_parsed) >= _PARSED_MAX:
+            _parsed.pop(next(iter(_parsed)))  # the oldest entry
+        _parsed[digest] = document
+    return document
+
+
+def _default_in_force() -> tuple[GatePolicyDocument, str]:
+    global _default
+    if _default is None:
+        document = default_policy()
+        _default = (document, digest_of(document))
+    return _default
+
+
 def in_force(session: Session, model: RegisteredModel) -> PolicyInForce:
     row = repository.latest_policy(session, model.id)
     if row is None:
-        document = default_policy()
-        return PolicyInForce(document, 0, digest_of(document), None, None)
+        document, digest = _default_in_force()
+        return PolicyInForce(document, 0, digest, None, None)
     return PolicyInForce(
-        GatePolicyDocument.model_validate(row.document),
+        _validated(row.digest, row.document),
         row.revision,
         row.digest,
         row.created_by,
@@ -161,7 +192,7 @@ def replace(
         details={
             "revision": revision,
             "digest": digest,
-            "previous_digest": current.digest if current else digest_of(default_policy()),
+            "previous_digest": current.digest if current else _default_in_force()[1],
             "policy": row.document,
         },
     )

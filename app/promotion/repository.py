@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload, undefer
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, undefer
 
 from app.promotion.models import (
     GatePolicy,
@@ -15,7 +16,7 @@ from app.promotion.models import (
     PromotionRequest,
     PromotionStatus,
 )
-from app.registry.models import EvaluationEvidence, ModelVersion, RegisteredModel, Stage
+from app.registry.models import EvaluationEvidence, Metric, ModelVersion, RegisteredModel, Stage
 
 
 def latest_policy(session: Session, model_id: int) -> GatePolicy | None:
@@ -35,13 +36,84 @@ def add(session: Session, obj: object) -> None:
 def production_version(
     session: Session, model_id: int, *, for_update: bool = False
 ) -> ModelVersion | None:
-    stmt = (
-        select(ModelVersion)
-        .where(ModelVersion.model_id == model_id, ModelVersion.stage == Stage.PRODUCTION.value)
-        .options(selectinload(ModelVersion.metrics), selectinload(ModelVersion.evidence))
+    """The production version's row alone: gates that compare load its metrics with
+    :func:`metrics_of` (and its evidence with :func:`evidence_payload`) when they need them."""
+    stmt = select(ModelVersion).where(
+        ModelVersion.model_id == model_id, ModelVersion.stage == Stage.PRODUCTION.value
     )
     if for_update:
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return session.scalars(stmt).first()
+
+
+def version(
+    session: Session, model_id: int, number: int, *, for_update: bool = False
+) -> ModelVersion | None:
+    """One version's row, without its metrics and evidence (which
+    ``app.registry.repository.version`` loads for the version's representation)."""
+    stmt = select(ModelVersion).where(
+        ModelVersion.model_id == model_id, ModelVersion.version == number
+    )
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return session.scalars(stmt).first()
+
+
+def version_and_production(
+    session: Session, model_id: int, number: int
+) -> tuple[ModelVersion | None, ModelVersion | None]:
+    """Version ``number`` and the production version, both locked (``FOR UPDATE``), read
+    in one statement; the same row twice when ``number`` is in production."""
+    stmt = (
+        select(ModelVersion)
+        .where(
+            ModelVersion.model_id == model_id,
+            or_(ModelVersion.version == number, ModelVersion.stage == Stage.PRODUCTION.value),
+        )
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    version: ModelVersion | None = None
+    production: ModelVersion | None = None
+    for row in session.scalars(stmt):
+        if row.version == number:
+            version = row
+        if row.stage == Stage.PRODUCTION.value:
+            production = row
+    return version, production
+
+
+def metrics_of(session: Session, version_ids: Sequence[int]) -> dict[int, list[Metric]]:
+    """The metrics of some versions in one statement, each version's in id order (the
+    order of ``ModelVersion.metrics``)."""
+    found: dict[int, list[Metric]] = {vid: [] for vid in version_ids}
+    if not version_ids:
+        return found
+    stmt = select(Metric).where(Metric.version_id.in_(version_ids)).order_by(Metric.id)
+    for metric in session.scalars(stmt):
+        found[metric.version_id].append(metric)
+    return found
+
+
+def previous_stable(session: Session, model_id: int, current: int) -> ModelVersion | None:
+    """The version of the latest production period, other than ``current``'s, that is
+    archived and was not rolled back."""
+    stmt = (
+        select(ModelVersion)
+        .join(
+            ProductionPeriod,
+            (ProductionPeriod.model_id == ModelVersion.model_id)
+            & (ProductionPeriod.version == ModelVersion.version),
+        )
+        .where(
+            ProductionPeriod.model_id == model_id,
+            ProductionPeriod.version != current,
+            ModelVersion.rolled_back.is_(False),
+            ModelVersion.stage == Stage.ARCHIVED.value,
+        )
+        .order_by(ProductionPeriod.id.desc())
+        .limit(1)
+    )
     return session.scalars(stmt).first()
 
 
@@ -124,14 +196,26 @@ def model_name_of(session: Session, model_id: int) -> str:
     )
 
 
-def open_period(session: Session, model_id: int) -> ProductionPeriod | None:
-    stmt = (
-        select(ProductionPeriod)
+def close_open_period(
+    session: Session, model_id: int, *, ended_at: datetime, ended_by: str
+) -> None:
+    """End the model's open production period (the newest one without an end), in one
+    ``UPDATE`` that locks the row it changes. Period rows loaded in the session are not
+    refreshed: the callers hold none."""
+    newest_open = (
+        select(ProductionPeriod.id)
         .where(ProductionPeriod.model_id == model_id, ProductionPeriod.ended_at.is_(None))
         .order_by(ProductionPeriod.id.desc())
-        .with_for_update()
+        .limit(1)
+        .scalar_subquery()
     )
-    return session.scalars(stmt).first()
+    stmt = (
+        update(ProductionPeriod)
+        .where(ProductionPeriod.id == newest_open)
+        .values(ended_at=ended_at, ended_by=ended_by)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(stmt)
 
 
 def periods(

@@ -7,7 +7,10 @@ processes; the partial unique index on production is the backstop.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -22,6 +25,7 @@ from app.errors import (
     PromotionNotFound,
     PromotionNotPending,
     TransitionNotAllowed,
+    VersionNotFound,
 )
 from app.pagination import decode_cursor, encode_cursor
 from app.promotion import repository
@@ -44,6 +48,15 @@ from app.registry.models import ModelVersion, RegisteredModel, Stage
 from app.registry.schemas import Page
 from app.storage.base import ArtifactStore
 
+
+class _Unread(Enum):
+    """Not read yet (as opposed to None: read, and there is none)."""
+
+    UNREAD = 0
+
+
+UNREAD: Literal[_Unread.UNREAD] = _Unread.UNREAD
+
 ALLOWED_MOVES: dict[Stage, tuple[Stage, ...]] = {
     Stage.CANDIDATE: (Stage.STAGING, Stage.PRODUCTION, Stage.ARCHIVED),
     Stage.STAGING: (Stage.PRODUCTION, Stage.ARCHIVED),
@@ -53,6 +66,31 @@ ALLOWED_MOVES: dict[Stage, tuple[Stage, ...]] = {
 
 
 # Transitions ----------------------------------------------------------------------------
+
+
+def _lock_version(
+    session: Session, model_name: str, number: int
+) -> tuple[RegisteredModel, ModelVersion]:
+    """``registry.lock_version`` (the model row locked, then the version: the lock order
+    every writer follows) without the version's metrics and evidence, which the gates read
+    only when a rule needs them."""
+    model = registry.lock_model(session, model_name)
+    version = repository.version(session, model.id, number, for_update=True)
+    if version is None:
+        raise VersionNotFound(f"model {model_name!r} has no version {number}")
+    return model, version
+
+
+def _lock_version_and_production(
+    session: Session, model_name: str, number: int
+) -> tuple[RegisteredModel, ModelVersion, ModelVersion | None]:
+    """:func:`_lock_version`, and the production version locked with it in the same
+    statement (for a promotion that may replace it)."""
+    model = registry.lock_model(session, model_name)
+    version, production = repository.version_and_production(session, model.id, number)
+    if version is None:
+        raise VersionNotFound(f"model {model_name!r} has no version {number}")
+    return model, version, production
 
 
 def allowed_moves(current: Stage, policy: PolicyInForce) -> list[Stage]:
@@ -118,20 +156,24 @@ def move_to_production(
     reason: str | None,
     promotion_id: int | None = None,
     details: dict[str, Any] | None = None,
+    previous: ModelVersion | _Unread | None = UNREAD,
+    archived_reason: str | None = None,
 ) -> ModelVersion | None:
-    """Make ``version`` the production version; the one it replaces is archived and its
-    production period closed. The caller holds the model lock. Returns the replaced one."""
+    """Make ``version`` the production version; the one it replaces is archived (with
+    ``archived_reason``, by default "replaced by ...") and its production period closed.
+    The caller holds the model lock, and may pass the production version it has already
+    read with ``FOR UPDATE`` as ``previous``. Returns the replaced one."""
     now = utcnow()
-    previous = repository.production_version(session, model.id, for_update=True)
+    if previous is UNREAD:
+        previous = repository.production_version(session, model.id, for_update=True)
     from_stage = version.stage
     if previous is not None:
         previous.stage = Stage.ARCHIVED.value
         previous.stage_changed_at = now
         previous.updated_at = now
-        previous.archived_reason = f"replaced by version {version.version} ({via})"
-        # The old production row must leave before the new one arrives: the partial
-        # unique index allows one production version per model at every statement.
-        session.flush()
+        previous.archived_reason = (
+            archived_reason or f"replaced by version {version.version} ({via})"
+        )
         audit.record(
             session,
             actor=actor,
@@ -143,10 +185,11 @@ def move_to_production(
             reason=f"replaced by version {version.version} ({via})",
             details={"replaced_by": version.version, "via": via, "promotion_id": promotion_id},
         )
-    period = repository.open_period(session, model.id)
-    if period is not None:
-        period.ended_at = now
-        period.ended_by = via
+        # The old production row must leave before the new one arrives: the partial
+        # unique index allows one production version per model at every statement.
+        # (Flushed after its audit event, which then shares the flush's statements.)
+        session.flush()
+    repository.close_open_period(session, model.id, ended_at=now, ended_by=via)
     version.stage = Stage.PRODUCTION.value
     version.stage_changed_at = now
     version.updated_at = now
@@ -188,12 +231,22 @@ def move_to_production(
 
 def _apply(
     session: Session, *, actor: Principal, model: RegisteredModel, version: ModelVersion,
-    request: PromotionRequest,
+    request: PromotionRequest, now: datetime | None = None,
+    production: ModelVersion | _Unread | None = UNREAD,
+    pending: Sequence[PromotionRequest] | None = None,
 ) -> None:  # fmt: skip
+    """Move the version and mark the request applied. ``production`` is the production
+    version if the caller read it ``FOR UPDATE``, ``pending`` the version's other pending
+    requests if the caller read them ``FOR UPDATE`` in this transaction."""
     target = Stage(request.target_stage)
-    now = utcnow()
+    now = now or utcnow()
     if target is Stage.PRODUCTION:
         _ensure_not_frozen(model)
+    # Set before the stage moves, so that the request's row is written once, in the flush
+    # that moves the version (the order of events in the audit log is unchanged).
+    request.status = PromotionStatus.APPLIED.value
+    request.applied_at = now
+    if target is Stage.PRODUCTION:
         move_to_production(
             session,
             actor=actor,
@@ -203,6 +256,7 @@ def _apply(
             reason=request.comment,
             promotion_id=request.id,
             details={"report_digest": request.report_digest},
+            previous=production,
         )
     else:
         from_stage = version.stage
@@ -221,8 +275,6 @@ def _apply(
             details={"via": "promotion", "promotion_id": request.id,
                      "report_digest": request.report_digest},
         )  # fmt: skip
-    request.status = PromotionStatus.APPLIED.value
-    request.applied_at = now
     audit.record(
         session,
         actor=actor,
@@ -233,15 +285,20 @@ def _apply(
         to_stage=target.value,
         details={"promotion_id": request.id, "report_digest": request.report_digest},
     )
-    _supersede_others(session, actor=actor, model=model, version=version, keep=request.id)
+    _supersede_others(
+        session, actor=actor, model=model, version=version, keep=request.id, pending=pending
+    )
 
 
 def _supersede_others(
     session: Session, *, actor: Principal, model: RegisteredModel, version: ModelVersion,
-    keep: int | None,
+    keep: int | None, pending: Sequence[PromotionRequest] | None = None,
 ) -> None:  # fmt: skip
-    """Pending requests of a version that has moved on can no longer be applied as made."""
-    for other in repository.pending_for_version(session, version.id):
+    """Pending requests of a version that has moved on can no longer be applied as made
+    (``pending``: those the caller has already read ``FOR UPDATE``, else read here)."""
+    if pending is None:
+        pending = repository.pending_for_version(session, version.id)
+    for other in pending:
         if other.id == keep:
             continue
         other.status = PromotionStatus.SUPERSEDED.value
@@ -266,9 +323,11 @@ def _supersede_others(
 
 def _evaluate(
     session: Session, store: ArtifactStore, model: RegisteredModel, version: ModelVersion,
-    target: Stage, policy: PolicyInForce,
+    target: Stage, policy: PolicyInForce, production: ModelVersion | _Unread | None = UNREAD,
 ) -> Evaluation:  # fmt: skip
-    production = repository.production_version(session, model.id)
+    """The gates of ``target`` against production (read here unless the caller has)."""
+    if production is UNREAD:
+        production = repository.production_version(session, model.id)
     if production is not None and production.id == version.id:
         production = None
     return evaluate(
@@ -309,19 +368,28 @@ def request_promotion(
     """Run the gates and record the request: rejected when a gate fails, applied at once
     with auto-promote and no approvals required, otherwise pending a reviewer."""
     target = Stage(data.target)
-    model, version = registry.lock_version(session, model_name, data.version)
+    production: ModelVersion | _Unread | None = UNREAD
+    if target is Stage.PRODUCTION:
+        # Production is locked with the version, after the model, and the same row is
+        # handed to the replacement (move_to_production) instead of being read again.
+        model, version, production = _lock_version_and_production(session, model_name, data.version)
+    else:
+        model, version = _lock_version(session, model_name, data.version)
     policy = in_force(session, model)
     check_transition(model, version, target, policy)
     if target is Stage.PRODUCTION:
         _ensure_not_frozen(model)
-    for pending in repository.pending_for_version(session, version.id):
-        if pending.target_stage == target.value:
+    pending = repository.pending_for_version(session, version.id)
+    for other in pending:
+        if other.target_stage == target.value:
             raise Conflict(
-                f"promotion request {pending.id} for version {version.version} to "
+                f"promotion request {other.id} for version {version.version} to "
                 f"{target.value} is already pending",
-                promotion_id=pending.id,
+                promotion_id=other.id,
             )
-    result = _evaluate(session, store, model, version, target, policy)
+    if production is UNREAD:
+        production = repository.production_version(session, model.id)
+    result = _evaluate(session, store, model, version, target, policy, production)
     stage = stage_policy(policy, target)
     now = utcnow()
     request = PromotionRequest(
@@ -338,9 +406,22 @@ def request_promotion(
         approvals_required=stage.approvals_required,
         auto_apply=stage.auto_promote,
         evaluated_against=result.report.evaluated_against,
-        report=result.report.model_dump(mode="json"),
+        report=result.document,
         report_digest=result.report.digest,
     )
+    auto_apply = result.passed and stage.auto_promote and stage.approvals_required == 0
+    # The decision is known before the request is written: written with it, the row
+    # needs no UPDATE afterwards.
+    if not result.passed:
+        request.status = PromotionStatus.REJECTED.value
+        request.decided_by = "gates"
+        request.decided_at = now
+        request.decision_comment = "gates failed: " + ", ".join(result.report.failed)
+    elif auto_apply:
+        request.decided_by = "policy:auto_promote"
+        request.decided_at = now
+        request.status = PromotionStatus.APPLIED.value
+        request.applied_at = now
     repository.add(session, request)
     session.flush()
     audit.record(
@@ -357,10 +438,6 @@ def request_promotion(
                  "policy_revision": policy.revision},
     )  # fmt: skip
     if not result.passed:
-        request.status = PromotionStatus.REJECTED.value
-        request.decided_by = "gates"
-        request.decided_at = now
-        request.decision_comment = "gates failed: " + ", ".join(result.report.failed)
         audit.record(
             session,
             actor=actor,
@@ -371,11 +448,13 @@ def request_promotion(
             reason=request.decision_comment,
             details={"promotion_id": request.id, "report_digest": result.report.digest},
         )
-    elif stage.auto_promote and stage.approvals_required == 0:
-        request.decided_by = "policy:auto_promote"
-        request.decided_at = now
-        _apply(session, actor=actor, model=model, version=version, request=request)
-    return to_read(session, request, model.name)
+    elif auto_apply:
+        _apply(
+            session, actor=actor, model=model, version=version, request=request, now=now,
+            production=production, pending=pending,
+        )  # fmt: skip
+    # A request made just now has no approvals yet.
+    return to_read(session, request, model.name, [])
 
 
 def _load_pending(
@@ -386,7 +465,7 @@ def _load_pending(
         raise PromotionNotFound(f"no promotion request {request_id}")
     name = repository.model_name_of(session, found.model_id)
     # Lock order: model, then version, then the request (as every writer does).
-    model, version = registry.lock_version(session, name, found.version)
+    model, version = _lock_version(session, name, found.version)
     request = repository.request(session, request_id, for_update=True)
     assert request is not None
     if request.status != PromotionStatus.PENDING_APPROVAL.value:
@@ -418,13 +497,11 @@ def approve(
     existing = repository.approvals(session, [request.id])[request.id]
     if any(a.reviewer == actor.name for a in existing):
         raise Conflict(f"{actor.name} has already approved promotion request {request_id}")
-    repository.add(
-        session,
-        PromotionApproval(
-            request_id=request.id, reviewer=actor.name, reviewer_role=actor.role.value,
-            comment=comment, created_at=utcnow(),
-        ),
+    approval = PromotionApproval(
+        request_id=request.id, reviewer=actor.name, reviewer_role=actor.role.value,
+        comment=comment, created_at=utcnow(),
     )  # fmt: skip
+    repository.add(session, approval)
     count = len(existing) + 1
     policy = in_force(session, model)
     if policy.revision != request.policy_revision:
@@ -452,7 +529,8 @@ def approve(
         _decide_and_apply(session, actor=actor, store=store, model=model, version=version,
                           request=request, policy=policy)  # fmt: skip
     session.flush()
-    return to_read(session, request, model.name)
+    # The approvals in id order, as repository.approvals reads them: the new one is last.
+    return to_read(session, request, model.name, [*existing, approval])
 
 
 def _decide_and_apply(
@@ -470,11 +548,14 @@ def _decide_and_apply(
                               "report_digest": request.report_digest})  # fmt: skip
         return
     target = Stage(request.target_stage)
-    production = repository.production_version(session, model.id)
+    # Read once, locked when it is about to be replaced, and handed to the replacement.
+    production = repository.production_version(
+        session, model.id, for_update=target is Stage.PRODUCTION
+    )
     current_against = production.version if production else None
     if current_against != request.evaluated_against or policy.revision != request.policy_revision:
-        result = _evaluate(session, store, model, version, target, policy)
-        request.report = result.report.model_dump(mode="json")
+        result = _evaluate(session, store, model, version, target, policy, production)
+        request.report = result.document
         request.report_digest = result.report.digest
         request.evaluated_against = result.report.evaluated_against
         request.policy_revision = policy.revision
@@ -501,7 +582,8 @@ def _decide_and_apply(
     request.status = PromotionStatus.APPROVED.value
     request.decided_by = actor.name
     request.decided_at = now
-    _apply(session, actor=actor, model=model, version=version, request=request)
+    _apply(session, actor=actor, model=model, version=version, request=request,
+           production=production)  # fmt: skip
 
 
 def reject(session: Session, *, actor: Principal, request_id: int, comment: str) -> PromotionRead:
