@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Header, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,30 +37,46 @@ ModelPath = Annotated[
 VersionPath = Annotated[int, Path(ge=1, le=2_000_000_000, description="The version number.")]
 
 
-def get_settings_dep(request: Request) -> Settings:
+# Dependencies that do no I/O are ``async def``: FastAPI runs a ``def`` dependency in the
+# threadpool, and each such hop cost about as much CPU as a small query
+# (docs/decisions/0007-concurrency-model.md). Database work stays in the threadpool.
+
+
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_store(request: Request) -> ArtifactStore:
+async def get_store(request: Request) -> ArtifactStore:
     store: ArtifactStore = request.app.state.store
     return store
 
 
-def get_uow(request: Request) -> Iterator[UnitOfWork]:
+async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
     """One transaction per request: committed when the route returns, before the
-    response is sent (scope="function"), rolled back on any error."""
+    response is sent (scope="function"), rolled back on any error.
+
+    The session opens lazily in the thread that first uses it; the commit (or rollback)
+    and the return of its connection happen in one thread hop at the end, shielded from
+    cancellation so that a client going away cannot leave a transaction open. That hop
+    does not queue for the shared threadpool: when every pool thread is taken by a
+    request waiting for a database connection, the requests holding the connections
+    must still be able to commit and give them back (FastAPI's own generator
+    dependencies exit the same way), or all of them wait out the pool timeout.
+    """
     factory: sessionmaker[Session] = request.app.state.sessions
     read_bind: Engine | None = request.app.state.read_bind
     uow = UnitOfWork(factory, read_bind if request.method in SAFE_METHODS else None)
     try:
         yield uow
-        uow.commit()
     except BaseException:
-        uow.rollback()
+        if uow.started:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(uow.abort, limiter=anyio.CapacityLimiter(1))
         raise
-    finally:
-        uow.close()
+    if uow.started:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(uow.finish, limiter=anyio.CapacityLimiter(1))
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
@@ -65,7 +84,20 @@ StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 UowDep = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
 
 
-def get_principal(request: Request, uow: UowDep) -> Principal:
+def _authenticate_apart(request: Request, secret: str, cache: TokenCache | None) -> Principal:
+    """Look the token up in a session and transaction of its own, given back at once.
+
+    Not in the request's unit of work: that would hold the request's connection from
+    here across the hop to the route, and with every pool thread taken by requests
+    waiting for a connection, the holders could not go on to use and release theirs.
+    """
+    factory: sessionmaker[Session] = request.app.state.sessions
+    read_bind: Engine | None = request.app.state.read_bind
+    with factory(bind=read_bind) if read_bind is not None else factory() as session:
+        return auth_service.authenticate(session, secret, cache)
+
+
+async def get_principal(request: Request) -> Principal:
     header = request.headers.get("authorization")
     if not header:
         raise Unauthenticated("send Authorization: Bearer <token>")
@@ -74,7 +106,10 @@ def get_principal(request: Request, uow: UowDep) -> Principal:
     if scheme.lower() != "bearer" or not secret:
         raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
     cache: TokenCache | None = getattr(request.app.state, "token_cache", None)
-    return auth_service.authenticate(uow.session, secret, cache)
+    principal = auth_service.remembered(cache, secret)
+    if principal is None:  # not remembered: a query, in the threadpool
+        principal = await run_in_threadpool(_authenticate_apart, request, secret, cache)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -85,20 +120,20 @@ def _check_role(principal: Principal, role: Role) -> None:
         raise Forbidden(f"this needs the {role.value} role; the token has {principal.role.value}")
 
 
-def require(role: Role) -> Callable[[Principal], Principal]:
+def require(role: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets through callers holding ``role`` (or a higher one)."""
 
-    def dependency(principal: PrincipalDep) -> Principal:
+    async def dependency(principal: PrincipalDep) -> Principal:
         _check_role(principal, role)
         return principal
 
     return dependency
 
 
-def require_model(role: Role) -> Callable[[Principal, str], Principal]:
+def require_model(role: Role) -> Callable[[Principal, str], Awaitable[Principal]]:
     """Like :func:`require`, and also checks a model-scoped token against the path's model."""
 
-    def dependency(principal: PrincipalDep, model: ModelPath) -> Principal:
+    async def dependency(principal: PrincipalDep, model: ModelPath) -> Principal:
         _check_role(principal, role)
         if not principal.may_touch_model(model):
             raise Forbidden(f"this token is limited to model {principal.model_scope!r}")
@@ -123,7 +158,7 @@ ModelOperator = Annotated[Principal, Depends(require_model(Role.OPERATOR))]
 ModelAdmin = Annotated[Principal, Depends(require_model(Role.ADMIN))]
 
 
-def idempotency_key(
+async def idempotency_key(
     key: Annotated[
         str | None,
         Header(

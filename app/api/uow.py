@@ -23,6 +23,25 @@ class UnitOfWork:
             self._session = self._factory(bind=self._bind) if self._bind else self._factory()
         return self._session
 
+    @property
+    def started(self) -> bool:
+        """Whether the request used the database at all."""
+        return self._session is not None
+
+    def finish(self) -> None:
+        """Commit and give the connection back (the end of a request that succeeded)."""
+        try:
+            self.commit()
+        finally:
+            self.close()
+
+    def abort(self) -> None:
+        """Roll back and give the connection back (the end of a request that failed)."""
+        try:
+            self.rollback()
+        finally:
+            self.close()
+
     def commit(self) -> None:
         if self._session is not None:
             self._session.commit()

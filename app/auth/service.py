@@ -34,19 +34,30 @@ def new_secret() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+def remembered(cache: TokenCache | None, presented: str) -> Principal | None:
+    """The principal of a secret the cache still holds (None if it holds none); no I/O.
+
+    Raises Unauthenticated when the remembered token has expired since.
+    """
+    if cache is None or not cache.enabled:
+        return None
+    principal = cache.get(hash_secret(presented))
+    expires_at = principal.expires_at if principal is not None else None
+    if expires_at is not None and expires_at <= utcnow():
+        raise Unauthenticated("the bearer token has expired")
+    return principal
+
+
 def authenticate(session: Session, presented: str, cache: TokenCache | None = None) -> Principal:
     """The principal behind a bearer secret, or Unauthenticated.
 
     With a ``cache``, a secret that authenticated less than its ttl ago is not looked up
     again (its expiry is still checked on every use); see app/auth/cache.py.
     """
+    cached = remembered(cache, presented)
+    if cached is not None:
+        return cached
     digest = hash_secret(presented)
-    if cache is not None:
-        cached = cache.get(digest)
-        if cached is not None:
-            if cached.expires_at is not None and cached.expires_at <= utcnow():
-                raise Unauthenticated("the bearer token has expired")
-            return cached
     token = repository.by_hash(session, digest)
     # compare_digest keeps the final check constant-time even though the lookup is by hash.
     if token is None or not hmac.compare_digest(token.secret_hash, digest):
