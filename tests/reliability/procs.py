@@ -5,50 +5,24 @@ limits, and a load loop that records every answer with its time.
 
 from __future__ import annotations
 
-import os
 import random
 import resource
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 
-from tests.support.s3server import TEST_CREDENTIALS, MotoServer, free_port
-from tests.support.servers import ServerProcess, server_env, start_server
+from tests.support.s3server import MotoServer, start_moto_server
+from tests.support.servers import ServerProcess, start_server
 
 __all__ = ["Answer", "LoadLoop", "start_moto_on", "start_server_limited"]
 
 
 def start_moto_on(port: int, *, timeout: float = 30.0) -> MotoServer:
     """A new (empty) moto S3 server on ``port``: the store coming back after a crash."""
-    with tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False) as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **TEST_CREDENTIALS},
-        )
-    server = MotoServer(process, port, log.name)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        try:
-            httpx.get(f"{server.endpoint_url}/moto-api/", timeout=1.0)
-            return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    output = Path(log.name).read_text(errors="replace")[-2000:]
-    server.kill()
-    raise RuntimeError(f"moto did not start on port {port}:\n{output}")
+    return start_moto_server(port=port, timeout=timeout)
 
 
 def start_server_limited(
@@ -63,34 +37,8 @@ def start_server_limited(
     def limit() -> None:  # runs in the child between fork and exec
         resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
 
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="modelgate-cwd-")
-    with tempfile.NamedTemporaryFile(
-        prefix="modelgate-server-", suffix=".log", delete=False
-    ) as log:
-        # Python ignores SIGXFSZ, so a write past the limit is an OSError, not a crash.
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app.main:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=server_env(settings),
-            cwd=workdir,
-            preexec_fn=limit,
-        )
-    return ServerProcess(process, port, log.name)
+    # Python ignores SIGXFSZ, so a write past the limit is an OSError, not a crash.
+    return start_server(settings, preexec_fn=limit)
 
 
 @dataclass(frozen=True)

@@ -92,29 +92,38 @@ def _answers_http(url: str) -> bool:
         return False
 
 
-def start_moto_server(*, timeout: float = 30.0) -> MotoServer:
-    """Start moto on a free loopback port and wait until it answers HTTP."""
+def start_moto_server(*, port: int | None = None, timeout: float = 30.0) -> MotoServer:
+    """Start moto on loopback and wait until it answers HTTP: on ``port`` (a store coming
+    back where the service expects it), or on a free port, retried if it was taken."""
     last_error = "not started"
-    for _attempt in range(3):  # the free port may be taken between probe and bind
-        port = free_port()
-        env = {**os.environ, **TEST_CREDENTIALS}
-        with tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False) as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-            )
-        server = MotoServer(process, port, log.name)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                break
-            if _answers_http(f"{server.endpoint_url}/moto-api/"):
-                return server
-            time.sleep(0.1)
-        with open(log.name, encoding="utf-8", errors="replace") as handle:
-            last_error = handle.read()[-2000:]
-        server.kill()
+    for _attempt in range(1 if port else 3):  # a free port may be taken before the bind
+        server = _try_moto(port or free_port(), timeout)
+        if isinstance(server, MotoServer):
+            return server
+        last_error = server
     raise RuntimeError(f"moto server did not start:\n{last_error}")
+
+
+def _try_moto(port: int, timeout: float) -> MotoServer | str:
+    """The server on ``port``, or its log when it did not come up."""
+    env = {**os.environ, **TEST_CREDENTIALS}
+    with tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False) as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+    server = MotoServer(process, port, log.name)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        if _answers_http(f"{server.endpoint_url}/moto-api/"):
+            return server
+        time.sleep(0.1)
+    with open(log.name, encoding="utf-8", errors="replace") as handle:
+        output = handle.read()[-2000:]
+    server.kill()
+    return output

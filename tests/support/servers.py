@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
@@ -103,34 +103,34 @@ def server_env(settings: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def start_server(settings: Mapping[str, str], *, cwd: str | Path | None = None) -> ServerProcess:
+def start_server(
+    settings: Mapping[str, str],
+    *,
+    cwd: str | Path | None = None,
+    port: int | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+) -> ServerProcess:
     """Start a server (not waiting for it: call wait_ready()). ``cwd`` defaults to a fresh
-    temporary directory, so no ``.env`` or ``modelgate-data/`` of the checkout is used."""
-    port = free_port()
+    temporary directory, so no ``.env`` or ``modelgate-data/`` of the checkout is used;
+    ``port`` to a free one. ``preexec_fn`` runs in the child before it starts (limits)."""
+    port = port or free_port()
     workdir = Path(cwd) if cwd is not None else Path(tempfile.mkdtemp(prefix="modelgate-cwd-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(
         prefix="modelgate-server-", suffix=".log", delete=False
     ) as log:
         process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app.main:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
+                sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=server_env(settings),
             cwd=workdir,
-        )
+            preexec_fn=preexec_fn,
+        )  # fmt: skip
     return ServerProcess(process, port, log.name)
 
 
