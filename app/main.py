@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -92,6 +93,18 @@ def bootstrap_tokens(app: FastAPI, settings: Settings) -> None:
             sys.stderr.flush()
 
 
+def _warm_up_scipy() -> None:
+    """Import scipy (1-2 s of CPU) in the background once the server is up: the gates and
+    drift statistics import it on first use, so the process is ready without waiting for
+    it and the first significance test or drift report need not pay for it either."""
+
+    def load() -> None:
+        import scipy.spatial.distance
+        import scipy.stats  # noqa: F401
+
+    threading.Thread(target=load, name="modelgate-scipy-warm-up", daemon=True).start()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -112,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 part_size=settings.upload_part_size_mib * 1024 * 1024,
             )
             bootstrap_tokens(app, settings)
+            _warm_up_scipy()
             if settings.webhook_dispatcher_enabled:
                 dispatcher = Dispatcher(
                     sessions=app.state.sessions, settings=settings, read_bind=app.state.read_bind

@@ -48,8 +48,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats as scipy_stats
-from scipy.spatial import distance
 
 EPSILON = 1e-4
 DEFAULT_BINS = 10
@@ -193,6 +191,8 @@ class StatResult:
 
 
 def ks_test(reference_sample: ArrayLike, window_sample: ArrayLike) -> StatResult:
+    from scipy import stats as scipy_stats  # first use pays the 1-2 s import, not start-up
+
     result = scipy_stats.ks_2samp(
         np.asarray(window_sample, dtype=np.float64),
         np.asarray(reference_sample, dtype=np.float64),
@@ -214,6 +214,8 @@ def chi_square_test(
 ) -> StatResult:
     observed = np.asarray(window_counts, dtype=np.float64)
     expected = reference_expected(reference_counts, float(observed.sum()), epsilon)
+    from scipy import stats as scipy_stats
+
     result = scipy_stats.chisquare(observed, expected)
     return StatResult(
         statistic=float(result.statistic), p_value=float(result.pvalue), dof=observed.size - 1
@@ -221,6 +223,8 @@ def chi_square_test(
 
 
 def js_distance(reference_counts: ArrayLike, window_counts: ArrayLike) -> float:
+    from scipy.spatial import distance
+
     value = distance.jensenshannon(proportions(window_counts), proportions(reference_counts), 2.0)
     return float(value) if math.isfinite(value) else 0.0
 
