@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 
-from app.api import idempotent
 from app.api.deps import (
-    IdempotencyKeyDep,
     ModelAdmin,
     ModelPath,
     ModelReader,
@@ -18,6 +16,7 @@ from app.api.deps import (
     UowDep,
     VersionPath,
 )
+from app.api.idempotent import IdempotencyDep
 from app.api.problems import responses
 from app.drift import service
 from app.drift.schemas import (
@@ -96,21 +95,17 @@ def get_reference_profile(
 def create_drift_report(
     model: ModelPath,
     body: DriftReportCreate,
-    request: Request,
     uow: UowDep,
     principal: ModelSubmitter,
     settings: SettingsDep,
-    idempotency_key: IdempotencyKeyDep,
-) -> JSONResponse:
+    idem: IdempotencyDep,
+) -> Response:
     """Check a production window (profile or raw sample) against the reference profile of
     the production version. When the drift score exceeds tau, `drift.detected` and
     `retrain.requested` events are emitted."""
-    return idempotent.run(
-        uow=uow,
-        request=request,
-        principal=principal,
-        key=idempotency_key,
-        payload=body.model_dump(mode="json"),
+    return idem.run(
+        principal,
+        body,
         status_code=201,
         create=lambda: service.create_drift_report(
             uow.session, actor=principal, settings=settings, model_name=model, data=body

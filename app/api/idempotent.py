@@ -3,37 +3,62 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from app.api.deps import IdempotencyKeyDep, UowDep
 from app.api.uow import UnitOfWork
 from app.auth.roles import Principal
 from app.idempotency import service as idempotency
 
 
-def run(
-    *,
-    uow: UnitOfWork,
-    request: Request,
-    principal: Principal,
-    key: str | None,
-    payload: Any,
-    status_code: int,
-    create: Callable[[], BaseModel],
-) -> JSONResponse:
-    """Call ``create`` once per key; a replay answers the stored body and status."""
-    if key is None:
-        return JSONResponse(create().model_dump(mode="json"), status_code=status_code)
-    scope = principal.token_id or principal.name
-    fp = idempotency.fingerprint(request.method, request.url.path, payload)
-    stored = idempotency.claim(uow.session, principal=scope, key=key, fp=fp)
-    if stored is not None:
-        return JSONResponse(
-            stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    """The request's Idempotency-Key (if any), with what claiming it needs."""
+
+    uow: UnitOfWork
+    request: Request
+    key: str | None
+
+    def run(
+        self,
+        principal: Principal,
+        body: BaseModel,
+        *,
+        status_code: int,
+        create: Callable[[], BaseModel],
+    ) -> Response:
+        """Call ``create`` once per key; a replay answers the stored body and status.
+
+        The key is scoped to the caller's token, and the request's method, path and body
+        are its fingerprint: the same key with another body is a 409, not a replay.
+        """
+        if self.key is None:
+            return Response(
+                create().model_dump_json(), status_code=status_code, media_type="application/json"
+            )
+        scope = principal.token_id or principal.name
+        payload = body.model_dump(mode="json")
+        fp = idempotency.fingerprint(self.request.method, self.request.url.path, payload)
+        session = self.uow.session
+        stored = idempotency.claim(session, principal=scope, key=self.key, fp=fp)
+        if stored is not None:
+            return JSONResponse(
+                stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
+            )
+        answer = create().model_dump(mode="json")
+        idempotency.store(
+            session, principal=scope, key=self.key, status_code=status_code, body=answer
         )
-    body = create().model_dump(mode="json")
-    idempotency.store(uow.session, principal=scope, key=key, status_code=status_code, body=body)
-    return JSONResponse(body, status_code=status_code)
+        return JSONResponse(answer, status_code=status_code)
+
+
+async def get_idempotency(request: Request, uow: UowDep, key: IdempotencyKeyDep) -> Idempotency:
+    return Idempotency(uow=uow, request=request, key=key)
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Response
 
-from app.api import idempotent
 from app.api.deps import (
-    IdempotencyKeyDep,
     ModelPath,
     ModelReader,
     ModelSubmitter,
@@ -17,6 +14,7 @@ from app.api.deps import (
     Submitter,
     UowDep,
 )
+from app.api.idempotent import IdempotencyDep
 from app.api.problems import responses
 from app.errors import Forbidden
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -34,11 +32,10 @@ router = APIRouter(prefix="/models", tags=["models"])
 )
 def create_model(
     body: ModelCreate,
-    request: Request,
     uow: UowDep,
     principal: Submitter,
-    idempotency_key: IdempotencyKeyDep,
-) -> JSONResponse:
+    idem: IdempotencyDep,
+) -> Response:
     """Register a model under a unique name."""
     if principal.model_scope is not None and principal.model_scope != body.name:
         raise Forbidden(f"this token is limited to model {principal.model_scope!r}")
@@ -47,12 +44,9 @@ def create_model(
         model = service.create_model(uow.session, actor=principal, data=body)
         return service.to_model_read(model, None)
 
-    return idempotent.run(
-        uow=uow,
-        request=request,
-        principal=principal,
-        key=idempotency_key,
-        payload=body.model_dump(mode="json"),
+    return idem.run(
+        principal,
+        body,
         status_code=201,
         create=create,
     )

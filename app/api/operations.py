@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Response
 
-from app.api import idempotent
-from app.api.deps import IdempotencyKeyDep, ModelOperator, ModelPath, ModelReader, StoreDep, UowDep
+from app.api.deps import ModelOperator, ModelPath, ModelReader, StoreDep, UowDep
+from app.api.idempotent import IdempotencyDep
 from app.api.problems import responses
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.promotion import operations
@@ -32,20 +31,16 @@ router = APIRouter(prefix="/models/{model}", tags=["operations"])
 def rollback(
     model: ModelPath,
     body: RollbackCreate,
-    request: Request,
     uow: UowDep,
     principal: ModelOperator,
     store: StoreDep,
-    idempotency_key: IdempotencyKeyDep,
-) -> JSONResponse:
+    idem: IdempotencyDep,
+) -> Response:
     """Put the previous stable version (or `to_version`) back into production, after
     checking its artifact is intact. Works while the model is frozen."""
-    return idempotent.run(
-        uow=uow,
-        request=request,
-        principal=principal,
-        key=idempotency_key,
-        payload=body.model_dump(mode="json"),
+    return idem.run(
+        principal,
+        body,
         status_code=200,
         create=lambda: operations.rollback(
             uow.session,

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from app.api import idempotent
 from app.api.deps import (
-    IdempotencyKeyDep,
     ModelAdmin,
     ModelPath,
     ModelReader,
@@ -21,6 +18,7 @@ from app.api.deps import (
     VersionPath,
     require,
 )
+from app.api.idempotent import IdempotencyDep
 from app.api.problems import responses
 from app.api.uow import UnitOfWork
 from app.auth.roles import Principal, Role
@@ -130,16 +128,13 @@ def request_promotion(
     uow: UowDep,
     principal: ModelSubmitter,
     store: StoreDep,
-    idempotency_key: IdempotencyKeyDep,
-) -> JSONResponse:
+    idem: IdempotencyDep,
+) -> Response:
     """Ask to move a version to staging or production. The gates run now: the answer is
     `rejected` (with the failing rules), `pending_approval`, or `applied`."""
-    return idempotent.run(
-        uow=uow,
-        request=request,
-        principal=principal,
-        key=idempotency_key,
-        payload=body.model_dump(mode="json"),
+    return idem.run(
+        principal,
+        body,
         status_code=201,
         create=lambda: service.request_promotion(
             uow.session, actor=principal, store=store, model_name=model, data=body

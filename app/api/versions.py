@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Response
 
-from app.api import idempotent
 from app.api.deps import (
-    IdempotencyKeyDep,
     ModelPath,
     ModelReader,
     ModelSubmitter,
     UowDep,
     VersionPath,
 )
+from app.api.idempotent import IdempotencyDep
 from app.api.problems import responses
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.registry import service
@@ -34,11 +32,10 @@ router = APIRouter(prefix="/models/{model}", tags=["versions"])
 def create_version(
     model: ModelPath,
     body: VersionCreate,
-    request: Request,
     uow: UowDep,
     principal: ModelSubmitter,
-    idempotency_key: IdempotencyKeyDep,
-) -> JSONResponse:
+    idem: IdempotencyDep,
+) -> Response:
     """Submit a candidate version with its lineage, signature, metrics and tags.
 
     Send an `Idempotency-Key` so that a retried CI job never creates two versions."""
@@ -49,12 +46,9 @@ def create_version(
         )
         return service.to_version_read(m.name, version)
 
-    return idempotent.run(
-        uow=uow,
-        request=request,
-        principal=principal,
-        key=idempotency_key,
-        payload=body.model_dump(mode="json"),
+    return idem.run(
+        principal,
+        body,
         status_code=201,
         create=create,
     )

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Path, Query, Response
 
-from app.api import idempotent
-from app.api.deps import Admin, IdempotencyKeyDep, SettingsDep, UowDep, require_unscoped
+from app.api.deps import Admin, SettingsDep, UowDep, require_unscoped
+from app.api.idempotent import IdempotencyDep
 from app.api.problems import responses
 from app.events import service
 from app.events.models import DeliveryStatus
@@ -30,21 +29,17 @@ DeliveryId = Annotated[int, Path(ge=1, le=2**62, description="The delivery's id.
 )
 def create_webhook(
     body: WebhookCreate,
-    request: Request,
     uow: UowDep,
     principal: Admin,
     settings: SettingsDep,
-    idempotency_key: IdempotencyKeyDep,
-) -> JSONResponse:
+    idem: IdempotencyDep,
+) -> Response:
     """Subscribe a URL to events. Deliveries are signed with the secret, which is never
     shown again."""
     require_unscoped(principal)
-    return idempotent.run(
-        uow=uow,
-        request=request,
-        principal=principal,
-        key=idempotency_key,
-        payload=body.model_dump(mode="json"),
+    return idem.run(
+        principal,
+        body,
         status_code=201,
         create=lambda: service.create_webhook(
             uow.session, actor=principal, settings=settings, data=body
