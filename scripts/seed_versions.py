@@ -40,7 +40,7 @@ VERSION_COLUMNS = (
 )  # fmt: skip
 METRIC_COLUMNS = (
     "version_id", "model_id", "name", "dataset", "slice", "value", "sample_count", "source",
-    "created_at",
+    "created_at", "stage",
 )  # fmt: skip
 AUDIT_COLUMNS = (
     "stream", "seq", "occurred_at", "actor", "actor_role", "token_id", "action", "model",
@@ -179,13 +179,15 @@ def seed(
 
         t = time.perf_counter()
         with conn.cursor().copy(f"COPY metrics ({', '.join(METRIC_COLUMNS)}) FROM STDIN") as copy:
-            for vid, _number, _stage, accuracy, created, _bits in versions:
+            # metrics.stage is a copy of the version's stage (migration 0004).
+            for vid, _number, stage, accuracy, created, _bits in versions:
                 copy.write_row(
-                    (vid, model_id, "accuracy", DATASET, "", accuracy, 10000, "submitted", created)
-                )
+                    (vid, model_id, "accuracy", DATASET, "", accuracy, 10000, "submitted",
+                     created, stage)
+                )  # fmt: skip
                 copy.write_row(
                     (vid, model_id, "f1", DATASET, "", round(accuracy - 0.03, 4), 10000,
-                     "submitted", created)
+                     "submitted", created, stage)
                 )  # fmt: skip
         timings["copy_metrics_s"] = time.perf_counter() - t
 

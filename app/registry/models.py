@@ -17,9 +17,14 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
+    inspect,
     text,
+    update,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapped, Mapper, mapped_column, relationship
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.db.base import Base, BigIntPK, utcnow
 
@@ -114,13 +119,28 @@ class ModelVersion(Base):
 
 
 class Metric(Base):
-    """One evaluation result. Immutable: the same key with another value is a conflict."""
+    """One evaluation result. Immutable: the same key with another value is a conflict,
+    except ``stage``, a copy of its version's stage kept equal on every stage change (see
+    ``_metrics_follow_their_version`` below)."""
 
     __tablename__ = "metrics"
     __table_args__ = (
         UniqueConstraint("version_id", "name", "dataset", "slice"),
         # Serves "order versions of a model by a metric on a dataset" without a sort.
         Index("ix_metrics_model_id_name_dataset_value", "model_id", "name", "dataset", "value"),
+        # The same in one stage: "staging versions by accuracy" is a range of this index,
+        # where the index above would be walked until enough staging versions turned up
+        # (a rare stage: thousands of rows per page at a million versions).
+        Index(
+            "ix_metrics_model_id_name_dataset_stage_value",
+            "model_id",
+            "name",
+            "dataset",
+            "stage",
+            "value",
+            postgresql_where=text("slice = ''"),
+            sqlite_where=text("slice = ''"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
@@ -137,6 +157,9 @@ class Metric(Base):
     sample_count: Mapped[int | None] = mapped_column(BigInteger)
     source: Mapped[str] = mapped_column(String(32), default="submitted")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The version's stage, denormalised for the index above. No default: whoever adds a
+    # metric says which stage its version is in (an omission fails on NOT NULL).
+    stage: Mapped[str] = mapped_column(String(16))
 
     model_version: Mapped[ModelVersion] = relationship(lazy="raise", back_populates="metrics")
 
@@ -162,3 +185,23 @@ class EvaluationEvidence(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(deferred=True)
     digest: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+@event.listens_for(ModelVersion, "after_update")
+def _metrics_follow_their_version(
+    mapper: Mapper[ModelVersion], connection: Connection, target: ModelVersion
+) -> None:
+    """Copy a version's new stage to its metrics in the flush that writes the version.
+
+    Every stage change (promotion, archive, replacement by a new production version,
+    rollback) is an ORM update of ``ModelVersion.stage``, so this one hook keeps
+    ``metrics.stage`` equal to it in the same transaction. Bulk ``UPDATE`` statements on
+    ``model_versions`` bypass it; none changes a stage."""
+    if not inspect(target).attrs.stage.history.has_changes():
+        return
+    connection.execute(
+        update(Metric).where(Metric.version_id == target.id).values(stage=target.stage)
+    )
+    # Metric objects already loaded with the version keep showing what the row holds.
+    for metric in inspect(target).dict.get("metrics") or ():
+        set_committed_value(metric, "stage", target.stage)

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    Label,
+    Row,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
-from app.registry.models import Metric, ModelVersion, RegisteredModel, Stage
+from app.registry.models import EvaluationEvidence, Metric, ModelVersion, RegisteredModel, Stage
 
 
 def model_by_name(session: Session, name: str) -> RegisteredModel | None:
@@ -75,17 +88,162 @@ def production_versions(session: Session, model_ids: Sequence[int]) -> dict[int,
     return {mid: ver for mid, ver in session.execute(stmt)}
 
 
+def _has_evidence() -> Label[bool]:
+    """Whether the version of the row has evaluation evidence (most have none): selected
+    with the version so that evidence is queried only for versions that have some.
+
+    A scalar subquery with LIMIT 1 rather than EXISTS: PostgreSQL may run an EXISTS in
+    the select list as one hashed scan of the whole evidence table, where this is always
+    one probe of the (version_id, ...) unique index per returned row."""
+    probe = (
+        select(literal_column("1"))
+        .where(EvaluationEvidence.version_id == ModelVersion.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return probe.is_not(None).label("has_evidence")
+
+
+def _fill_evidence(session: Session, versions: Sequence[tuple[ModelVersion, bool]]) -> None:
+    """Load the ``evidence`` collection of each (version, has evidence): one statement for
+    those that have some, none when no version has any."""
+    wanted = [v.id for v, has in versions if has]
+    found: dict[int, list[EvaluationEvidence]] = {i: [] for i in wanted}
+    if wanted:
+        stmt = (
+            select(EvaluationEvidence)
+            .where(EvaluationEvidence.version_id.in_(wanted))
+            .order_by(EvaluationEvidence.id)
+        )
+        for ev in session.scalars(stmt):
+            found[ev.version_id].append(ev)
+    for v, _ in versions:
+        set_committed_value(v, "evidence", found.get(v.id, []))
+
+
 def version(
     session: Session, model_id: int, number: int, *, for_update: bool = False
 ) -> ModelVersion | None:
     stmt = (
-        select(ModelVersion)
+        select(ModelVersion, _has_evidence())
         .where(ModelVersion.model_id == model_id, ModelVersion.version == number)
-        .options(selectinload(ModelVersion.metrics), selectinload(ModelVersion.evidence))
+        .options(selectinload(ModelVersion.metrics))
     )
     if for_update:
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    return session.scalars(stmt).first()
+    row = session.execute(stmt).first()
+    if row is None:
+        return None
+    _fill_evidence(session, [(row[0], bool(row[1]))])
+    return row[0]
+
+
+def version_with_model(
+    session: Session, model_name: str, number: int
+) -> tuple[RegisteredModel, ModelVersion] | None:
+    """A model and one of its versions, joined by the model's name in one statement (then
+    the version's metrics, and its evidence if it has some); None when either is missing."""
+    stmt = (
+        select(RegisteredModel, ModelVersion, _has_evidence())
+        .join(ModelVersion, ModelVersion.model_id == RegisteredModel.id)
+        .where(RegisteredModel.name == model_name, ModelVersion.version == number)
+        .options(selectinload(ModelVersion.metrics))
+    )
+    row = session.execute(stmt).first()
+    if row is None:
+        return None
+    _fill_evidence(session, [(row[1], bool(row[2]))])
+    return row[0], row[1]
+
+
+# What a version's read model (VersionRead) shows, as plain columns: list pages are
+# built from these rows without ORM objects (no identity map, no state tracking).
+VERSION_COLUMNS = (
+    ModelVersion.id,
+    ModelVersion.version,
+    ModelVersion.stage,
+    ModelVersion.description,
+    ModelVersion.lineage,
+    ModelVersion.signature,
+    ModelVersion.tags,
+    ModelVersion.artifact_status,
+    ModelVersion.artifact_sha256,
+    ModelVersion.artifact_size,
+    ModelVersion.artifact_media_type,
+    ModelVersion.artifact_uploaded_at,
+    ModelVersion.artifact_expected_sha256,
+    ModelVersion.rolled_back,
+    ModelVersion.archived_reason,
+    ModelVersion.created_by,
+    ModelVersion.created_at,
+    ModelVersion.updated_at,
+    ModelVersion.stage_changed_at,
+)
+METRIC_COLUMNS = (
+    Metric.version_id,
+    Metric.name,
+    Metric.value,
+    Metric.undefined_reason,
+    Metric.dataset,
+    Metric.slice,
+    Metric.sample_count,
+    Metric.source,
+)
+EVIDENCE_COLUMNS = (
+    EvaluationEvidence.version_id,
+    EvaluationEvidence.dataset,
+    EvaluationEvidence.kind,
+    EvaluationEvidence.size,
+    EvaluationEvidence.digest,
+)
+
+
+# A result row of any shape (SQLAlchemy types rows by their columns' types).
+AnyRow = Row[*tuple[Any, ...]]
+
+
+class VersionRows(NamedTuple):
+    """One version of a list page: its row (``VERSION_COLUMNS`` and ``has_evidence``),
+    and its metrics and evidence rows (``METRIC_COLUMNS``, ``EVIDENCE_COLUMNS``) in the
+    order they were recorded."""
+
+    row: AnyRow
+    metrics: list[AnyRow]
+    evidence: list[AnyRow]
+
+
+def _one_of(session: Session, column: Any, ids: list[int]) -> ColumnElement[bool]:
+    """``column IN (ids)``; on PostgreSQL ``column = ANY(array)``: one parameter, so the
+    statement's text is the same for every page (short enough for psycopg to cache its
+    parsing, instead of rendering and parsing a hundred placeholders per page)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))  # type: ignore[no-any-return]
+    return column.in_(ids)  # type: ignore[no-any-return]
+
+
+def _with_details(session: Session, rows: Sequence[AnyRow]) -> list[VersionRows]:
+    """The page's metrics (one statement) and evidence (one more if any version of the
+    page has some; rows carry ``has_evidence``)."""
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    metrics: dict[int, list[AnyRow]] = {i: [] for i in ids}
+    stmt = (
+        select(*METRIC_COLUMNS).where(_one_of(session, Metric.version_id, ids)).order_by(Metric.id)
+    )
+    for m in session.execute(stmt):
+        metrics[m.version_id].append(m)
+    evidence: dict[int, list[AnyRow]] = {i: [] for i in ids}
+    with_evidence = [row.id for row in rows if row.has_evidence]
+    if with_evidence:
+        ev_stmt = (
+            select(*EVIDENCE_COLUMNS)
+            .where(_one_of(session, EvaluationEvidence.version_id, with_evidence))
+            .order_by(EvaluationEvidence.id)
+        )
+        for e in session.execute(ev_stmt):
+            evidence[e.version_id].append(e)
+    return [VersionRows(row, metrics[row.id], evidence[row.id]) for row in rows]
 
 
 def page_versions(
@@ -96,12 +254,8 @@ def page_versions(
     descending: bool,
     after_version: int | None,
     limit: int,
-) -> Sequence[ModelVersion]:
-    stmt = (
-        select(ModelVersion)
-        .where(ModelVersion.model_id == model_id)
-        .options(selectinload(ModelVersion.metrics), selectinload(ModelVersion.evidence))
-    )
+) -> list[VersionRows]:
+    stmt = select(*VERSION_COLUMNS, _has_evidence()).where(ModelVersion.model_id == model_id)
     if stage is not None:
         stmt = stmt.where(ModelVersion.stage == stage)
     if after_version is not None:
@@ -111,7 +265,7 @@ def page_versions(
             else ModelVersion.version > after_version
         )
     order = ModelVersion.version.desc() if descending else ModelVersion.version.asc()
-    return session.scalars(stmt.order_by(order).limit(limit)).all()
+    return _with_details(session, session.execute(stmt.order_by(order).limit(limit)).all())
 
 
 def page_versions_by_metric(
@@ -124,22 +278,25 @@ def page_versions_by_metric(
     descending: bool,
     after: tuple[float, int] | None,
     limit: int,
-) -> Sequence[tuple[ModelVersion, float]]:
+) -> list[tuple[VersionRows, float]]:
     """Versions ordered by one metric's value (versions without a defined value are left out)."""
     stmt = (
-        select(ModelVersion, Metric.value)
+        select(*VERSION_COLUMNS, _has_evidence(), Metric.value.label("order_value"))
         .join(Metric, Metric.version_id == ModelVersion.id)
         .where(
             Metric.model_id == model_id,
             Metric.name == metric,
             Metric.dataset == dataset,
-            Metric.slice == "",
+            # A literal, not a parameter: it must match the partial index's predicate
+            # even in a generic plan of a prepared statement.
+            Metric.slice == literal_column("''"),
             Metric.value.is_not(None),
         )
-        .options(selectinload(ModelVersion.metrics), selectinload(ModelVersion.evidence))
     )
     if stage is not None:
-        stmt = stmt.where(ModelVersion.stage == stage)
+        # metrics.stage is the version's stage (kept equal on every change): filtering
+        # on it makes the page a range of ix_metrics_model_id_name_dataset_stage_value.
+        stmt = stmt.where(Metric.stage == stage)
     if after is not None:
         value, number = after
         # The same keyset as "(value, version) after the cursor", written so that the
@@ -161,7 +318,10 @@ def page_versions_by_metric(
     else:
         stmt = stmt.order_by(Metric.value.asc(), ModelVersion.version.asc())
     rows = session.execute(stmt.limit(limit)).all()
-    return [(row[0], float(row[1] or 0.0)) for row in rows]
+    return [
+        (page_row, float(row.order_value or 0.0))
+        for page_row, row in zip(_with_details(session, rows), rows, strict=True)
+    ]
 
 
 def existing_metrics(session: Session, version_id: int) -> dict[tuple[str, str, str], Metric]:

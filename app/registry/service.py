@@ -8,6 +8,7 @@ numbering, transitions and the model's audit chain across server processes.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -208,7 +209,7 @@ def create_version(
     repository.add(session, version)
     session.flush()
     for row in metric_rows:
-        row.model_id, row.version_id = model.id, version.id
+        row.model_id, row.version_id, row.stage = model.id, version.id, version.stage
     for ev in evidence_rows:
         ev.version_id = version.id
     repository.add_all(session, [*metric_rows, *evidence_rows])
@@ -237,11 +238,12 @@ def create_version(
 def get_version(
     session: Session, model_name: str, number: int
 ) -> tuple[RegisteredModel, ModelVersion]:
-    model = get_model(session, model_name)
-    version = repository.version(session, model.id, number)
-    if version is None:
+    found = repository.version_with_model(session, model_name, number)
+    if found is None:
+        # Only a miss pays for a second look, to say which of the two is missing.
+        get_model(session, model_name)
         raise VersionNotFound(f"model {model_name!r} has no version {number}")
-    return model, version
+    return found
 
 
 def lock_version(
@@ -280,11 +282,9 @@ def list_versions(
             after_version=int(after[0]) if after else None,
             limit=limit + 1,
         )
-        page = list(rows[:limit])
-        next_cursor = encode_cursor([page[-1].version]) if len(rows) > limit else None
-        return Page[VersionRead](
-            items=[to_version_read(model.name, v) for v in page], next_cursor=next_cursor
-        )
+        page = rows[:limit]
+        next_cursor = encode_cursor([page[-1].row.version]) if len(rows) > limit else None
+        return _page_of_rows(model.name, page, next_cursor)
     if key.startswith("metric:") and len(key) > len("metric:"):
         metric = key[len("metric:") :]
         dataset = dataset or model.primary_dataset
@@ -306,14 +306,11 @@ def list_versions(
         )
         metric_page = metric_rows[:limit]
         next_cursor = (
-            encode_cursor([metric_page[-1][1], metric_page[-1][0].version])
+            encode_cursor([metric_page[-1][1], metric_page[-1][0].row.version])
             if len(metric_rows) > limit
             else None
         )
-        return Page[VersionRead](
-            items=[to_version_read(model.name, v) for v, _ in metric_page],
-            next_cursor=next_cursor,
-        )
+        return _page_of_rows(model.name, [v for v, _ in metric_page], next_cursor)
     raise ValidationFailed(
         "order_by must be 'version', '-version', 'metric:NAME' or '-metric:NAME'",
         errors=[{"loc": ["query", "order_by"], "msg": f"unknown ordering {order_by!r}"}],
@@ -345,7 +342,8 @@ def add_metrics(
                     f"{where} is already recorded as {old.value}; metrics are immutable"
                 )
             continue
-        row.model_id, row.version_id = model.id, version.id
+        # The version is locked: its stage cannot change before this transaction ends.
+        row.model_id, row.version_id, row.stage = model.id, version.id, version.stage
         new_metrics.append(row)
     old_evidence = {(e.dataset, e.kind): e for e in version.evidence}
     new_evidence: list[EvaluationEvidence] = []
@@ -523,3 +521,57 @@ def to_version_read(model_name: str, v: ModelVersion) -> VersionRead:
         updated_at=v.updated_at,
         stage_changed_at=v.stage_changed_at,
     )
+
+
+def _page_of_rows(
+    model_name: str, page: list[repository.VersionRows], next_cursor: str | None
+) -> Page[VersionRead]:
+    """A list page built from plain rows, without ORM objects: the fields of
+    ``to_version_read``, validated in one call instead of one model at a time."""
+    return Page[VersionRead].model_validate(
+        {"items": [_version_read_fields(model_name, v) for v in page], "next_cursor": next_cursor}
+    )
+
+
+def _version_read_fields(model_name: str, rows: repository.VersionRows) -> dict[str, Any]:
+    """What ``to_version_read`` makes of a version, from its page rows."""
+    v = rows.row
+    return {
+        "model": model_name,
+        "version": v.version,
+        "stage": v.stage,
+        "description": v.description,
+        "lineage": v.lineage,
+        "signature": v.signature,
+        "tags": v.tags,
+        "metrics": [
+            {
+                "name": m.name,
+                "value": m.value,
+                "undefined_reason": m.undefined_reason,
+                "dataset": m.dataset,
+                "slice": m.slice or None,
+                "sample_count": m.sample_count,
+                "source": m.source,
+            }
+            for m in rows.metrics
+        ],
+        "artifact": {
+            "status": v.artifact_status,
+            "sha256": v.artifact_sha256,
+            "size": v.artifact_size,
+            "media_type": v.artifact_media_type,
+            "uploaded_at": v.artifact_uploaded_at,
+            "expected_sha256": v.artifact_expected_sha256,
+        },
+        "evidence": [
+            {"dataset": e.dataset, "kind": e.kind, "size": e.size, "digest": e.digest}
+            for e in rows.evidence
+        ],
+        "rolled_back": v.rolled_back,
+        "archived_reason": v.archived_reason,
+        "created_by": v.created_by,
+        "created_at": v.created_at,
+        "updated_at": v.updated_at,
+        "stage_changed_at": v.stage_changed_at,
+    }
