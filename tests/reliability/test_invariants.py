@@ -105,6 +105,15 @@ def _stage_without_audit(client: TestClient, settings: Settings, r: dict[str, An
     )
 
 
+def _metric_out_of_step(client: TestClient, settings: Settings, r: dict[str, Any]) -> None:
+    _sql(
+        settings,
+        "UPDATE metrics SET stage = 'archived' WHERE version_id = "
+        "(SELECT id FROM model_versions WHERE version = 4 AND model_id = :m)",
+        m=_model_id(settings),
+    )
+
+
 def _lose_a_history_row(client: TestClient, settings: Settings, r: dict[str, Any]) -> None:
     _sql(
         settings,
@@ -129,6 +138,7 @@ def _lose_the_production_artifact(
         (_skip_a_version_number, "version numbers are not 1..5"),
         (_stage_without_audit, "v4: stage staging but the audit log last moved it to candidate"),
         (_stage_without_audit, "v4 (staging): no verified artifact"),
+        (_metric_out_of_step, "v4: metric 'accuracy' says archived, the version is candidate"),
         (_lose_a_history_row, "!= audit log moves to production"),
         (_lose_a_history_row, "open history periods"),
         (_half_apply_a_request, "applied_at is None"),

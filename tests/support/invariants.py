@@ -23,6 +23,8 @@ running API for what clients see (the production history, ``/audit/verify``), th
    decided request has the one event of its decision, and a pending one none and still
    sits in the stage it was requested from.
 7. ``GET /audit/verify`` answers ``ok``.
+8. **metric rows carry their version's stage** (``metrics.stage``, kept for stage-filtered
+   metric-ordered pages): no metric row disagrees with its version.
 
 It returns an :class:`InvariantReport` (counts) and raises :class:`InvariantViolation`,
 listing every broken promise, when any check fails.
@@ -115,6 +117,7 @@ class _Snapshot:
     periods: list[Mapping[str, Any]]
     events: list[Mapping[str, Any]]
     requests: list[Mapping[str, Any]]
+    stale_metrics: list[Mapping[str, Any]]
 
 
 def _snapshot(database_url: str) -> _Snapshot:
@@ -148,6 +151,12 @@ def _snapshot(database_url: str) -> _Snapshot:
                     conn,
                     "SELECT id, model_id, version_id, version, from_stage, target_stage, "
                     "status, applied_at FROM promotion_requests ORDER BY id",
+                ),
+                stale_metrics=_rows(
+                    conn,
+                    "SELECT v.model_id, v.version, v.stage AS version_stage, "
+                    "m.stage AS metric_stage, m.name FROM metrics m "
+                    "JOIN model_versions v ON v.id = m.version_id WHERE m.stage <> v.stage",
                 ),
             )
     finally:
@@ -220,6 +229,14 @@ def check_invariants(
     requests_of: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
     for r in snap.requests:
         requests_of[r["model_id"]].append(r)
+
+    names = {m["id"]: m["name"] for m in snap.models}
+    for row in snap.stale_metrics:
+        if wanted is None or names.get(row["model_id"]) in wanted:
+            bad.append(
+                f"{names.get(row['model_id'])} v{row['version']}: metric {row['name']!r} says "
+                f"{row['metric_stage']}, the version is {row['version_stage']}"
+            )
 
     stages: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
