@@ -123,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 s3_endpoint_url=settings.s3_endpoint_url,
                 s3_region=settings.s3_region,
                 part_size=settings.upload_part_size_mib * 1024 * 1024,
+                parts_in_flight=settings.upload_parts_in_flight,
             )
             bootstrap_tokens(app, settings)
             _warm_up_scipy()

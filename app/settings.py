@@ -51,7 +51,14 @@ class Settings(BaseSettings):
         default=8,
         ge=5,
         le=64,
-        description="Multipart part size; memory per upload is about two parts.",
+        description="Multipart part size; memory per upload is about (parts in flight + 1) parts.",
+    )
+    upload_parts_in_flight: int = Field(
+        default=4,
+        ge=1,
+        le=16,
+        description="Parts of one upload sent to S3 at once; memory per upload is about "
+        "this many parts plus one (the local directory store writes one part at a time).",
     )
     max_artifact_bytes: int = Field(
         default=50 * 1024**3, ge=1, description="Largest artifact accepted."

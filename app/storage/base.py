@@ -35,6 +35,7 @@ __all__ = [
     "digest_of_key",
     "hash_chunks",
     "key_for",
+    "take_unsent",
     "validate_sha256",
 ]
 
@@ -72,15 +73,37 @@ class IntegrityResult:
 
 
 class ArtifactUpload(Protocol):
-    """One upload in progress, written part by part from a single thread at a time.
+    """One upload in progress, written part by part.
+
+    A part is numbered with :meth:`next_part`, in stream order, then its bytes are
+    written with :meth:`send_part`; :meth:`write_part` does both. Up to the store's
+    ``parts_in_flight`` parts may be sent at once from different threads; everything
+    else (numbering, ``complete``, ``abort``) is called from one thread at a time and
+    only while no part is being sent, so that an abort leaves no part behind.
 
     Either :meth:`complete` succeeds or :meth:`abort` must be called; after a
     successful ``complete`` an ``abort`` is a no-op, so callers can abort in a
     ``finally``-style cleanup without risking the stored object.
     """
 
-    def write_part(self, data: bytes) -> None:
-        """Append one part; every part but the last is at least the store's ``part_size``."""
+    def write_part(self, data: bytes | bytearray) -> None:
+        """Number and send the next part; every part but the last is ``part_size`` long."""
+        ...
+
+    def next_part(self, size: int) -> int:
+        """Number the next part of the stream (1, 2, ...), ``size`` bytes long; no I/O.
+
+        Raises ValueError after a short part (only the last may be shorter than
+        ``part_size``) and PayloadTooLarge when the store cannot take another part.
+        """
+        ...
+
+    def send_part(self, number: int, data: bytes | bytearray) -> None:
+        """Write part ``number`` (as numbered by :meth:`next_part`, with that many bytes).
+
+        The store may keep ``data`` until ``complete`` or ``abort`` when it is the
+        whole (short) object; otherwise the caller may reuse it once this returns.
+        """
         ...
 
     def complete(self, sha256: str, size: int) -> StoredObject:
@@ -102,6 +125,8 @@ class ArtifactStore(Protocol):
     """Where artifact bytes live. Implementations: LocalDirectoryStore, S3Store."""
 
     part_size: int
+    parts_in_flight: int
+    """How many parts of one upload may be sent at once (1: strictly one after another)."""
 
     def describe(self) -> str:
         """One line for logs and the readiness report, without secrets."""
@@ -254,9 +279,32 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-def check_completion(*, sha256: str, size: int, written: int, expected: str | None) -> None:
-    """What every store checks before publishing an upload: the caller's size matches the
-    bytes written, and the digest matches the one the upload was started with."""
+def take_unsent(unsent: dict[int, int], number: int, size: int, *, in_order: bool) -> None:
+    """Check a part about to be sent against what :meth:`ArtifactUpload.next_part`
+    numbered, and strike it from ``unsent`` (part number -> size)."""
+    expected = unsent.get(number)
+    if expected is None:
+        raise RuntimeError(f"part {number} was not numbered by next_part() or was already sent")
+    if in_order and number != min(unsent):
+        raise RuntimeError(f"part {number} sent before part {min(unsent)}: parts go in order")
+    if size != expected:
+        raise ValueError(f"part {number} was numbered with {expected} bytes but has {size}")
+    del unsent[number]
+
+
+def check_completion(
+    *,
+    sha256: str,
+    size: int,
+    written: int,
+    expected: str | None,
+    unsent: dict[int, int] | None = None,
+) -> None:
+    """What every store checks before publishing an upload: every numbered part was sent,
+    the caller's size matches the bytes written, and the digest matches the one the
+    upload was started with."""
+    if unsent:
+        raise RuntimeError(f"parts {sorted(unsent)} were numbered but never sent")
     if size != written:
         raise ValueError(f"complete() got size {size} but {written} bytes were written")
     if expected is not None and sha256 != expected:

@@ -13,7 +13,7 @@ from pathlib import Path
 from app.errors import ConfigurationError
 from app.storage.base import DEFAULT_PART_SIZE, ArtifactStore
 from app.storage.local import LocalDirectoryStore
-from app.storage.s3 import S3Store
+from app.storage.s3 import DEFAULT_PARTS_IN_FLIGHT, S3Store
 
 __all__ = ["open_store"]
 
@@ -28,8 +28,12 @@ def open_store(
     s3_endpoint_url: str | None = None,
     s3_region: str | None = None,
     part_size: int = DEFAULT_PART_SIZE,
+    parts_in_flight: int = DEFAULT_PARTS_IN_FLIGHT,
 ) -> ArtifactStore:
-    """The store named by ``url``; ConfigurationError (one line) if it cannot work."""
+    """The store named by ``url``; ConfigurationError (one line) if it cannot work.
+
+    ``parts_in_flight`` applies to S3 (parts of one upload sent at once); a directory
+    is always written one part after another."""
     url = url.strip()
     if not url:
         raise ConfigurationError(
@@ -39,7 +43,11 @@ def open_store(
     scheme = match.group(1).lower() if match else None
     if scheme == "s3":
         return _open_s3(
-            url, s3_endpoint_url=s3_endpoint_url, s3_region=s3_region, part_size=part_size
+            url,
+            s3_endpoint_url=s3_endpoint_url,
+            s3_region=s3_region,
+            part_size=part_size,
+            parts_in_flight=parts_in_flight,
         )
     if scheme not in (None, "file"):
         raise ConfigurationError(
@@ -56,7 +64,12 @@ def open_store(
 
 
 def _open_s3(
-    url: str, *, s3_endpoint_url: str | None, s3_region: str | None, part_size: int
+    url: str,
+    *,
+    s3_endpoint_url: str | None,
+    s3_region: str | None,
+    part_size: int,
+    parts_in_flight: int,
 ) -> S3Store:
     rest = url[len("s3://") :]
     if any(c in rest for c in "?#"):
@@ -86,6 +99,7 @@ def _open_s3(
             endpoint_url=s3_endpoint_url or None,
             region=s3_region or None,
             part_size=part_size,
+            parts_in_flight=parts_in_flight,
         )
     except ValueError as exc:
         # botocore rejects malformed endpoint URLs and region names with ValueError.

@@ -37,6 +37,7 @@ from app.storage.base import (
     digest_of_key,
     hash_chunks,
     key_for,
+    take_unsent,
     validate_sha256,
 )
 
@@ -80,6 +81,9 @@ def storage_error(root: Path, exc: OSError) -> AppError:
 
 class LocalDirectoryStore:
     """Content-addressed artifacts in a directory; see the module docstring for the layout."""
+
+    parts_in_flight = 1
+    """A temp file is written in order, one part at a time."""
 
     def __init__(self, root: Path | str, part_size: int = DEFAULT_PART_SIZE) -> None:
         if part_size < 1:
@@ -236,17 +240,31 @@ class _LocalUpload:
         self._tmp_path = tmp_path
         self._file: BinaryIO | None = os.fdopen(fd, "wb") if fd is not None else None
         self._written = 0
+        self._numbered = 0
+        self._unsent: dict[int, int] = {}
+        """Size of each numbered part not yet sent."""
         self._short_part_seen = False
         self._state = "open"
 
-    def write_part(self, data: bytes) -> None:
+    def write_part(self, data: bytes | bytearray) -> None:
+        self.send_part(self.next_part(len(data)), data)
+
+    def next_part(self, size: int) -> int:
         if self._state != "open":
             raise RuntimeError(f"upload is {self._state}")
         if self._short_part_seen:
             raise ValueError("only the last part may be shorter than part_size")
-        if len(data) < self._store.part_size:
+        if size < self._store.part_size:
             self._short_part_seen = True
-        self._written += len(data)
+        self._written += size
+        self._numbered += 1
+        self._unsent[self._numbered] = size
+        return self._numbered
+
+    def send_part(self, number: int, data: bytes | bytearray) -> None:
+        if self._state != "open":
+            raise RuntimeError(f"upload is {self._state}")
+        take_unsent(self._unsent, number, len(data), in_order=True)
         if self._file is None:
             return
         try:
@@ -260,7 +278,11 @@ class _LocalUpload:
             raise RuntimeError(f"upload is {self._state}")
         try:
             check_completion(
-                sha256=sha256, size=size, written=self._written, expected=self._expected
+                sha256=sha256,
+                size=size,
+                written=self._written,
+                expected=self._expected,
+                unsent=self._unsent,
             )
             key = key_for(sha256)
             final = self._store._path(key)

@@ -1,18 +1,23 @@
 """Stream an upload of unknown length into an artifact store with flat memory.
 
-The request body arrives as small chunks on the event loop; stores want large parts
-(S3 parts are at least 5 MiB) and block while writing them. :func:`store_stream`
-gathers chunks into ``store.part_size`` parts and hands each full part to one worker
-thread, which hashes it and writes it while the loop keeps receiving the next part.
-The hand-over is a zero-capacity channel, so at most two parts are alive at a time
-(one being written, one being filled, plus briefly the pieces of the one being joined):
-memory is bounded by about three parts whatever the body's size or the client's speed
-(measured: under 40 MiB of peak growth for 256 MiB and 1 GiB bodies with 8 MiB parts).
-sha256 and size are always computed here, never taken from the store.
+The request body arrives as chunks on the event loop; stores want large parts (S3
+parts are at least 5 MiB) and block while writing them. :func:`store_stream` copies
+the chunks into ``store.part_size`` buffers and hands each full buffer to a task of its
+own, which hashes it in a worker thread -- strictly after the part before it, so the
+sha256 covers the stream in order -- and then writes it in another. Up to
+``store.parts_in_flight`` parts are hashed or written at once (S3: several UploadPart
+requests in parallel, as boto3's transfer manager sends them; the local store: one,
+a file is written in order) while the loop fills the next buffer; when all are busy the
+loop stops reading the body, which holds the client back. A written buffer is reused
+for a later part, so memory is bounded by ``parts_in_flight + 1`` parts whatever the
+body's size or the client's speed, and every byte is copied once on the way (chunk to
+buffer; the buffer itself goes to the store). sha256 and size are always computed
+here, never taken from the store.
 
 Any failure -- a client that disconnects, a body over ``max_bytes``, a store error,
-a digest that differs from the expected one, cancellation -- aborts the upload so that
-nothing is left in the store.
+a digest that differs from the expected one, cancellation -- stops new parts, waits
+for the parts being written (a part still on its way could outlive the abort), and
+aborts the upload so that nothing is left in the store.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from collections.abc import AsyncIterator
 from typing import BinaryIO
 
 import anyio
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.abc import TaskGroup
+from anyio.lowlevel import RunVar
 
 from app.errors import ChecksumMismatch, PayloadTooLarge, ValidationFailed
 from app.storage.base import ArtifactStore, ArtifactUpload, StoredObject, validate_sha256
@@ -31,6 +37,22 @@ from app.storage.base import ArtifactStore, ArtifactUpload, StoredObject, valida
 __all__ = ["store_file", "store_stream"]
 
 logger = logging.getLogger(__name__)
+
+PART_WRITERS = 32
+"""Parts written at once by all the uploads of one process (event loop) together."""
+_part_writers: RunVar[anyio.CapacityLimiter] = RunVar("modelgate_part_writers")
+
+
+def _part_writer_limiter() -> anyio.CapacityLimiter:
+    """The threads writing parts have a limiter of their own, not anyio's default one
+    (40 threads), which the request handlers' database calls share: a dozen uploads
+    with parts in flight must not keep every other request waiting for a thread."""
+    try:
+        return _part_writers.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(PART_WRITERS)
+        _part_writers.set(limiter)
+        return limiter
 
 
 async def store_stream(
@@ -53,7 +75,9 @@ async def store_stream(
     with anyio.CancelScope(shield=True):
         upload = await anyio.to_thread.run_sync(store.begin_upload, expected)
     try:
-        sha256, size = await _pump(upload, chunks, store.part_size, max_bytes)
+        sha256, size = await _pump(
+            upload, chunks, store.part_size, max_bytes, max(1, store.parts_in_flight)
+        )
         _check_result(sha256, size, expected)
         return await anyio.to_thread.run_sync(upload.complete, sha256, size)
     except BaseException:
@@ -95,31 +119,80 @@ def store_file(
         raise
 
 
-class _PartWriter:
-    """The worker side: hashes and writes parts strictly in order, in a thread.
+class _Parts:
+    """Hashes parts strictly in order and writes up to ``in_flight`` of them at once.
 
-    It never raises into the task group (anyio would wrap the error in an
-    ExceptionGroup); a failure is kept in ``error`` and the channel is closed, which
-    makes the producer's next send fail so that it can re-raise the original error.
+    Tasks never raise into the task group (anyio would wrap the error in an
+    ExceptionGroup): the first failure is kept in ``error``, later parts are skipped,
+    and the producer re-raises it.
     """
 
-    def __init__(self, upload: ArtifactUpload) -> None:
+    def __init__(self, upload: ArtifactUpload, part_size: int, in_flight: int) -> None:
         self.upload = upload
+        self.part_size = part_size
         self.hasher = hashlib.sha256()
-        self.error: Exception | None = None
+        self.error: BaseException | None = None
+        self.stopped = False
+        """Set when the producer fails: parts not yet written are dropped."""
+        self._slots = anyio.Semaphore(in_flight)
+        self._hashed = anyio.Event()
+        """Set once the latest dispatched part has been hashed (or given up)."""
+        self._hashed.set()
+        self._free: list[bytearray] = []
+        self._dispatched = 0
 
-    def _write(self, part: bytes) -> None:
-        self.hasher.update(part)
-        self.upload.write_part(part)
+    def buffer(self) -> bytearray:
+        """A buffer to fill from the start: a written one if any is free; else, once the
+        body has proved larger than a part, a new full-size one; else an empty one that
+        grows as it is filled, so that a small body costs no more than its size."""
+        if self._free:
+            return self._free.pop()
+        return bytearray(self.part_size) if self._dispatched else bytearray()
 
-    async def run(self, parts: ObjectReceiveStream[bytes]) -> None:
-        async with parts:
-            async for part in parts:
-                try:
-                    await anyio.to_thread.run_sync(self._write, part)
-                except Exception as exc:
-                    self.error = exc
-                    return
+    async def dispatch(self, tg: TaskGroup, buffer: bytearray) -> None:
+        """Number ``buffer`` as the next part and start hashing and writing it once one
+        of the ``in_flight`` slots is free; raises the error of a failed part."""
+        self._raise_failure()
+        number = self.upload.next_part(len(buffer))
+        await self._slots.acquire()
+        try:
+            self._raise_failure()
+        except BaseException:
+            self._slots.release()
+            raise
+        previous, hashed = self._hashed, anyio.Event()
+        self._hashed = hashed
+        self._dispatched += 1
+        tg.start_soon(self._handle, number, buffer, previous, hashed)
+
+    async def _handle(
+        self, number: int, buffer: bytearray, previous: anyio.Event, hashed: anyio.Event
+    ) -> None:
+        try:
+            await previous.wait()
+            if self._going():
+                await anyio.to_thread.run_sync(self.hasher.update, buffer)
+            hashed.set()
+            if self._going():
+                await anyio.to_thread.run_sync(
+                    self.upload.send_part, number, buffer, limiter=_part_writer_limiter()
+                )
+        except Exception as exc:
+            if self.error is None:
+                self.error = exc
+        finally:
+            hashed.set()
+            # A short buffer is the last part (and may be kept by the store).
+            if len(buffer) == self.part_size:
+                self._free.append(buffer)
+            self._slots.release()
+
+    def _going(self) -> bool:
+        return self.error is None and not self.stopped
+
+    def _raise_failure(self) -> None:
+        if self.error is not None:
+            raise self.error
 
 
 async def _pump(
@@ -127,55 +200,51 @@ async def _pump(
     chunks: AsyncIterator[bytes],
     part_size: int,
     max_bytes: int | None,
+    in_flight: int,
 ) -> tuple[str, int]:
-    """Feed ``chunks`` to the worker as parts; returns (sha256, size) once all are written."""
-    writer = _PartWriter(upload)
-    send, receive = anyio.create_memory_object_stream[bytes](0)
+    """Feed ``chunks`` to the store as parts; returns (sha256, size) once all are written."""
+    parts = _Parts(upload, part_size, in_flight)
     failure: BaseException | None = None
     size = 0
     async with anyio.create_task_group() as tg:
-        tg.start_soon(writer.run, receive)
-        async with send:
-            try:
-                pending: list[bytes | memoryview] = []
-                pending_len = 0
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if max_bytes is not None and size > max_bytes:
-                        raise _too_large(max_bytes)
-                    view = memoryview(chunk)
-                    while view:
-                        room = part_size - pending_len
-                        piece, view = view[:room], view[room:]
-                        pending.append(piece)
-                        pending_len += len(piece)
-                        if pending_len == part_size:
-                            # join() is the one copy of each byte; pieces are views.
-                            part = b"".join(pending)
-                            pending.clear()
-                            pending_len = 0
-                            await _hand_over(send, part, writer)
-                if pending_len:
-                    await _hand_over(send, b"".join(pending), writer)
-                pending.clear()
-            except Exception as exc:
-                # Kept and re-raised after the task group, which would otherwise wrap
-                # it in an ExceptionGroup; closing `send` lets the worker finish.
-                failure = exc
+        try:
+            buffer: bytearray | None = None
+            filled = 0
+            async for chunk in chunks:
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise _too_large(max_bytes)
+                if buffer is None:
+                    buffer = parts.buffer()
+                room = part_size - filled
+                if len(chunk) < room:
+                    # The usual case: the chunk fits. Copied in place into a full-size
+                    # buffer, appended to a growing one.
+                    buffer[filled : filled + len(chunk)] = chunk
+                    filled += len(chunk)
+                    continue
+                view = memoryview(chunk)
+                while len(view) >= room:
+                    buffer[filled:part_size] = view[:room]
+                    view = view[room:]
+                    await parts.dispatch(tg, buffer)
+                    buffer, filled, room = parts.buffer(), 0, part_size
+                buffer[: len(view)] = view
+                filled = len(view)
+            if buffer is not None and filled:
+                # The last, short part: trimmed in place (no copy), handed over for good.
+                del buffer[filled:]
+                await parts.dispatch(tg, buffer)
+        except Exception as exc:
+            # Kept and re-raised after the task group, which would otherwise wrap it
+            # in an ExceptionGroup; the task group still waits for parts in flight.
+            failure = exc
+            parts.stopped = True
     if failure is not None:
         raise failure
-    if writer.error is not None:
-        raise writer.error
-    return writer.hasher.hexdigest(), size
-
-
-async def _hand_over(send: ObjectSendStream[bytes], part: bytes, writer: _PartWriter) -> None:
-    try:
-        await send.send(part)
-    except anyio.BrokenResourceError:
-        # The worker stopped after a failed write; report that failure.
-        assert writer.error is not None
-        raise writer.error from None
+    if parts.error is not None:
+        raise parts.error
+    return parts.hasher.hexdigest(), size
 
 
 def _read_part(fileobj: BinaryIO, part_size: int) -> bytes:
