@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, insert, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.audit.hashing import GENESIS_HASH
@@ -49,8 +50,17 @@ def _forget_held_heads(session: Session, transaction: SessionTransaction) -> Non
         session.info.pop(_HELD_HEADS, None)
 
 
-def add_event(session: Session, event: AuditEvent) -> None:
-    session.add(event)
+def add_event(session: Session, fields: dict[str, Any]) -> None:
+    """Insert one event row now, on the session's connection and transaction.
+
+    A Core insert rather than ``session.add``: events are written and never read back in
+    the transaction that writes them, and the ORM's flush (identity map, dependency sort)
+    was a third of a version creation's database CPU.
+    """
+    session.connection().execute(_INSERT_EVENT, fields)
+
+
+_INSERT_EVENT = insert(AuditEvent.__table__)  # type: ignore[arg-type]
 
 
 def query_events(

@@ -70,8 +70,10 @@ def record(
         "details": details or {},
     }
     digest = event_hash(fields, head.head_hash)
-    event = AuditEvent(**fields, prev_hash=head.head_hash, hash=digest)
-    repository.add_event(session, event)
+    fields["prev_hash"] = head.head_hash
+    fields["hash"] = digest
+    repository.add_event(session, fields)
+    event = AuditEvent(**fields)  # for the listeners and the caller; not in the session
     head.seq = fields["seq"]
     head.head_hash = digest
     for listener in _listeners:

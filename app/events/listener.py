@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from app.audit import service as audit
 from app.audit.models import AuditEvent
 from app.events import repository
-from app.events.models import DeliveryStatus, OutboxEvent, Webhook, WebhookDelivery
+from app.events.models import DeliveryStatus, Webhook
 from app.events.types import event_type_for, matches
 from app.events.wakeup import wake_after_commit
 from app.observability import metrics
@@ -58,41 +58,49 @@ def on_audit_event(session: Session, event: AuditEvent) -> None:
     event_type = event_type_for(event.action)
     if event_type is None:
         return
-    outbox = OutboxEvent(
-        event_id=str(uuid.uuid4()),
-        type=event_type,
-        model=event.model,
-        version=event.version,
-        occurred_at=event.occurred_at,
-        payload=payload_of(event),
+    hooks = [
+        hook
+        for hook in _active_webhooks(session)
+        if matches(list(hook.event_types), event_type)
+        and (hook.model is None or hook.model == event.model)
+    ]
+    # Written with Core inserts, now (not at the next flush): the id, which orders
+    # deliveries, is assigned while this transaction holds the model's audit stream
+    # lock, so ids of one model follow commit order.
+    event_id = str(uuid.uuid4())
+    outbox_id = repository.insert_outbox(
+        session,
+        {
+            "event_id": event_id,
+            "type": event_type,
+            "model": event.model,
+            "version": event.version,
+            "occurred_at": event.occurred_at,
+            "payload": payload_of(event),
+        },
+        returning_id=bool(hooks),
     )
-    # The id, which orders deliveries, is assigned at the flush, while this transaction
-    # still holds the model's audit stream lock: ids of one model follow commit order.
-    repository.add(session, outbox)
-    wrote = False
-    for hook in _active_webhooks(session):
-        if not matches(list(hook.event_types), event_type):
-            continue
-        if hook.model is not None and hook.model != event.model:
-            continue
-        repository.add(
+    if hooks:
+        assert outbox_id is not None
+        repository.insert_deliveries(
             session,
-            WebhookDelivery(
-                webhook_id=hook.id,
-                outbox=outbox,
-                event_id=outbox.event_id,
-                event_type=event_type,
-                ordering_key=event.model or "",
-                status=DeliveryStatus.PENDING.value,
-                attempts=0,
-                next_attempt_at=event.occurred_at,
-                created_at=event.occurred_at,
-            ),
+            [
+                {
+                    "webhook_id": hook.id,
+                    "outbox_id": outbox_id,
+                    "event_id": event_id,
+                    "event_type": event_type,
+                    "ordering_key": event.model or "",
+                    "status": DeliveryStatus.PENDING.value,
+                    "attempts": 0,
+                    "next_attempt_at": event.occurred_at,
+                    "created_at": event.occurred_at,
+                }
+                for hook in hooks
+            ],
         )
-        wrote = True
-    defer(session, metrics.EVENTS.labels(type=event_type).inc)
-    if wrote:
         wake_after_commit(session)
+    defer(session, metrics.EVENTS.labels(type=event_type).inc)
 
 
 def install() -> None:

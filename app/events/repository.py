@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
 from app.db.dialect import is_postgres
@@ -21,6 +21,27 @@ from app.events.models import (
 
 def add(session: Session, obj: Any) -> None:
     session.add(obj)
+
+
+def insert_outbox(session: Session, row: dict[str, Any], *, returning_id: bool) -> int | None:
+    """Insert one outbox event now (a Core insert on the session's transaction); its id
+    when asked for (deliveries need it), else None and no RETURNING."""
+    connection = session.connection()
+    if not returning_id:
+        connection.execute(_INSERT_OUTBOX, row)
+        return None
+    new_id: int = connection.execute(
+        _INSERT_OUTBOX.returning(OutboxEvent.__table__.c.id), row
+    ).scalar_one()
+    return new_id
+
+
+def insert_deliveries(session: Session, rows: list[dict[str, Any]]) -> None:
+    session.connection().execute(_INSERT_DELIVERY, rows)
+
+
+_INSERT_OUTBOX = insert(OutboxEvent.__table__)  # type: ignore[arg-type]
+_INSERT_DELIVERY = insert(WebhookDelivery.__table__)  # type: ignore[arg-type]
 
 
 def active_webhooks(session: Session) -> Sequence[Webhook]:
