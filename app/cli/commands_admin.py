@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
 import time
 from collections import deque
@@ -158,16 +160,50 @@ def audit_tail(
     _print_events(events, header=True)
     seen = {e["id"] for e in events}
     since: str | None = events[-1]["occurred_at"] if events else None
-    try:
-        while True:
-            time.sleep(interval)
+    with _stop_on_interrupt() as stop:
+        while stop.sleep(interval):
             fresh = [e for e in events_since(since) if e["id"] not in seen]
             for e in fresh:
                 seen.add(e["id"])
                 since = max(since or e["occurred_at"], e["occurred_at"])
             _print_events(fresh, header=False)
-    except KeyboardInterrupt:
-        return
+
+
+class _Stop:
+    """Set by Ctrl-C (SIGINT) or SIGTERM while installed; see :func:`_stop_on_interrupt`."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, waking early on a stop; whether to go on."""
+        deadline = time.monotonic() + seconds
+        while not self.requested and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
+        return not self.requested
+
+
+@contextlib.contextmanager
+def _stop_on_interrupt() -> Iterator[_Stop]:
+    """Turn Ctrl-C and SIGTERM into a flag checked between polls, not KeyboardInterrupt.
+
+    A KeyboardInterrupt can land anywhere, including inside the HTTP client's connection
+    pool while it holds its lock, and closing the client at exit then waits forever; with
+    a flag the request in flight finishes and the command exits 0. (The handler only
+    sets an attribute: anything that takes a lock could deadlock against the code it
+    interrupted.)
+    """
+    stop = _Stop()
+
+    def handler(signum: int, frame: object) -> None:
+        stop.requested = True
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _print_events(events: list[AuditEvent], *, header: bool) -> None:
