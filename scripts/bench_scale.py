@@ -10,6 +10,9 @@ large count, and measured again. Each query kind runs ``scale_queries`` times:
   would arrive there)
 - ``staging_metric``: ``?stage=staging&order_by=-metric:accuracy...``, a rare stage
   (about 1 % of the versions) ordered by a metric
+- ``staging_metric_10``: the same with ``limit=10``: with 1,000 versions there are about
+  ten staging versions, so ``staging_metric`` answers 10 rows there and 100 rows at a
+  million; pages of 10 compare the same amount of work at both sizes
 - ``walk_metric``: following ``next_cursor`` page after page from the top
 
 The query plans of the repository functions behind these pages are captured with
@@ -38,6 +41,7 @@ KINDS = (
     "stage_metric_deep",
     "stage_version_deep",
     "staging_metric",
+    "staging_metric_10",
 )
 
 
@@ -163,7 +167,7 @@ def query_ops(scale: Scale, model: str, kind: str, cursor: str | None) -> list[O
     # staging: about 1 % of the seeded versions, the rare-stage case (a small model may
     # have none at all, so an empty page is no error there).
     stage = "staging" if kind.startswith("staging") else "candidate"
-    params: dict[str, Any] = {"stage": stage, "limit": PAGE}
+    params: dict[str, Any] = {"stage": stage, "limit": 10 if kind.endswith("_10") else PAGE}
     if "_metric" in kind:
         params.update({"order_by": "-metric:accuracy", "dataset": DATASET})
     if cursor is not None:

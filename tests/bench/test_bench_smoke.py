@@ -27,6 +27,7 @@ SCALE_KINDS = (
     "stage_metric_deep",
     "stage_version_deep",
     "staging_metric",
+    "staging_metric_10",
 )
 LEVELS = (1, 4)
 
