@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from tests.support.api import (
     API,
+    all_items,
     assert_problem,
     audit_events,
     create_model,
@@ -25,19 +26,7 @@ def metric(name: str, value: float, dataset: str = "holdout", **extra: Any) -> d
 
 def list_all(client: TestClient, model: str, **params: Any) -> list[dict[str, Any]]:
     """Every version of a list, page by page."""
-    items: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        query = dict(params)
-        if cursor:
-            query["cursor"] = cursor
-        response = client.get(f"{API}/models/{model}/versions", params=query)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items
+    return all_items(client, f"/models/{model}/versions", **params)
 
 
 def test_create_with_full_lineage_signature_metrics_and_tags(client: TestClient) -> None:

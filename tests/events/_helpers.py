@@ -13,7 +13,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from app.events import signing
-from tests.support.api import API
+from tests.support.api import API, all_items
 from tests.support.receiver import Received
 
 SECRET = "whsec_test_0123456789abcdef"
@@ -29,19 +29,7 @@ def create_webhook(client: Any, url: str, **fields: Any) -> dict[str, Any]:
 
 def deliveries(client: Any, webhook_id: int, **params: Any) -> list[dict[str, Any]]:
     """The whole delivery log of a webhook, newest first."""
-    items: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        query = {**params, "limit": 500}
-        if cursor:
-            query["cursor"] = cursor
-        response = client.get(f"{API}/webhooks/{webhook_id}/deliveries", params=query)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if not cursor:
-            return items
+    return all_items(client, f"/webhooks/{webhook_id}/deliveries", **{**params, "limit": 500})
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from app.settings import Settings
-from tests.support.api import API, create_model
+from tests.support.api import API, all_items, create_model
 from tests.support.flows import new_version, permissive_policy, promote, put_policy, rollback
 
 MODEL = "sync"
@@ -18,18 +18,9 @@ STAGES = ("candidate", "staging", "production", "archived")
 
 def listed(client: TestClient, **params: Any) -> list[int]:
     """Every version number of a list, page by page (pages of 2, to use the cursors)."""
-    numbers: list[int] = []
-    cursor = None
-    while True:
-        query = {**params, "limit": 2, **({"cursor": cursor} if cursor else {})}
-        response = client.get(f"{API}/models/{MODEL}/versions", params=query)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        numbers += [v["version"] for v in page["items"]]
-        assert all(v["stage"] == params.get("stage", v["stage"]) for v in page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return numbers
+    items = all_items(client, f"/models/{MODEL}/versions", **{**params, "limit": 2})
+    assert all(v["stage"] == params.get("stage", v["stage"]) for v in items)
+    return [v["version"] for v in items]
 
 
 def out_of_step(settings: Settings) -> list[tuple[int, str, str]]:

@@ -94,18 +94,21 @@ def create_version(client: Any, model: str, payload: dict[str, Any] | None = Non
     return number
 
 
-def audit_events(client: Any, **params: Any) -> list[dict[str, Any]]:
-    """Every audit event matching ``params``, following the cursor."""
-    events: list[dict[str, Any]] = []
+def all_items(client: Any, path: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a paginated GET (``API`` + ``path``), following ``next_cursor``."""
+    items: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
-        query = {**params, "limit": 1000}
-        if cursor:
-            query["cursor"] = cursor
-        response = client.get(f"{API}/audit", params=query)
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        response = client.get(f"{API}{path}", params=query)
         assert response.status_code == 200, response.text
         page = response.json()
-        events += page["items"]
+        items += page["items"]
         cursor = page["next_cursor"]
         if not cursor:
-            return events
+            return items
+
+
+def audit_events(client: Any, **params: Any) -> list[dict[str, Any]]:
+    """Every audit event matching ``params``, following the cursor."""
+    return all_items(client, "/audit", **{**params, "limit": 1000})

@@ -23,7 +23,15 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from app.settings import Settings
-from tests.support.api import ADMIN_TOKEN, API, audit_events, auth, sha256_hex, version_payload
+from tests.support.api import (
+    ADMIN_TOKEN,
+    API,
+    all_items,
+    audit_events,
+    auth,
+    sha256_hex,
+    version_payload,
+)
 
 Headers = dict[str, str]
 
@@ -240,19 +248,7 @@ def read_version(client: httpx.Client, model: str, version: int) -> dict[str, An
 
 def history(client: httpx.Client, model: str) -> list[dict[str, Any]]:
     """The whole production timeline, newest first."""
-    items: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 200}
-        if cursor:
-            params["cursor"] = cursor
-        response = client.get(f"{API}/models/{model}/history", params=params)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if not cursor:
-            return items
+    return all_items(client, f"/models/{model}/history", limit=200)
 
 
 def rollback(

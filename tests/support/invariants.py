@@ -44,6 +44,7 @@ import httpx
 from sqlalchemy import Connection, create_engine, text
 
 from app.storage.base import ArtifactStore
+from tests.support.flows import history
 
 __all__ = ["InvariantReport", "InvariantViolation", "check_invariants"]
 
@@ -163,22 +164,6 @@ def _snapshot(database_url: str) -> _Snapshot:
         engine.dispose()
 
 
-def _api_history(http: httpx.Client, model: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 200}
-        if cursor:
-            params["cursor"] = cursor
-        response = http.get(f"{API}/models/{model}/history", params=params)
-        response.raise_for_status()
-        page = response.json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if not cursor:
-            return items
-
-
 @dataclass
 class _Model:
     """One model's rows from the snapshot."""
@@ -269,7 +254,7 @@ def check_invariants(
             report.history_entries += len(m.periods)
             if _check_production(m, bad):
                 report.models_with_production += 1
-            report.production_moves_in_audit += _check_history(m, _api_history(http, m.name), bad)
+            report.production_moves_in_audit += _check_history(m, history(http, m.name), bad)
             _check_artifacts(m, store, deep, verified, bad)
             _check_numbers(m, bad)
             _check_stages(m, bad)
