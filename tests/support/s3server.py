@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from types import TracebackType
+from typing import Self
 
 TEST_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -34,16 +35,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class MotoServer:
-    """A running ``python -m moto.server``; use as a context manager or call stop()."""
+class ManagedProcess:
+    """A server subprocess with its output in a log file; a context manager that stops it.
+
+    ``stop`` asks with SIGTERM and kills after ``stop_timeout``; ``kill`` is SIGKILL, a
+    crash that closes no connection. Either removes the log file.
+    """
+
+    stop_timeout = 15.0
 
     def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: str) -> None:
         self.process = process
         self.port = port
-        self.endpoint_url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
 
-    def __enter__(self) -> MotoServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -54,24 +60,25 @@ class MotoServer:
     ) -> None:
         self.stop()
 
-    def reset(self) -> None:
-        """Forget every bucket and object (moto's own reset endpoint)."""
-        url = f"{self.endpoint_url}/moto-api/reset"
-        with urllib.request.urlopen(url, data=b"", timeout=10):  # noqa: S310 (our own http URL)
-            pass
+    def log(self) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return ""
 
-    def stop(self) -> None:
-        """Terminate gracefully, then kill if it hangs."""
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM (graceful shutdown), then SIGKILL if it hangs."""
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=5)
+                self.process.wait(timeout=self.stop_timeout if timeout is None else timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
         self._cleanup()
 
     def kill(self) -> None:
-        """SIGKILL: the store vanishes without closing connections, as in a crash."""
+        """SIGKILL: the server vanishes without closing connections, as in a crash."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
@@ -80,6 +87,22 @@ class MotoServer:
     def _cleanup(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.log_path)
+
+
+class MotoServer(ManagedProcess):
+    """A running ``python -m moto.server``."""
+
+    stop_timeout = 5.0
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def reset(self) -> None:
+        """Forget every bucket and object (moto's own reset endpoint)."""
+        url = f"{self.endpoint_url}/moto-api/reset"
+        with urllib.request.urlopen(url, data=b"", timeout=10):  # noqa: S310 (our own http URL)
+            pass
 
 
 def _answers_http(url: str) -> bool:

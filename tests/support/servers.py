@@ -8,49 +8,27 @@ from the developer's shell), with its output in a log file that is shown when it
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
-from tests.support.s3server import TEST_CREDENTIALS, free_port
+from tests.support.s3server import TEST_CREDENTIALS, ManagedProcess, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class ServerProcess:
-    """One running server; use as a context manager or call stop()."""
+class ServerProcess(ManagedProcess):
+    """One running Modelgate server; use as a context manager or call stop()."""
 
-    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: str) -> None:
-        self.process = process
-        self.port = port
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.log_path = log_path
-
-    def __enter__(self) -> ServerProcess:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def log(self) -> str:
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as handle:
-                return handle.read()
-        except FileNotFoundError:
-            return ""
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self, timeout: float = 60.0, path: str = "/readyz") -> None:
         """Poll until ``path`` answers 200; RuntimeError with the server's log otherwise."""
@@ -71,26 +49,6 @@ class ServerProcess:
                 last = repr(exc)
             time.sleep(0.1)
         raise RuntimeError(f"server not ready after {timeout}s ({last}):\n" + self.log()[-4000:])
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM (graceful shutdown), then SIGKILL if it hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._cleanup()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self._cleanup()
-
-    def _cleanup(self) -> None:
-        with suppress(FileNotFoundError):
-            os.unlink(self.log_path)
 
 
 def server_env(settings: Mapping[str, str]) -> dict[str, str]:
