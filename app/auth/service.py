@@ -49,14 +49,11 @@ def remembered(cache: TokenCache | None, presented: str) -> Principal | None:
 
 
 def authenticate(session: Session, presented: str, cache: TokenCache | None = None) -> Principal:
-    """The principal behind a bearer secret, or Unauthenticated.
+    """The principal behind a bearer secret, looked up in the database, or Unauthenticated.
 
-    With a ``cache``, a secret that authenticated less than its ttl ago is not looked up
-    again (its expiry is still checked on every use); see app/auth/cache.py.
+    A principal found is put in ``cache`` (if given), for :func:`remembered` to answer
+    the next requests without a lookup; callers ask :func:`remembered` first.
     """
-    cached = remembered(cache, presented)
-    if cached is not None:
-        return cached
     digest = hash_secret(presented)
     token = repository.by_hash(session, digest)
     # compare_digest keeps the final check constant-time even though the lookup is by hash.
