@@ -8,6 +8,7 @@ numbering, transitions and the model's audit chain across server processes.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +30,6 @@ from app.errors import (
 from app.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
 from app.registry import repository
 from app.registry.models import (
-    ArtifactStatus,
     EvaluationEvidence,
     Metric,
     ModelVersion,
@@ -37,11 +37,8 @@ from app.registry.models import (
     Stage,
 )
 from app.registry.schemas import (
-    ArtifactRead,
     CountsEvidence,
     EvaluationIn,
-    EvidenceRead,
-    MetricRead,
     ModelCreate,
     ModelRead,
     ModelUpdate,
@@ -482,45 +479,7 @@ def _evaluation_rows(data: EvaluationIn) -> tuple[list[Metric], list[EvaluationE
 
 
 def to_version_read(model_name: str, v: ModelVersion) -> VersionRead:
-    return VersionRead(
-        model=model_name,
-        version=v.version,
-        stage=Stage(v.stage),
-        description=v.description,
-        lineage=v.lineage,
-        signature=v.signature,
-        tags=v.tags,
-        metrics=[
-            MetricRead(
-                name=m.name,
-                value=m.value,
-                undefined_reason=m.undefined_reason,
-                dataset=m.dataset,
-                slice=m.slice or None,
-                sample_count=m.sample_count,
-                source=m.source,
-            )
-            for m in v.metrics
-        ],
-        artifact=ArtifactRead(
-            status=ArtifactStatus(v.artifact_status),
-            sha256=v.artifact_sha256,
-            size=v.artifact_size,
-            media_type=v.artifact_media_type,
-            uploaded_at=v.artifact_uploaded_at,
-            expected_sha256=v.artifact_expected_sha256,
-        ),
-        evidence=[
-            EvidenceRead(dataset=e.dataset, kind=e.kind, size=e.size, digest=e.digest)
-            for e in v.evidence
-        ],
-        rolled_back=v.rolled_back,
-        archived_reason=v.archived_reason,
-        created_by=v.created_by,
-        created_at=v.created_at,
-        updated_at=v.updated_at,
-        stage_changed_at=v.stage_changed_at,
-    )
+    return VersionRead.model_validate(_version_read_fields(model_name, v, v.metrics, v.evidence))
 
 
 def _page_of_rows(
@@ -529,13 +488,18 @@ def _page_of_rows(
     """A list page built from plain rows, without ORM objects: the fields of
     ``to_version_read``, validated in one call instead of one model at a time."""
     return Page[VersionRead].model_validate(
-        {"items": [_version_read_fields(model_name, v) for v in page], "next_cursor": next_cursor}
+        {
+            "items": [_version_read_fields(model_name, r.row, r.metrics, r.evidence) for r in page],
+            "next_cursor": next_cursor,
+        }
     )
 
 
-def _version_read_fields(model_name: str, rows: repository.VersionRows) -> dict[str, Any]:
-    """What ``to_version_read`` makes of a version, from its page rows."""
-    v = rows.row
+def _version_read_fields(
+    model_name: str, v: Any, metrics: Iterable[Any], evidence: Iterable[Any]
+) -> dict[str, Any]:
+    """The fields of a VersionRead, from a version and its metrics and evidence: ORM
+    objects (one version) or the plain rows of a list page, which share attribute names."""
     return {
         "model": model_name,
         "version": v.version,
@@ -554,7 +518,7 @@ def _version_read_fields(model_name: str, rows: repository.VersionRows) -> dict[
                 "sample_count": m.sample_count,
                 "source": m.source,
             }
-            for m in rows.metrics
+            for m in metrics
         ],
         "artifact": {
             "status": v.artifact_status,
@@ -566,7 +530,7 @@ def _version_read_fields(model_name: str, rows: repository.VersionRows) -> dict[
         },
         "evidence": [
             {"dataset": e.dataset, "kind": e.kind, "size": e.size, "digest": e.digest}
-            for e in rows.evidence
+            for e in evidence
         ],
         "rolled_back": v.rolled_back,
         "archived_reason": v.archived_reason,
