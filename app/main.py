@@ -21,6 +21,7 @@ from app.api import (
     health,
     metrics_endpoint,
     models,
+    observations,
     operations,
     problems,
     promotions,
@@ -170,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit.router,
         webhooks.router,
         drift.router,
+        observations.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)

@@ -146,6 +146,22 @@ class Settings(BaseSettings):
         default=5_000, ge=0, le=100_000,
         description="Values per numeric feature kept from a reference sample for the KS test.",
     )  # fmt: skip
+    observation_window_seconds: int = Field(
+        default=60, ge=1, le=3600,
+        description="Width of the time windows observations from serving are folded into.",
+    )  # fmt: skip
+    observation_retention_hours: int = Field(
+        default=168, ge=1, le=24 * 366,
+        description="How long observation windows and predictions awaiting labels are kept.",
+    )  # fmt: skip
+    observation_latency_sample: int = Field(
+        default=500, ge=10, le=100_000,
+        description="Latencies kept per window, version and role (uniform reservoir sample).",
+    )  # fmt: skip
+    observation_max_clock_skew_seconds: int = Field(
+        default=300, ge=0, le=86_400,
+        description="How far in the future an observation's time may lie (serving clocks).",
+    )  # fmt: skip
 
     @field_validator("database_url")
     @classmethod

@@ -17,7 +17,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +192,10 @@ M = f"{API}/models/{TARGET}"
 V = f"{M}/versions/1"
 
 
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
 def _fixed(method: str, url: str, **kwargs: Any) -> Builder:
     return lambda world, caller: Request(method, url, **kwargs)
 
@@ -281,6 +285,17 @@ BUILDERS: dict[tuple[str, str], Builder] = {
     ("GET", f"{API}/models/{{model}}/drift-reports"): _fixed("GET", f"{M}/drift-reports"),
     ("GET", f"{API}/models/{{model}}/drift-reports/{{report_id}}"): _fixed(
         "GET", f"{M}/drift-reports/1"
+    ),
+    ("POST", f"{API}/models/{{model}}/observations"): lambda world, caller: Request(
+        "POST",
+        f"{M}/observations",
+        json={
+            "observations": [{"request_key": f"matrix-{caller}", "version": 1, "time": _now_iso()}]
+        },
+    ),
+    ("GET", f"{API}/models/{{model}}/observations"): _fixed("GET", f"{M}/observations"),
+    ("POST", f"{API}/models/{{model}}/labels"): _fixed(
+        "POST", f"{M}/labels", json={"labels": [{"request_key": "matrix", "class": "a"}]}
     ),
     ("GET", f"{API}/models/{{model}}/drift-settings"): _fixed("GET", f"{M}/drift-settings"),
     ("PUT", f"{API}/models/{{model}}/drift-settings"): _fixed(
