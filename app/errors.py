@@ -170,6 +170,16 @@ class NoDriftReference(Conflict):
     title = "No production version with a reference profile"
 
 
+class LastAdmin(Conflict):
+    code = "last-admin"
+    title = "Would leave no administrator"
+
+
+class PrincipalKindConflict(Conflict):
+    code = "principal-kind-conflict"
+    title = "Principal exists with another kind"
+
+
 class IdempotencyKeyInUse(Conflict):
     code = "idempotency-key-in-use"
     title = "Idempotency key is being used by a request in progress"

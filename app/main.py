@@ -168,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         promotions.router,
         operations.router,
         tokens.router,
+        tokens.principals_router,
         audit.router,
         webhooks.router,
         drift.router,

@@ -1,4 +1,4 @@
-"""Routes for API tokens (admins only)."""
+"""Routes for API tokens and the principals that hold them (admins only)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,40 @@ from fastapi import APIRouter, Path, Query
 from app.api.deps import Admin, UowDep, require_unscoped
 from app.api.problems import responses
 from app.auth import service
+from app.auth.models import ApiToken, PrincipalRecord
 from app.auth.roles import Role
-from app.auth.schemas import TokenCreate, TokenCreated, TokenRead
+from app.auth.schemas import PrincipalRead, TokenCreate, TokenCreated, TokenRead
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
 from app.registry.schemas import Page
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
+principals_router = APIRouter(prefix="/principals", tags=["tokens"])
+
+
+def _read(token: ApiToken, owner: PrincipalRecord) -> TokenRead:
+    return TokenRead(
+        id=token.id,
+        name=token.name,
+        principal=owner.name,
+        principal_kind=owner.kind,
+        role=Role(token.role),
+        model_scope=token.model_scope,
+        created_by=token.created_by,
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+        revoked_at=token.revoked_at,
+    )
 
 
 @router.post(
     "",
     status_code=201,
     response_model=TokenCreated,
-    responses=responses(400, 401, 403, 413, 422, 503),
+    responses=responses(400, 401, 403, 409, 413, 422, 503),
 )
 def create_token(body: TokenCreate, uow: UowDep, principal: Admin) -> TokenCreated:
-    """Create a token. The secret is in this answer only; store it now."""
+    """Create a token for a principal (created if new). The secret is in this answer
+    only; store it now."""
     require_unscoped(principal)
     token, secret = service.create_token(
         uow.session,
@@ -33,15 +51,18 @@ def create_token(body: TokenCreate, uow: UowDep, principal: Admin) -> TokenCreat
         role=Role(body.role),
         model_scope=body.model_scope,
         expires_in_days=body.expires_in_days,
+        principal=body.principal,
+        principal_kind=body.principal_kind,
     )
-    return TokenCreated(**TokenRead.model_validate(token).model_dump(), token=secret)
+    owner = service.principal_of(uow.session, token)
+    return TokenCreated(**_read(token, owner).model_dump(), token=secret)
 
 
 @router.get("", response_model=Page[TokenRead], responses=responses(400, 401, 403, 422, 503))
 def list_tokens(
     uow: UowDep,
     principal: Admin,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(description="Opaque: a next_cursor, as given.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> Page[TokenRead]:
     """List tokens (never their secrets)."""
@@ -52,21 +73,52 @@ def list_tokens(
     )
     page = rows[:limit]
     return Page[TokenRead](
-        items=[TokenRead.model_validate(t) for t in page],
-        next_cursor=encode_cursor([page[-1].id]) if len(rows) > limit else None,
+        items=[_read(t, p) for t, p in page],
+        next_cursor=encode_cursor([page[-1][0].id]) if len(rows) > limit else None,
     )
 
 
 @router.delete(
-    "/{token_id}", response_model=TokenRead, responses=responses(401, 403, 404, 422, 503)
+    "/{token_id}", response_model=TokenRead, responses=responses(401, 403, 404, 409, 422, 503)
 )
 def revoke_token(
     token_id: Annotated[str, Path(max_length=32, pattern=r"^[0-9a-f]+$")],
     uow: UowDep,
     principal: Admin,
 ) -> TokenRead:
-    """Revoke a token; it stops working at once, on every server process."""
+    """Revoke a token; it stops working at once, on every server process. Refused (409
+    `last-admin`) for the last active admin token, or the last that does not expire."""
     require_unscoped(principal)
-    return TokenRead.model_validate(
-        service.revoke_token(uow.session, actor=principal, token_id=token_id)
+    token = service.revoke_token(uow.session, actor=principal, token_id=token_id)
+    return _read(token, service.principal_of(uow.session, token))
+
+
+@principals_router.get(
+    "", response_model=Page[PrincipalRead], responses=responses(400, 401, 403, 422, 503)
+)
+def list_principals(
+    uow: UowDep,
+    principal: Admin,
+    cursor: Annotated[str | None, Query(description="Opaque: a next_cursor, as given.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> Page[PrincipalRead]:
+    """List principals (people and service accounts) with the roles their active tokens hold."""
+    require_unscoped(principal)
+    after = decode_cursor(cursor, arity=1, kinds=(str,))
+    rows = service.list_principals(
+        uow.session, after_name=str(after[0]) if after else None, limit=limit + 1
+    )
+    page = rows[:limit]
+    return Page[PrincipalRead](
+        items=[
+            PrincipalRead(
+                name=p.name,
+                kind=p.kind,
+                created_by=p.created_by,
+                created_at=p.created_at,
+                active_roles=[Role(r) for r in roles],
+            )
+            for p, roles in page
+        ],
+        next_cursor=encode_cursor([page[-1][0].name]) if len(rows) > limit else None,
     )

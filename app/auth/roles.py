@@ -34,13 +34,21 @@ def role_allows(held: Role, needed: Role) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the identity recorded as the actor of audit events."""
+    """Who is calling, through which token.
+
+    ``name`` is the principal's unique name (a person or a service account), never the
+    token's label: it is the actor of audit events and the identity approvals compare,
+    so one person with two tokens is one approver. ``role`` and ``model_scope`` are those
+    of the token presented.
+    """
 
     name: str
     role: Role
     token_id: str | None = None
     model_scope: str | None = None
     expires_at: datetime | None = None
+    kind: str = "person"
+    token_name: str | None = None
 
     def may_touch_model(self, model: str) -> bool:
         return self.model_scope is None or self.model_scope == model

@@ -224,6 +224,8 @@ class AuditVerification(TypedDict):
 class TokenRead(TypedDict):
     id: str
     name: str
+    principal: str
+    principal_kind: str
     role: str
     model_scope: str | None
     created_by: str
@@ -234,6 +236,14 @@ class TokenRead(TypedDict):
 
 class TokenCreated(TokenRead):
     token: str
+
+
+class PrincipalRead(TypedDict):
+    name: str
+    kind: str
+    created_by: str
+    created_at: str
+    active_roles: list[str]
 
 
 class Download(TypedDict):

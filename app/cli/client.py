@@ -58,6 +58,7 @@ from app.cli.api_types import (
     ModelRead,
     Page,
     PolicyRead,
+    PrincipalRead,
     PromotionRead,
     RollbackRead,
     StageRead,
@@ -736,9 +737,15 @@ class ModelgateClient:
         *,
         model_scope: str | None = None,
         expires_in_days: int | None = None,
+        principal: str | None = None,
+        principal_kind: str | None = None,
     ) -> TokenCreated:
         """A new token; its secret (``token``) is in this answer only. Sent once."""
         body: dict[str, Any] = {"name": name, "role": role}
+        if principal is not None:
+            body["principal"] = principal
+        if principal_kind is not None:
+            body["principal_kind"] = principal_kind
         if model_scope is not None:
             body["model_scope"] = model_scope
         if expires_in_days is not None:
@@ -749,6 +756,11 @@ class ModelgateClient:
         self, *, cursor: str | None = None, limit: int | None = None
     ) -> Page[TokenRead]:
         return cast(Page[TokenRead], self._get("/tokens", cursor=cursor, limit=limit))
+
+    def list_principals(
+        self, *, cursor: str | None = None, limit: int | None = None
+    ) -> Page[PrincipalRead]:
+        return cast(Page[PrincipalRead], self._get("/principals", cursor=cursor, limit=limit))
 
     def revoke_token(self, token_id: str) -> TokenRead:
         return cast(TokenRead, self._json("DELETE", f"/tokens/{_segment(token_id)}", retry=True))

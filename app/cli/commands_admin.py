@@ -1,4 +1,8 @@
-"""``tokens list|revoke`` (over HTTP) and ``audit tail|verify|export``."""
+"""``tokens create|list|revoke|principals`` and ``audit tail|verify|export``.
+
+Everything here talks HTTP, but ``tokens create --bootstrap``: the way in (or back) when
+no admin token exists, straight in a database that must already exist.
+"""
 
 from __future__ import annotations
 
@@ -40,11 +44,12 @@ def render_tokens(page: dict[str, Any]) -> str:
     if not page["items"]:
         return "no tokens"
     return table(
-        ["ID", "NAME", "ROLE", "SCOPE", "CREATED", "BY", "EXPIRES", "REVOKED"],
+        ["ID", "NAME", "PRINCIPAL", "ROLE", "SCOPE", "CREATED", "BY", "EXPIRES", "REVOKED"],
         [
             [
-                t["id"], t["name"], t["role"], t.get("model_scope"), ts(t.get("created_at")),
-                t.get("created_by"), ts(t.get("expires_at")), ts(t.get("revoked_at")),
+                t["id"], t["name"], t.get("principal"), t["role"], t.get("model_scope"),
+                ts(t.get("created_at")), t.get("created_by"), ts(t.get("expires_at")),
+                ts(t.get("revoked_at")),
             ]
             for t in page["items"]
         ],
@@ -56,6 +61,7 @@ def render_token(t: dict[str, Any]) -> str:
         [
             ("id", t["id"]),
             ("name", t["name"]),
+            ("principal", f"{t.get('principal')} ({t.get('principal_kind')})"),
             ("role", t["role"]),
             ("model scope", t.get("model_scope")),
             ("created", f"{ts(t.get('created_at'))} by {t.get('created_by')}"),
@@ -63,6 +69,110 @@ def render_token(t: dict[str, Any]) -> str:
             ("revoked", ts(t.get("revoked_at"))),
         ]
     )
+
+
+ROLES = ["reader", "submitter", "reviewer", "operator", "admin", "auditor"]
+
+
+def render_created(t: dict[str, Any]) -> str:
+    # The secret alone on stdout, for `TOKEN=$(modelgate tokens create ...)`.
+    note(
+        f"created token {t['id']} ({t['role']}) of {t.get('principal_kind', 'person')} "
+        f"{t.get('principal', t['name'])!r}; the secret is shown once"
+    )
+    return str(t["token"])
+
+
+@click.command("create")
+@click.option("--name", required=True, help="A label for the token (where or what it is for).")
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option(
+    "--principal",
+    default=None,
+    help="Who holds it: a person or service account (created if new). Default: --name.",
+)
+@click.option("--principal-kind", type=click.Choice(["person", "service"]), default=None)
+@click.option("--model-scope", default=None, help="Restrict the token to one model.")
+@click.option("--expires-in-days", default=None, type=click.IntRange(1, 3650))
+@click.option(
+    "--bootstrap",
+    is_flag=True,
+    help="Write straight to the database (--database-url), not over HTTP: the way in, "
+    "or back, when no admin token works. The database must exist.",
+)
+@click.option(
+    "--database-url",
+    envvar="MODELGATE_DATABASE_URL",
+    show_envvar=True,
+    default=None,
+    help="With --bootstrap: the server's database (required; nothing is assumed).",
+)
+@api_options
+def tokens_create(
+    name: str,
+    role: str,
+    principal: str | None,
+    principal_kind: str | None,
+    model_scope: str | None,
+    expires_in_days: int | None,
+    bootstrap: bool,
+    database_url: str | None,
+) -> None:
+    """Create a token and print its secret once. Over HTTP with an admin token, or with
+    --bootstrap straight in an existing database."""
+    if bootstrap:
+        from app.cli.bootstrap import create_token_in_database
+
+        created = create_token_in_database(
+            database_url,
+            name=name,
+            role=role,
+            principal=principal,
+            principal_kind=principal_kind,
+            model_scope=model_scope,
+            expires_in_days=expires_in_days,
+        )
+    else:
+        created = dict(
+            client().create_token(
+                name,
+                role,
+                model_scope=model_scope,
+                expires_in_days=expires_in_days,
+                principal=principal,
+                principal_kind=principal_kind,
+            )
+        )
+    emit(created, render_created)
+
+
+def render_principals(page: dict[str, Any]) -> str:
+    if not page["items"]:
+        return "no principals"
+    return table(
+        ["NAME", "KIND", "ACTIVE ROLES", "CREATED", "BY"],
+        [
+            [p["name"], p["kind"], p["active_roles"], ts(p.get("created_at")), p.get("created_by")]
+            for p in page["items"]
+        ],
+    )
+
+
+@click.command("principals")
+@page_options
+@api_options
+def tokens_principals(limit: int, cursor: str | None, all_pages: bool) -> None:
+    """List principals (people and service accounts) and the roles their active tokens
+    hold. Needs an admin token."""
+    mg = client()
+    page = fetch_page(
+        lambda c, n: mg.list_principals(cursor=c, limit=n),
+        limit=limit,
+        cursor=cursor,
+        all_pages=all_pages,
+    )
+    emit(page, render_principals)
+    more_hint(page)
 
 
 @click.command("list")

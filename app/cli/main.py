@@ -1,7 +1,8 @@
 """The ``modelgate`` command line.
 
-Server-side commands (``serve``, ``db upgrade``, ``db current``, ``tokens create``) use
-the database directly, with the ``MODELGATE_*`` server settings. Every other command
+Server-side commands (``serve``, ``db upgrade``, ``db current``) use the database
+directly, with the ``MODELGATE_*`` server settings; so does ``tokens create --bootstrap``,
+with the database it is given (``--database-url``), which must exist. Every other command
 talks to a server over HTTP through :mod:`app.cli.client`: ``MODELGATE_URL`` (default
 http://127.0.0.1:8080) and ``MODELGATE_TOKEN``, or ``--url`` and ``--token``; each takes
 ``--output table|json`` (json prints the API's JSON, for scripts).
@@ -20,7 +21,6 @@ Exit codes:
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import click
@@ -176,48 +176,13 @@ def db_current() -> None:
 
 @main.group()
 def tokens() -> None:
-    """API tokens: create (straight in the database, to bootstrap), list and revoke (HTTP)."""
+    """API tokens and principals (HTTP); `create --bootstrap` writes to the database."""
 
 
-@tokens.command("create")
-@click.option("--name", required=True, help="Who or what uses the token.")
-@click.option(
-    "--role",
-    required=True,
-    type=click.Choice(["reader", "submitter", "reviewer", "operator", "admin", "auditor"]),
-)
-@click.option("--model-scope", default=None, help="Restrict the token to one model.")
-@click.option("--expires-in-days", default=None, type=click.IntRange(1, 3650))
-def tokens_create(
-    name: str, role: str, model_scope: str | None, expires_in_days: int | None
-) -> None:
-    """Create a token straight in the database (bootstrap); prints the secret once."""
-    from app.auth import service as auth_service
-    from app.auth.roles import Principal, Role
-    from app.db.engine import build_engine, build_sessionmaker
-
-    settings = load_settings()
-    _preflight(settings)
-    engine = build_engine(settings)
-    try:
-        actor = Principal(name=f"cli:{os.environ.get('USER', 'unknown')}", role=Role.ADMIN)
-        with build_sessionmaker(engine)() as session, session.begin():
-            token, secret = auth_service.create_token(
-                session,
-                actor=actor,
-                name=name,
-                role=Role(role),
-                model_scope=model_scope,
-                expires_in_days=expires_in_days,
-            )
-        click.echo(secret)
-        click.echo(f"created token {token.id} ({role}); the secret above is shown once", err=True)
-    finally:
-        engine.dispose()
-
-
+tokens.add_command(commands_admin.tokens_create)
 tokens.add_command(commands_admin.tokens_list)
 tokens.add_command(commands_admin.tokens_revoke)
+tokens.add_command(commands_admin.tokens_principals)
 for command in (
     commands_registry.models,
     commands_registry.versions,

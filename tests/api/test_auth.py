@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from sqlalchemy import create_engine, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.auth.models import ApiToken
+from app.auth.models import ApiToken, PrincipalRecord
 from app.auth.service import ensure_bootstrap_admin
 from app.db.base import utcnow
 from app.main import create_app
@@ -155,10 +155,17 @@ def test_a_cached_token_still_expires_on_time(settings: Settings, database_url: 
     secret = "mgt_" + "e" * 43
     engine = create_engine(database_url)
     with engine.begin() as conn:
+        owner = conn.execute(
+            insert(PrincipalRecord).values(
+                name="expiring", kind="person", created_by="test", created_at=utcnow()
+            )
+        ).inserted_primary_key
+        assert owner is not None
         conn.execute(
             insert(ApiToken).values(
                 id="e0e0e0e0e0e0e0e0",
                 name="expiring",
+                principal_id=owner[0],
                 role="reader",
                 secret_hash=hashlib.sha256(secret.encode()).hexdigest(),
                 created_by="test",
@@ -436,10 +443,16 @@ def test_bootstrap_admin_only_when_none_exists(settings: Settings, database_url:
     rows = token_rows(database_url)
     assert [r.name for r in rows] == ["bootstrap-admin"]
 
-    # Once no active admin is left, the bootstrap value creates one again...
+    # The API refuses to revoke the last admin token (the last-admin rule)...
+    token_id = rows[0].id
     with _start(settings, first) as c:
-        token_id = rows[0].id
-        assert c.delete(f"{API}/tokens/{token_id}", headers=auth(first)).status_code == 200
+        assert_problem(c.delete(f"{API}/tokens/{token_id}", headers=auth(first)), 409, "last-admin")
+    # ...but once no active admin is left (revoked behind the server's back here), the
+    # bootstrap value creates one again...
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(update(ApiToken).where(ApiToken.id == token_id).values(revoked_at=utcnow()))
+    engine.dispose()
     with _start(settings, second) as c:
         assert c.get(f"{API}/tokens", headers=auth(second)).status_code == 200
         # ...but a revoked secret is never brought back.

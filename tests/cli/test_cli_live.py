@@ -559,19 +559,20 @@ def test_usage_and_connection_errors_exit_2(cli: Cli) -> None:
     assert "http://" in one_error_line(bad_url)
 
 
-def test_tokens_create_and_db_current_stay_direct_database_commands(
+def test_bootstrap_token_create_and_db_current_are_direct_database_commands(
     server_settings: dict[str, str], cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The bootstrap commands read the server's settings, not MODELGATE_URL. (In process:
-    they import the whole server, which this process has already loaded.)"""
+    """``tokens create --bootstrap`` and ``db current`` read the server's database, not
+    MODELGATE_URL. (In process: they import the whole server, already loaded here.)"""
     for key, value in server_settings.items():
         monkeypatch.setenv(key, value)
     runner = CliRunner()
     created = runner.invoke(
-        main, ["tokens", "create", "--name", "bootstrap-check", "--role", "reader"]
+        main, ["tokens", "create", "--bootstrap", "--name", "bootstrap-check", "--role", "reader"]
     )
     assert created.exit_code == 0, created.output
     secret = created.stdout.strip().splitlines()[0]
+    assert "using database" in created.stderr
     assert "items" in cli.json("models", "list", token=secret)
     current = runner.invoke(main, ["db", "current"])
     assert current.exit_code == 0, current.output

@@ -305,6 +305,7 @@ BUILDERS: dict[tuple[str, str], Builder] = {
         "POST", f"{API}/tokens", json={"name": f"matrix-{caller}", "role": "reader"}
     ),
     ("GET", f"{API}/tokens"): _fixed("GET", f"{API}/tokens"),
+    ("GET", f"{API}/principals"): _fixed("GET", f"{API}/principals"),
     ("DELETE", f"{API}/tokens/{{token_id}}"): lambda world, caller: Request(
         "DELETE", f"{API}/tokens/{world.spare_token_id}"
     ),

@@ -126,6 +126,7 @@ PUT    /api/v1/models/{model}/drift-settings                             401  40
 POST   /api/v1/tokens                                                    401  401     401     401     403    403       403      403      ok    403     403    403    admin
 GET    /api/v1/tokens                                                    401  401     401     401     403    403       403      403      ok    403     403    403    admin
 DELETE /api/v1/tokens/{token_id}                                         401  401     401     401     403    403       403      403      ok    403     403    403    admin
+GET    /api/v1/principals                                                401  401     401     401     403    403       403      403      ok    403     403    403    admin
 GET    /api/v1/audit                                                     401  401     401     401     403    403       403      403      ok    ok      403    403    auditor
 GET    /api/v1/audit/verify                                              401  401     401     401     403    403       403      403      ok    ok      403    403    auditor
 GET    /api/v1/audit/export                                              401  401     401     401     403    403       403      403      ok    ok      403    403    auditor
@@ -255,6 +256,43 @@ request, on every server process. A valid token whose role or scope does not all
 call gets **403** (problem `forbidden`). Both are `application/problem+json`.
 
 How tokens are kept, compared and shown is in [SECURITY.md](../SECURITY.md).
+
+## Principals
+
+Every token belongs to a **principal**: a person or a service account, unique by name
+(`POST /tokens` names it in `principal`, default the token's name, and creates it if
+new; `principal_kind` is `person` or `service`, and naming an existing principal with
+another kind is a 409 `principal-kind-conflict`). The principal, not the token, is the
+identity: it is the actor of audit events, the requester of a promotion and the
+approver. One person with two tokens is one principal, so neither of their tokens can
+approve a request the other made. `GET /principals` (admin) lists them with the roles
+their active tokens hold.
+
+## The last-admin rule
+
+Modelgate refuses, with **409** `last-admin`, any revocation that would leave it without
+an administrator:
+
+- revoking the last **active** admin token (not revoked, not expired), whoever asks,
+  including that token itself;
+- revoking the last admin token **without an expiry** while every other admin token
+  expires: that would only delay the lock-out to the last expiry date.
+
+Revocations of admin tokens are serialised (row locks in one order, or SQLite's write
+lock), so two admins revoking each other at once leave one of them. Roles are fixed per
+token: there is no demotion, only a new token of another role and the revocation of the
+old one, which the rule covers. Expiry is set at creation and at least one day ahead, so
+an admin token cannot be created already expired. What the server cannot refuse is
+time: admin tokens that all carry an expiry (made before this rule, or by the bootstrap
+command) still lapse; keep one admin token without an expiry in a safe place.
+
+The way back when every admin token is lost or lapsed is the **direct-database
+bootstrap**, run where the server's database is reachable:
+`modelgate tokens create --bootstrap --database-url <the server's database URL> --name
+<label> --principal <who> --role admin`. It refuses a database that does not exist or
+has no Modelgate schema, and prints which database it used. (Restarting a server with
+`MODELGATE_BOOTSTRAP_ADMIN_TOKEN` set also creates an admin token when no active one
+exists.)
 
 ## Reading the matrix
 
