@@ -146,6 +146,14 @@ class Settings(BaseSettings):
         default=5_000, ge=0, le=100_000,
         description="Values per numeric feature kept from a reference sample for the KS test.",
     )  # fmt: skip
+    console_session_seconds: int = Field(
+        default=12 * 3600, ge=1, le=30 * 24 * 3600,
+        description="Longest life of a console sign-in session (never past its token's expiry).",
+    )  # fmt: skip
+    console_idle_seconds: int = Field(
+        default=1800, ge=1, le=7 * 24 * 3600,
+        description="A console session unused this long is signed out.",
+    )  # fmt: skip
 
     @field_validator("database_url")
     @classmethod

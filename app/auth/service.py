@@ -59,20 +59,33 @@ def authenticate(session: Session, presented: str, cache: TokenCache | None = No
     # compare_digest keeps the final check constant-time even though the lookup is by hash.
     if token is None or not hmac.compare_digest(token.secret_hash, digest):
         raise Unauthenticated("the bearer token is not valid")
+    principal = _principal_of(token)
+    if cache is not None:
+        cache.put(digest, principal)
+    return principal
+
+
+def principal_of_token(session: Session, token_id: str) -> Principal:
+    """The principal of a token found by its id (a console session keeps the id, never
+    the secret), or Unauthenticated when the token is gone, revoked or expired."""
+    token = repository.by_id(session, token_id)
+    if token is None:
+        raise Unauthenticated("the bearer token is not valid")
+    return _principal_of(token)
+
+
+def _principal_of(token: ApiToken) -> Principal:
     if token.revoked_at is not None:
         raise Unauthenticated("the bearer token has been revoked")
     if token.expires_at is not None and token.expires_at <= utcnow():
         raise Unauthenticated("the bearer token has expired")
-    principal = Principal(
+    return Principal(
         name=token.name,
         role=Role(token.role),
         token_id=token.id,
         model_scope=token.model_scope,
         expires_at=token.expires_at,
     )
-    if cache is not None:
-        cache.put(digest, principal)
-    return principal
 
 
 def create_token(
