@@ -35,6 +35,7 @@ from app.api.problems import Problem
 from app.auth import service as auth_service
 from app.auth.cache import TokenCache
 from app.auth.roles import SYSTEM, Role
+from app.console import routes as console
 from app.db import migrate
 from app.db.engine import build_engine, build_sessionmaker, read_only_bind
 from app.errors import ConfigurationError
@@ -179,6 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router, include_in_schema=False)
     app.include_router(metrics_endpoint.router, prefix=API_PREFIX)
     app.include_router(metrics_endpoint.router, include_in_schema=False)
+    console.install(app)
     app.add_middleware(
         BodyLimitMiddleware,
         json_limit=settings.max_json_body_bytes,

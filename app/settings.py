@@ -162,6 +162,14 @@ class Settings(BaseSettings):
         default=300, ge=0, le=86_400,
         description="How far in the future an observation's time may lie (serving clocks).",
     )  # fmt: skip
+    console_session_seconds: int = Field(
+        default=12 * 3600, ge=1, le=30 * 24 * 3600,
+        description="Longest life of a console sign-in session (never past its token's expiry).",
+    )  # fmt: skip
+    console_idle_seconds: int = Field(
+        default=1800, ge=1, le=7 * 24 * 3600,
+        description="A console session unused this long is signed out.",
+    )  # fmt: skip
 
     @field_validator("database_url")
     @classmethod

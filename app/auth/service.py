@@ -76,11 +76,27 @@ def authenticate(session: Session, presented: str, cache: TokenCache | None = No
     if found is None or not hmac.compare_digest(found[0].secret_hash, digest):
         raise Unauthenticated("the bearer token is not valid")
     token, owner = found
+    principal = _principal_of(token, owner)
+    if cache is not None:
+        cache.put(digest, principal)
+    return principal
+
+
+def principal_of_token(session: Session, token_id: str) -> Principal:
+    """The principal of a token found by its id (a console session keeps the id, never
+    the secret), or Unauthenticated when the token is gone, revoked or expired."""
+    token = repository.by_id(session, token_id)
+    if token is None:
+        raise Unauthenticated("the bearer token is not valid")
+    return _principal_of(token, repository.principal_by_id(session, token.principal_id))
+
+
+def _principal_of(token: ApiToken, owner: PrincipalRecord) -> Principal:
     if token.revoked_at is not None:
         raise Unauthenticated("the bearer token has been revoked")
     if token.expires_at is not None and token.expires_at <= utcnow():
         raise Unauthenticated("the bearer token has expired")
-    principal = Principal(
+    return Principal(
         name=owner.name,
         role=Role(token.role),
         token_id=token.id,
@@ -89,9 +105,6 @@ def authenticate(session: Session, presented: str, cache: TokenCache | None = No
         kind=owner.kind,
         token_name=token.name,
     )
-    if cache is not None:
-        cache.put(digest, principal)
-    return principal
 
 
 def principal_for(

@@ -1,0 +1,1 @@
+"""The web console: server-rendered pages for reviewers, operators and auditors under /ui/."""
