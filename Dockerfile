@@ -20,9 +20,10 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY migrations ./migrations
 COPY app ./app
+COPY clients/python ./clients/python
 # The project's wheel carries the alembic migrations (package `migrations`), so the
 # installed server can run `modelgate db upgrade` without a source tree.
-RUN pip wheel --wheel-dir /wheels . \
+RUN pip wheel --wheel-dir /wheels ./clients/python . \
     && python -m zipfile -l /wheels/modelgate-*.whl | grep -q 'migrations/versions/.*\.py' \
     && python -m zipfile -l /wheels/modelgate-*.whl | grep -q 'migrations/script\.py\.mako'
 

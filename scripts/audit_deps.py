@@ -41,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements.lock"
 IGNORE = ROOT / "pip-audit-ignore.txt"
 PROJECT = "modelgate"
+# Built from this repository (clients/python), not fetched from PyPI: nothing to audit.
+LOCAL = frozenset({PROJECT, "modelgate-client"})
 HEADER = """\
 # Modelgate's runtime dependencies, pinned: the transitive closure of [project].dependencies
 # in pyproject.toml at the versions of .venv. Regenerate with `scripts/audit-deps --update-lock`;
@@ -65,7 +67,7 @@ def closure() -> dict[str, str]:
         seen.add((name, extras))
         dist = metadata.distribution(name)
         key = canonicalize_name(dist.metadata["Name"])
-        if key != PROJECT:
+        if key not in LOCAL:
             found[key] = dist.version
         for line in dist.requires or []:
             requirement = Requirement(line)

@@ -27,7 +27,7 @@ def modelgate(
     *args: str, settings: dict[str, str], cwd: Path, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """Run the ``modelgate`` command with only the given MODELGATE_* settings."""
-    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "app.cli.main"]
+    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "modelgate_client.cli"]
     return subprocess.run(
         [*command, *args],
         env=server_env(settings),

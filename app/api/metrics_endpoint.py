@@ -3,10 +3,16 @@ the health probes: expose it only where scrapers can reach it)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
-from starlette.concurrency import run_in_threadpool
+import logging
 
-from app.observability.metrics import render
+from fastapi import APIRouter, Response
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.api.deps import UowDep
+from app.observability import repository
+from app.observability.metrics import observe_state, render
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["health"])
 
@@ -16,8 +22,15 @@ router = APIRouter(tags=["health"])
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
-async def metrics() -> Response:
+def metrics(uow: UowDep) -> Response:
     """Metrics in the Prometheus text format: request latency, promotions, gate failures,
-    rollbacks, webhook deliveries, drift scores."""
-    body, content_type = await run_in_threadpool(render)
+    rollbacks, webhook deliveries, drift scores; and, read from the database on each
+    scrape, pending promotions, frozen models, the webhook backlog and the production
+    version of each model."""
+    try:
+        observe_state(repository.operational_state(uow.session))
+    except SQLAlchemyError as exc:  # the counters are still worth serving
+        log.warning("metrics: cannot read the registry state: %s", exc)
+        uow.session.rollback()
+    body, content_type = render()
     return Response(content=body, media_type=content_type)

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from app.cli.common import fail, note
+from modelgate_client.cli.common import fail, note
 
 
 def _check_exists(url: str) -> str:

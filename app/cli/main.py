@@ -1,38 +1,25 @@
-"""The ``modelgate`` command line.
+"""The server's commands of ``modelgate``: ``serve``, ``db upgrade`` and ``db current``
+(``tokens create --bootstrap`` writes straight to a database: :mod:`app.cli.bootstrap`).
 
-Server-side commands (``serve``, ``db upgrade``, ``db current``) use the database
-directly, with the ``MODELGATE_*`` server settings; so does ``tokens create --bootstrap``,
-with the database it is given (``--database-url``), which must exist. Every other command
-talks to a server over HTTP through :mod:`app.cli.client`: ``MODELGATE_URL`` (default
-http://127.0.0.1:8080) and ``MODELGATE_TOKEN``, or ``--url`` and ``--token``; each takes
-``--output table|json`` (json prints the API's JSON, for scripts).
-
-Errors print one line on stderr, ``modelgate: <status> <title>: <detail>`` (validation
-errors add the failing fields, one per indented line), never a traceback.
-
-Exit codes:
-
-- 0 success;
-- 1 a gate or check failed (``evaluate``, ``audit verify``), or a request was not
-  applied (``promote`` rejected, cancelled, superseded, or ``--wait`` timed out);
-- 2 usage, configuration or connection error (nothing reached the server, or no answer);
-- 3 the server answered with an error (problem+json: 4xx or 5xx).
+The ``modelgate`` command itself lives in the client distribution
+(:mod:`modelgate_client.cli.main`); this distribution adds these commands to it through
+the ``modelgate.commands`` entry point (:func:`register`). They use the database
+directly, with the ``MODELGATE_*`` server settings.
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import click
 
-from app import __version__
-from app.cli import commands_admin, commands_promotion, commands_registry
-from app.cli.common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, ModelgateGroup, fail
+from modelgate_client.cli.common import fail
 
 if TYPE_CHECKING:
     from app.settings import Settings
 
-__all__ = ["EXIT_FAILED", "EXIT_USAGE", "fail", "main"]
+__all__ = ["register"]
 
 
 def load_settings() -> Settings:
@@ -46,29 +33,7 @@ def load_settings() -> Settings:
         fail(str(exc))
 
 
-@click.group(
-    cls=ModelgateGroup,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    epilog=EXIT_CODES_HELP,
-)
-@click.version_option(__version__, prog_name="modelgate")
-def main() -> None:
-    """Modelgate: a model registry with promotion gates, approvals, rollback and audit.
-
-    \b
-    A CI job:      modelgate submit fraud --artifact model.npz --metrics metrics.json
-                   modelgate evaluate fraud 7 --target staging
-                   modelgate promote fraud 7 --to production --wait --timeout 3600
-    A reviewer:    modelgate promotions list --status pending_approval
-                   modelgate promotions approve 42 --comment "checked the slices"
-    On call:       modelgate rollback fraud --reason "INC-123: precision dropped"
-                   modelgate history fraud
-
-    API commands read MODELGATE_URL and MODELGATE_TOKEN (or --url, --token).
-    """
-
-
-@main.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
@@ -133,7 +98,7 @@ def _preflight(settings: Settings) -> None:
         engine.dispose()
 
 
-@main.group()
+@click.group()
 def db() -> None:
     """Database schema commands."""
 
@@ -174,32 +139,13 @@ def db_current() -> None:
         engine.dispose()
 
 
-@main.group()
-def tokens() -> None:
-    """API tokens and principals (HTTP); `create --bootstrap` writes to the database."""
-
-
-tokens.add_command(commands_admin.tokens_create)
-tokens.add_command(commands_admin.tokens_list)
-tokens.add_command(commands_admin.tokens_revoke)
-tokens.add_command(commands_admin.tokens_principals)
-for command in (
-    commands_registry.models,
-    commands_registry.versions,
-    commands_registry.submit,
-    commands_registry.policy,
-    commands_promotion.evaluate,
-    commands_promotion.promote,
-    commands_promotion.promotions,
-    commands_promotion.archive,
-    commands_promotion.rollback,
-    commands_promotion.history,
-    commands_promotion.freeze,
-    commands_promotion.unfreeze,
-    commands_admin.audit,
-):
-    main.add_command(command)
+def register(root: click.Group) -> None:
+    """Add the server commands to the ``modelgate`` group (entry point ``modelgate.commands``)."""
+    root.add_command(serve)
+    root.add_command(db)
 
 
 if __name__ == "__main__":  # pragma: no cover
+    from modelgate_client.cli.main import main
+
     main(prog_name="modelgate")

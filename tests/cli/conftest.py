@@ -21,8 +21,8 @@ import boto3
 import pytest
 from sqlalchemy import create_engine
 
-from app.cli.client import ModelgateClient
 from app.db import migrate
+from modelgate_client.client import ModelgateClient
 from tests.cli._server import REPO_ROOT, LiveServer
 from tests.support.api import ADMIN_TOKEN
 from tests.support.pg import create_pg_database, drop_pg_database
@@ -125,7 +125,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 @dataclass
 class Cli:
-    """Runs ``python -m app.cli.main`` as a separate process, as a user would."""
+    """Runs ``python -m modelgate_client.cli`` as a separate process, as a user would."""
 
     url: str
     token: str
@@ -139,7 +139,7 @@ class Cli:
         return env
 
     def command(self, args: tuple[str, ...]) -> list[str]:
-        return [sys.executable, "-m", "app.cli.main", *args]
+        return [sys.executable, "-m", "modelgate_client.cli", *args]
 
     def run(
         self,

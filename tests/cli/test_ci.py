@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import ci
-from app.cli.commands_registry import build_submission, load_evaluation
+from modelgate_client import ci
+from modelgate_client.cli.commands_registry import build_submission, load_evaluation
 
 GITHUB = {
     "GITHUB_ACTIONS": "true",

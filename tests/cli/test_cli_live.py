@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from app.cli.client import ModelgateClient
-from app.cli.commands_registry import build_submission
-from app.cli.main import main
+from modelgate_client.cli.commands_registry import build_submission
+from modelgate_client.cli.main import main
+from modelgate_client.client import ModelgateClient
 from tests.cli._server import LiveServer
 from tests.cli.conftest import FULL_LINEAGE, Cli, Tokens, clean_env, write_job_files
 from tests.support.s3server import free_port

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.cli.client import (
+from modelgate_client.client import (
     ModelgateClient,
     ModelgateConnectionError,
     ModelgateError,

@@ -11,10 +11,9 @@ from typing import Any
 
 import click
 
-from app.cli import ci
-from app.cli.api_types import PromotionRead
-from app.cli.client import ModelgateError
-from app.cli.common import (
+from modelgate_client import ci
+from modelgate_client.api_types import PromotionRead
+from modelgate_client.cli.common import (
     EXIT_FAILED,
     api_options,
     client,
@@ -29,6 +28,7 @@ from app.cli.common import (
     table,
     ts,
 )
+from modelgate_client.client import ModelgateError
 
 PROMOTION_STATUSES = (
     "pending_approval", "approved", "rejected", "applied", "cancelled", "superseded",
@@ -394,7 +394,7 @@ def promotions_cancel(promotion_id: int, comment: str | None) -> None:
 @api_options
 def archive(model: str, version: int, reason: str | None) -> None:
     """Retire a candidate or staging version (its artifact is kept for rollback)."""
-    from app.cli.commands_registry import render_version
+    from modelgate_client.cli.commands_registry import render_version
 
     emit(client().archive_version(model, version, reason=reason), render_version)
 

@@ -19,9 +19,8 @@ from typing import Any
 
 import click
 
-from app.cli.api_types import AuditEvent
-from app.cli.client import all_items
-from app.cli.common import (
+from modelgate_client.api_types import AuditEvent
+from modelgate_client.cli.common import (
     EXIT_FAILED,
     api_options,
     client,
@@ -36,6 +35,7 @@ from app.cli.common import (
     table,
     ts,
 )
+from modelgate_client.client import all_items
 
 # tokens ---------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 ::
 
-    from app.cli.client import ModelgateClient, ModelgateError
+    from modelgate_client.client import ModelgateClient, ModelgateError
 
     with ModelgateClient("https://modelgate.example.com", token) as mg:
         created = mg.create_version("fraud", {"metrics": [...]}, idempotency_key="ci-1234")
@@ -11,7 +11,7 @@
         report = mg.evaluate("fraud", number, target="staging")
 
 Methods return the JSON the API answered, as plain dicts typed by the TypedDicts of
-:mod:`app.cli.api_types`. Creates that accept an ``Idempotency-Key`` return
+:mod:`modelgate_client.api_types`. Creates that accept an ``Idempotency-Key`` return
 :class:`Created`, which also says whether the server replayed an earlier answer.
 
 Errors
@@ -37,6 +37,7 @@ import hashlib
 import os
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,8 +48,8 @@ from urllib.parse import quote
 
 import httpx
 
-from app import __version__
-from app.cli.api_types import (
+from modelgate_client import __version__, ci
+from modelgate_client.api_types import (
     AuditEvent,
     AuditVerification,
     Download,
@@ -66,6 +67,7 @@ from app.cli.api_types import (
     TokenRead,
     VersionRead,
 )
+from modelgate_client.artifacts import prepare_artifact
 
 __all__ = [
     "Created",
@@ -73,6 +75,7 @@ __all__ = [
     "ModelgateConnectionError",
     "ModelgateError",
     "Progress",
+    "SubmittedVersion",
     "all_items",
 ]
 
@@ -81,6 +84,7 @@ Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes in total) as an artifact streams."""
 
 API_PREFIX = "/api/v1"
+DEFAULT_URL = "http://127.0.0.1:8080"
 RETRY_STATUSES = frozenset({502, 503, 504})
 CHUNK_SIZE = 1024 * 1024
 _MAX_RETRY_AFTER = 60.0
@@ -139,6 +143,30 @@ class Created(Generic[T]):
     replayed: bool
     """True when the server answered with the stored result of an earlier request with
     the same key (response header ``Idempotent-Replayed: true``): nothing new was made."""
+
+
+@dataclass(frozen=True)
+class SubmittedVersion:
+    """What :meth:`ModelgateClient.submit` made (or found made by an earlier attempt)."""
+
+    model: str
+    version: int
+    stage: str
+    sha256: str
+    size: int
+    replayed: bool
+    """True when this CI run had already submitted these bytes: no new version was made."""
+    record: VersionRead
+    """The version as the API answered it, artifact verified."""
+
+
+def metrics_body(
+    metrics: Mapping[str, float] | Iterable[Mapping[str, Any]], dataset: str
+) -> list[dict[str, Any]]:
+    """``{"accuracy": 0.93}`` (measured on ``dataset``), or the API's metric objects."""
+    if isinstance(metrics, Mapping):
+        return [{"name": str(k), "value": v, "dataset": dataset} for k, v in metrics.items()]
+    return [{"dataset": dataset, **dict(m)} for m in metrics]
 
 
 def all_items(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
@@ -250,6 +278,15 @@ class ModelgateClient:
             transport=transport,
             follow_redirects=False,
         )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> ModelgateClient:
+        """A client for ``MODELGATE_URL`` (default http://127.0.0.1:8080) with
+        ``MODELGATE_TOKEN``; other keyword arguments go to the constructor."""
+        values = os.environ if env is None else env
+        url = values.get("MODELGATE_URL") or DEFAULT_URL
+        token = values.get("MODELGATE_TOKEN") or None
+        return cls(url, token, **kwargs)
 
     def __enter__(self) -> ModelgateClient:
         return self
@@ -764,3 +801,143 @@ class ModelgateClient:
 
     def revoke_token(self, token_id: str) -> TokenRead:
         return cast(TokenRead, self._json("DELETE", f"/tokens/{_segment(token_id)}", retry=True))
+
+    # From a training script --------------------------------------------------------------
+
+    def submit(
+        self,
+        model: str,
+        *,
+        artifact: str | os.PathLike[str],
+        metrics: Mapping[str, float] | Iterable[Mapping[str, Any]] = (),
+        dataset: str = "holdout",
+        lineage: str | Mapping[str, Any] | None = "auto",
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        signature: Mapping[str, Any] | None = None,
+        evaluation: Mapping[str, Any] | None = None,
+        media_type: str | None = None,
+        idempotency_key: str | None = None,
+        progress: Progress | None = None,
+        hash_progress: Progress | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> SubmittedVersion:
+        """Submit a candidate version: create it with its metrics and lineage, then stream
+        the artifact (a file, or a directory packed deterministically into a tar), checked
+        by sha256 on the server.
+
+        ``metrics``: ``{"accuracy": 0.93}`` measured on ``dataset``, or the API's metric
+        objects; ``evaluation`` adds confusion_matrices, regression or evidence.
+        ``lineage="auto"`` reads git and the CI environment as ``modelgate submit`` does;
+        a mapping is merged over that (its values win); ``None`` sends none.
+        In CI the Idempotency-Key comes from the run, the job and the artifact's sha256:
+        a retried job gets the version it already created (``replayed``), not a second.
+        """
+        values = os.environ if env is None else env
+        workdir = Path(cwd) if cwd is not None else Path.cwd()
+        body: dict[str, Any] = {k: v for k, v in dict(evaluation or {}).items() if v}
+        listed = metrics_body(metrics, dataset)
+        if listed:
+            body["metrics"] = [*body.get("metrics", []), *listed]
+        if lineage is not None:
+            explicit = {} if isinstance(lineage, str) else dict(lineage)
+            if isinstance(lineage, str) and lineage != "auto":
+                raise ValueError(f"lineage must be 'auto', a mapping or None, not {lineage!r}")
+            body["lineage"] = ci.merge_lineage(ci.auto_lineage(values, workdir), explicit)
+        if description:
+            body["description"] = description
+        if tags:
+            body["tags"] = dict(tags)
+        if signature is not None:
+            body["signature"] = dict(signature)
+        with prepare_artifact(artifact, media_type=media_type, progress=hash_progress) as prepared:
+            body["artifact"] = {"sha256": prepared.sha256, "media_type": prepared.media_type}
+            run = ci.detect_ci(values)
+            key = idempotency_key
+            if key is None:
+                key = (
+                    ci.submit_key(run, model=model, artifact_sha256=prepared.sha256)
+                    if run is not None
+                    else f"submit-{uuid.uuid4().hex}"
+                )
+            created = self.create_version(model, body, idempotency_key=key)
+            number = created.body["version"]
+            current = self.get_version(model, number) if created.replayed else created.body
+            stored = current["artifact"]
+            if stored["status"] != "verified" or stored["sha256"] != prepared.sha256:
+                current = self.upload_artifact(
+                    model,
+                    number,
+                    prepared.path,
+                    sha256=prepared.sha256,
+                    media_type=prepared.media_type,
+                    progress=progress,
+                )
+            return SubmittedVersion(
+                model=model,
+                version=number,
+                stage=current["stage"],
+                sha256=prepared.sha256,
+                size=prepared.size,
+                replayed=created.replayed,
+                record=current,
+            )
+
+    def resolve_version(
+        self,
+        model: str,
+        *,
+        version: int | None = None,
+        stage: str | None = None,
+        alias: str | None = None,
+    ) -> int:
+        """The version number named by exactly one of ``version``, ``stage`` or ``alias``."""
+        if sum(x is not None for x in (version, stage, alias)) != 1:
+            raise ValueError("name exactly one of version=, stage= or alias=")
+        if version is not None:
+            return version
+        if stage is not None:
+            found = self.versions_in_stage(model, stage, limit=1)["items"]
+            if not found:
+                raise ModelgateError(
+                    404,
+                    "stage-empty",
+                    "No version in this stage",
+                    f"{model} has no version in {stage}",
+                )
+            return int(found[0]["version"])
+        assert alias is not None
+        # GET /models/{model}/aliases (the serving issue): a list, or a page of items.
+        answer = self._get(f"/models/{_segment(model)}/aliases")
+        items = answer.get("items", []) if isinstance(answer, dict) else answer
+        number = next(
+            (
+                item.get("version")
+                for item in items
+                if isinstance(item, dict) and alias in (item.get("alias"), item.get("name"))
+            ),
+            None,
+        )
+        if not isinstance(number, int):
+            raise ModelgateError(
+                404, "alias-unknown", "No such alias", f"{model} has no alias {alias}"
+            )
+        return number
+
+    def download(
+        self,
+        model: str,
+        *,
+        version: int | None = None,
+        stage: str | None = None,
+        alias: str | None = None,
+        dest: str | os.PathLike[str] | None = None,
+        progress: Progress | None = None,
+    ) -> Download:
+        """Download the artifact of a version named by number, stage or alias into
+        ``dest`` (default ``<model>-v<version>`` in the current directory), verified by
+        its sha256 (a mismatch raises and leaves nothing behind)."""
+        number = self.resolve_version(model, version=version, stage=stage, alias=alias)
+        target = Path(dest) if dest is not None else Path(f"{model}-v{number}")
+        return self.download_artifact(model, number, target, progress=progress)

@@ -10,8 +10,8 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from app import __version__
-from app.cli.client import ModelgateClient, ModelgateConnectionError, ModelgateError
+from modelgate_client import __version__
+from modelgate_client.client import ModelgateClient, ModelgateConnectionError, ModelgateError
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from app.cli import ci
-from app.cli.api_types import PolicyRead, VersionRead
-from app.cli.client import ModelgateError, Progress
-from app.cli.common import (
+from modelgate_client import ci
+from modelgate_client.api_types import PolicyRead, VersionRead
+from modelgate_client.artifacts import PreparedArtifact, prepare_artifact, sha256_file
+from modelgate_client.cli.common import (
     api_options,
     client,
     emit,
@@ -32,6 +28,8 @@ from app.cli.common import (
     table,
     ts,
 )
+from modelgate_client.cli.progress import progress
+from modelgate_client.client import ModelgateClient, ModelgateError
 
 EVALUATION_KEYS = ("metrics", "confusion_matrices", "regression", "evidence")
 STAGES = ("candidate", "staging", "production", "archived")
@@ -324,18 +322,27 @@ def versions_show(model: str, version: int) -> None:
 
 @versions.command("download")
 @click.argument("model")
-@click.argument("version", type=click.IntRange(1))
+@click.argument("version", type=click.IntRange(1), required=False)
+@click.option("--stage", type=click.Choice(STAGES), default=None, help="The version in STAGE.")
+@click.option("--alias", default=None, help="The version an alias points at.")
 @click.option(
     "--dest",
-    required=True,
+    default=None,
     type=click.Path(dir_okay=False, writable=True),
-    help="File to write (checked against the artifact's sha256).",
+    help="File to write (checked against the artifact's sha256) [default: MODEL-vN].",
 )
 @api_options
-def versions_download(model: str, version: int, dest: str) -> None:
-    """Download a version's artifact."""
-    with _progress_bar("downloading") as progress:
-        done = client().download_artifact(model, version, dest, progress=progress)
+def versions_download(
+    model: str, version: int | None, stage: str | None, alias: str | None, dest: str | None
+) -> None:
+    """Download the artifact of VERSION, or of the version in --stage or at --alias,
+    verified by its sha256 (nothing is left behind when it does not match)."""
+    if sum(x is not None for x in (version, stage, alias)) != 1:
+        raise click.UsageError("name exactly one of VERSION, --stage or --alias")
+    with progress("downloading") as downloading:
+        done = client().download(
+            model, version=version, stage=stage, alias=alias, dest=dest, progress=downloading
+        )
     emit(dict(done), lambda d: f"wrote {d['path']} ({_size(d['size'])}, sha256 {d['sha256']})")
 
 
@@ -360,34 +367,7 @@ def load_evaluation(path: str) -> dict[str, Any]:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-@contextmanager
-def _progress_bar(label: str) -> Iterator[Progress | None]:
-    """A click progress bar on stderr when it is a terminal; nothing in CI logs."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    bars: list[Any] = []
-
-    def update(done: int, total: int) -> None:
-        if not bars:
-            bar = click.progressbar(length=max(total, 1), label=label, file=sys.stderr)
-            bar.__enter__()
-            bars.append(bar)
-        # A retry streams again from 0: the step is then negative and the bar goes back.
-        bars[0].update(done - bars[0].pos)
-
-    try:
-        yield update
-    finally:
-        if bars:
-            bars[0].__exit__(None, None, None)
+    return sha256_file(path)
 
 
 @dataclass(frozen=True)
@@ -411,6 +391,7 @@ def build_submission(
     description: str = "",
     media_type: str = "application/octet-stream",
     idempotency_key: str | None = None,
+    sha256: str | None = None,
     env: dict[str, str],
     cwd: Path,
     use_git: bool = True,
@@ -430,7 +411,7 @@ def build_submission(
         body["tags"] = tags
     if description:
         body["description"] = description
-    digest = sha256_of(artifact)
+    digest = sha256 or sha256_of(artifact)
     body["artifact"] = {"sha256": digest, "media_type": media_type}
     run = ci.detect_ci(env)
     if idempotency_key:
@@ -449,8 +430,8 @@ def build_submission(
 @click.option(
     "--artifact",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, readable=True),
-    help="The model file to upload.",
+    type=click.Path(exists=True, readable=True),
+    help="The model file to upload, or a directory (packed into a deterministic tar).",
 )
 @click.option(
     "--metrics",
@@ -474,7 +455,9 @@ def build_submission(
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Repeatable.")
 @click.option("--description", default="", help="What changed in this version.")
 @click.option(
-    "--media-type", default="application/octet-stream", show_default=True, help="Artifact type."
+    "--media-type",
+    default=None,
+    help="Artifact type [default: application/x-tar for a directory, else octet-stream].",
 )
 @click.option(
     "--idempotency-key",
@@ -491,7 +474,7 @@ def submit(
     signature_file: str | None,
     tags: tuple[str, ...],
     description: str,
-    media_type: str,
+    media_type: str | None,
     idempotency_key: str | None,
     no_git: bool,
 ) -> None:
@@ -514,20 +497,52 @@ def submit(
     instead of making a second one (and still makes sure the artifact is uploaded).
     """
     mg = client()
-    artifact_path = Path(artifact)
+    with progress(f"hashing {Path(artifact).name}") as hashing:
+        prepared = prepare_artifact(artifact, media_type=media_type, progress=hashing)
+    with prepared:
+        _submit(
+            mg,
+            model,
+            prepared,
+            metrics_file=metrics_file,
+            lineage_file=lineage_file,
+            signature_file=signature_file,
+            tags=parse_tags(tags),
+            description=description,
+            idempotency_key=idempotency_key,
+            use_git=not no_git,
+        )
+
+
+def _submit(
+    mg: ModelgateClient,
+    model: str,
+    prepared: PreparedArtifact,
+    *,
+    metrics_file: str,
+    lineage_file: str | None,
+    signature_file: str | None,
+    tags: dict[str, str],
+    description: str,
+    idempotency_key: str | None,
+    use_git: bool,
+) -> None:
+    artifact_path = prepared.path
+    media_type = prepared.media_type
     submission = build_submission(
         model,
         artifact=artifact_path,
         metrics_file=metrics_file,
         lineage_file=lineage_file,
         signature_file=signature_file,
-        tags=parse_tags(tags),
+        tags=tags,
         description=description,
         media_type=media_type,
         idempotency_key=idempotency_key,
+        sha256=prepared.sha256,
         env=dict(os.environ),
         cwd=Path.cwd(),
-        use_git=not no_git,
+        use_git=use_git,
     )
     body, key, digest, run = submission.body, submission.key, submission.sha256, submission.run
     try:
@@ -559,11 +574,11 @@ def submit(
         note(f"artifact already uploaded (sha256 {digest})")
         final: VersionRead = current
     else:
-        size = artifact_path.stat().st_size
-        with _progress_bar(f"uploading {artifact_path.name}") as progress:
+        size = prepared.size
+        with progress(f"uploading {artifact_path.name}") as uploading:
             final = mg.upload_artifact(
                 model, number, artifact_path, sha256=digest, media_type=media_type,
-                progress=progress,
+                progress=uploading,
             )  # fmt: skip
         note(f"uploaded {_size(size)}, sha256 {digest}")
     emit(final, render_version)

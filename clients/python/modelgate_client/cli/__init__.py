@@ -1,0 +1,1 @@
+"""The ``modelgate`` command line (client commands; the server adds its own, see main)."""
