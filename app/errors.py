@@ -236,6 +236,19 @@ class InvalidPolicy(AppError):
     title = "Gate policy is not valid"
 
 
+# Serving ----------------------------------------------------------------------
+
+
+class AliasNotFound(NotFound):
+    code = "alias-not-found"
+    title = "Alias not found"
+
+
+class RevisionFromFuture(Conflict):
+    code = "revision-from-future"
+    title = "Serving revision not issued yet"
+
+
 # 5xx --------------------------------------------------------------------------
 
 

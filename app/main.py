@@ -25,6 +25,7 @@ from app.api import (
     operations,
     problems,
     promotions,
+    serving,
     tokens,
     versions,
     webhooks,
@@ -44,6 +45,7 @@ from app.events.dispatcher import Dispatcher
 from app.logging_setup import configure_logging
 from app.observability import listener as metrics_listener
 from app.observability.middleware import MetricsMiddleware
+from app.serving.hub import ServingHub
 from app.settings import Settings, get_settings
 from app.storage.factory import open_store
 
@@ -115,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = build_engine(settings)
         dispatcher: Dispatcher | None = None
+        serving_hub: ServingHub | None = None
         try:
             prepare_database(engine, settings)
             app.state.engine = engine
@@ -128,6 +131,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 parts_in_flight=settings.upload_parts_in_flight,
             )
             bootstrap_tokens(app, settings)
+            serving_hub = ServingHub(
+                engine=engine, sessions=app.state.sessions, read_bind=app.state.read_bind
+            )
+            await serving_hub.start()
+            app.state.serving_hub = serving_hub
             _warm_up_scipy()
             if settings.webhook_dispatcher_enabled:
                 dispatcher = Dispatcher(
@@ -143,6 +151,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             yield
         finally:
+            if serving_hub is not None:
+                await serving_hub.stop()
             if dispatcher is not None:
                 dispatcher.stop()
             engine.dispose()
@@ -174,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks.router,
         drift.router,
         observations.router,
+        serving.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)

@@ -10,6 +10,7 @@ from app.idempotency import models as idempotency_models
 from app.observations import models as observations_models
 from app.promotion import models as promotion_models
 from app.registry import models as registry_models
+from app.serving import models as serving_models
 
 __all__ = [
     "Base",
@@ -22,4 +23,5 @@ __all__ = [
     "observations_models",
     "promotion_models",
     "registry_models",
+    "serving_models",
 ]

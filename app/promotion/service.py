@@ -46,6 +46,7 @@ from app.promotion.schemas import (
 from app.registry import service as registry
 from app.registry.models import ModelVersion, RegisteredModel, Stage
 from app.registry.schemas import Page
+from app.serving import service as serving
 from app.storage.base import ArtifactStore
 
 
@@ -210,6 +211,7 @@ def move_to_production(
             replaced_version=previous.version if previous else None,
         ),
     )
+    serving.bump_revision(session, model=model)
     audit.record(
         session,
         actor=actor,

@@ -1,0 +1,126 @@
+"""All SQL of serving: revisions, the rows of a plan, aliases and their history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from app.registry.models import ModelVersion, RegisteredModel, Stage
+from app.serving.models import AliasMove, ModelAlias, ServingRevision
+
+NOTIFY_CHANNEL = "modelgate_serving"
+
+
+def revision_of(session: Session, model_name: str) -> tuple[int, int] | None:
+    """``(model id, revision)`` of a model (revision 0 before its first change), or None
+    when there is no such model: one indexed statement."""
+    stmt = (
+        select(RegisteredModel.id, func.coalesce(ServingRevision.revision, 0))
+        .outerjoin(ServingRevision, ServingRevision.model_id == RegisteredModel.id)
+        .where(RegisteredModel.name == model_name)
+    )
+    row = session.execute(stmt).first()
+    return (int(row[0]), int(row[1])) if row is not None else None
+
+
+def revisions_of(session: Session, model_names: Sequence[str]) -> dict[str, int]:
+    """Revision per existing model among ``model_names`` (missing models are left out)."""
+    if not model_names:
+        return {}
+    stmt = (
+        select(RegisteredModel.name, func.coalesce(ServingRevision.revision, 0))
+        .outerjoin(ServingRevision, ServingRevision.model_id == RegisteredModel.id)
+        .where(RegisteredModel.name.in_(list(model_names)))
+    )
+    return {str(name): int(rev) for name, rev in session.execute(stmt)}
+
+
+def bump(session: Session, model_id: int, *, now: Any) -> int:
+    """Add one to the model's revision and return it (the caller holds the model lock, so
+    the insert of the first revision cannot race)."""
+    stmt = (
+        update(ServingRevision)
+        .where(ServingRevision.model_id == model_id)
+        .values(revision=ServingRevision.revision + 1, changed_at=now)
+        .returning(ServingRevision.revision)
+    )
+    found = session.execute(stmt).scalar_one_or_none()
+    if found is not None:
+        return int(found)
+    session.execute(insert(ServingRevision).values(model_id=model_id, revision=1, changed_at=now))
+    return 1
+
+
+def notify(session: Session, model_name: str, revision: int) -> None:
+    """PostgreSQL: tell every listening server process, when this transaction commits."""
+    session.execute(
+        text("SELECT pg_notify(:channel, :payload)"),
+        {"channel": NOTIFY_CHANNEL, "payload": f"{revision} {model_name}"},
+    )
+
+
+def plan_versions(session: Session, model_id: int) -> Sequence[ModelVersion]:
+    """The versions a plan names: production and every aliased one."""
+    aliased = select(ModelAlias.version_id).where(ModelAlias.model_id == model_id)
+    stmt = (
+        select(ModelVersion)
+        .where(ModelVersion.model_id == model_id)
+        .where(or_(ModelVersion.stage == Stage.PRODUCTION.value, ModelVersion.id.in_(aliased)))
+        .order_by(ModelVersion.version)
+    )
+    return session.scalars(stmt).all()
+
+
+# Aliases --------------------------------------------------------------------------------
+
+
+def aliases(session: Session, model_id: int) -> Sequence[ModelAlias]:
+    stmt = select(ModelAlias).where(ModelAlias.model_id == model_id).order_by(ModelAlias.name)
+    return session.scalars(stmt).all()
+
+
+def alias(
+    session: Session, model_id: int, name: str, *, for_update: bool = False
+) -> ModelAlias | None:
+    stmt = select(ModelAlias).where(ModelAlias.model_id == model_id, ModelAlias.name == name)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def aliases_of_versions(session: Session, version_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Alias names per version id (for showing aliases on versions)."""
+    found: dict[int, list[str]] = {}
+    if not version_ids:
+        return found
+    stmt = (
+        select(ModelAlias.version_id, ModelAlias.name)
+        .where(ModelAlias.version_id.in_(list(version_ids)))
+        .order_by(ModelAlias.name)
+    )
+    for version_id, name in session.execute(stmt):
+        found.setdefault(int(version_id), []).append(str(name))
+    return found
+
+
+def add(session: Session, obj: Any) -> None:
+    session.add(obj)
+
+
+def delete(session: Session, obj: Any) -> None:
+    session.delete(obj)
+
+
+def history(
+    session: Session, model_id: int, alias_name: str | None, *, before_id: int | None, limit: int
+) -> Sequence[AliasMove]:
+    """Moves, newest first."""
+    stmt = select(AliasMove).where(AliasMove.model_id == model_id)
+    if alias_name is not None:
+        stmt = stmt.where(AliasMove.alias == alias_name)
+    if before_id is not None:
+        stmt = stmt.where(AliasMove.id < before_id)
+    return session.scalars(stmt.order_by(AliasMove.id.desc()).limit(limit)).all()
