@@ -9,7 +9,6 @@ directly, with the ``MODELGATE_*`` server settings.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import click
