@@ -378,6 +378,24 @@ def test_promote_wait_times_out_with_exit_1_and_decisions_end_requests(
 # on call --------------------------------------------------------------------------------
 
 
+def test_a_promotion_refused_by_a_freeze_exits_1_and_evaluate_shows_the_freeze(
+    cli: Cli, admin: ModelgateClient, tokens: Tokens, model: str
+) -> None:
+    version = add_version(admin, model)
+    assert cli.run("promote", model, str(version), "--to", "staging").returncode == 0
+    frozen = cli.run("freeze", model, "--reason", "INC-9: hold", token=tokens.operator)
+    assert frozen.returncode == 0, frozen.stderr
+
+    refused = cli.run("promote", model, str(version), "--to", "production")
+    assert refused.returncode == 1, (refused.returncode, refused.stderr)
+    assert "INC-9: hold" in refused.stderr
+    evaluated = cli.run("evaluate", model, str(version), "--target", "production")
+    assert evaluated.returncode == 1, evaluated.stdout
+    assert "model_not_frozen" in evaluated.stdout
+    # Other server errors keep exit 3.
+    assert cli.run("models", "show", "no-such-model").returncode == 3
+
+
 def test_rollback_then_history_shows_the_switch(
     cli: Cli, admin: ModelgateClient, reviewer_client: ModelgateClient, tokens: Tokens,
     model: str,

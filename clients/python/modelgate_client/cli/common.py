@@ -27,6 +27,10 @@ EXIT_CODES_HELP = (
 )
 DEFAULT_URL = "http://127.0.0.1:8080"
 
+NOT_APPLIED_PROBLEMS = frozenset({"model-frozen"})
+"""Problem codes that mean "your request was refused by the model's state, nothing was
+applied" (a promotion or approval during a freeze): exit 1, like a rejected request."""
+
 F = TypeVar("F", bound=Callable[..., Any])
 _META = "modelgate.cli"
 
@@ -55,7 +59,7 @@ def report_error(exc: ModelgateError) -> int:
     for error in exc.errors[:20]:
         loc = ".".join(str(p) for p in error.get("loc") or [])
         click.echo(f"  {loc}: {_one_line(str(error.get('msg', '')))}", err=True)
-    return EXIT_SERVER
+    return EXIT_FAILED if exc.code in NOT_APPLIED_PROBLEMS else EXIT_SERVER
 
 
 class ModelgateGroup(click.Group):
