@@ -40,7 +40,7 @@ from app.errors import (
 )
 from app.promotion import operations
 from app.promotion import policy as policy_service
-from app.promotion import service as promotion_service
+from app.promotion import requests as promotion_service
 from app.promotion.models import PromotionStatus
 from app.promotion.schemas import GateReportRead, PromotionRead
 from app.registry import service as registry_service
