@@ -118,6 +118,8 @@ GET    /api/v1/models/{model}/versions/{version}/reference-profile       401  40
 POST   /api/v1/models/{model}/drift-reports                              401  401     401     401     403    ok        ok       ok       ok    403     ok     403    submitter
 GET    /api/v1/models/{model}/drift-reports                              401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
 GET    /api/v1/models/{model}/drift-reports/{report_id}                  401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
+GET    /api/v1/models/{model}/serving                                    401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
+GET    /api/v1/models/-/serving                                          401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
 POST   /api/v1/models/{model}/observations                               401  401     401     401     403    ok        ok       ok       ok    403     ok     403    submitter
 GET    /api/v1/models/{model}/observations                               401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
 POST   /api/v1/models/{model}/labels                                     401  401     401     401     403    ok        ok       ok       ok    403     ok     403    submitter
