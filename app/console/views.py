@@ -314,25 +314,37 @@ def _fmt_any(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "…"
 
 
+# Observed keys that repeat the rule's configuration (already in its name and reason).
+_ECHO = frozenset({"metric", "dataset", "direction", "test", "kind", "has_production"})
+
+
 def rule_rows(rules: Sequence[RuleReport]) -> list[RuleRow]:
-    """Failed rules first (a reviewer reads those first), each keeping the policy's order."""
+    """Failed rules first (a reviewer reads those first), each keeping the policy's order.
+    The observed cell shows up to three short headline values; the rest (configuration
+    echoes, digests, long lists) folds under "more"."""
     rows: list[RuleRow] = []
     for r in rules:
-        observed = dict(r.observed)
-        head = [k for k in _HEADLINE if k in observed]
-        rest = [k for k in observed if k not in head]
-        shown = head[:3] + rest[: max(0, 3 - len(head))]
+        observed = {k: _fmt_any(v) for k, v in r.observed.items()}
+        short = [
+            k
+            for k in observed
+            if k not in _ECHO and 0 < len(observed[k]) <= 48 and observed[k] != "—"
+        ]
+        head = [k for k in _HEADLINE if k in short]
+        shown = (head + [k for k in short if k not in head])[:3]
         rows.append(
             RuleRow(
                 name=r.rule,
                 kind=r.kind.replace("_", " "),
                 passed=r.passed,
-                observed=[(k.replace("_", " "), _fmt_any(observed[k])) for k in shown],
+                observed=[(k.replace("_", " "), observed[k]) for k in shown],
                 threshold=fmt_number(r.threshold) if r.threshold is not None else None,
                 p_value=fmt_p(r.p_value),
                 reason=r.reason,
                 detail=[
-                    (k.replace("_", " "), _fmt_any(observed[k])) for k in observed if k not in shown
+                    (k.replace("_", " "), observed[k])
+                    for k in observed
+                    if k not in shown and observed[k] not in ("", "—")
                 ],
             )
         )

@@ -430,19 +430,16 @@ def test_scoped_deciders_see_other_models_requests_as_missing(world: World) -> N
     assert response.json()["status"] == "pending_approval"
 
 
-def _console(path: str) -> bool:
-    """The console (``/`` and ``/ui/...``) signs people in with sessions, not bearer
-    tokens: its authorization (roles, CSRF, forged posts) is tested in tests/console."""
-    return path == "/" or path == "/ui" or path.startswith("/ui/")
-
-
 def app_routes(app: Any) -> set[tuple[str, str]]:
-    """(method, path template) of every bearer-token route the application answers."""
+    """(method, path template) of every route the application answers with a bearer token.
+
+    The console (``/``, ``/ui/...``) authenticates by session cookie, not bearer token:
+    its authorization (roles, CSRF, sessions) is tested in a browser in tests/console."""
     found: set[tuple[str, str]] = set()
     for context in routing.iter_route_contexts(app.routes):
         path = context.path_format or context.path
         assert path is not None, context
-        if _console(path):
+        if path in ("/", "/ui") or path.startswith("/ui/"):
             continue
         for method in context.methods or ():
             if method not in IGNORED_METHODS:
