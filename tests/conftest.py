@@ -28,7 +28,7 @@ from app.db.registry import Base
 from app.main import create_app
 from app.settings import Settings
 from tests.support.api import ADMIN_TOKEN
-from tests.support.pg import create_pg_database, drop_pg_database
+from tests.support.pg import migrated_pg_database
 from tests.support.s3server import start_moto_server
 
 TEST_DB = os.environ.get("MODELGATE_TEST_DB", "postgres")
@@ -58,13 +58,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A PostgreSQL database for this test session, built by the migrations."""
-    name = f"modelgate_test_{os.getpid()}"
-    url = create_pg_database(name)
-    engine = create_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    yield url
-    drop_pg_database(name)
+    with migrated_pg_database("modelgate_test") as url:
+        yield url
 
 
 def truncate_all(url: str) -> None:

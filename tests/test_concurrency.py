@@ -3,18 +3,15 @@ the audit chain stay right when creates race across processes."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from sqlalchemy import create_engine
 
-from app.db import migrate
 from tests.support.api import ADMIN_TOKEN, API, auth, version_payload
-from tests.support.pg import create_pg_database, drop_pg_database
+from tests.support.pg import migrated_pg_database
 from tests.support.servers import ServerProcess, running_servers
 
 pytestmark = pytest.mark.postgres_only
@@ -23,13 +20,8 @@ pytestmark = pytest.mark.postgres_only
 @pytest.fixture(scope="module")
 def own_database() -> Iterator[str]:
     """A migrated database of this module's own: the servers outlive single tests."""
-    name = f"modelgate_concurrency_{os.getpid()}"
-    url = create_pg_database(name)
-    engine = create_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    yield url
-    drop_pg_database(name)
+    with migrated_pg_database("modelgate_concurrency") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,9 @@ from tests.support.api import (
     create_version,
     error_locs,
     full_lineage,
+    metric,
     version_payload,
 )
-
-
-def metric(name: str, value: float, dataset: str = "holdout", **extra: Any) -> dict[str, Any]:
-    return {"name": name, "value": value, "dataset": dataset, **extra}
 
 
 def list_all(client: TestClient, model: str, **params: Any) -> list[dict[str, Any]]:

@@ -8,7 +8,14 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.support.api import API, assert_problem, audit_events, create_model, version_payload
+from tests.support.api import (
+    API,
+    assert_problem,
+    audit_events,
+    create_model,
+    metric,
+    version_payload,
+)
 from tests.support.flows import (
     Team,
     approve,
@@ -28,10 +35,6 @@ from tests.support.flows import (
 )
 
 MODEL = "fraud"
-
-
-def metric(name: str, value: float, dataset: str = "holdout", **extra: Any) -> dict[str, Any]:
-    return {"name": name, "value": value, "dataset": dataset, **extra}
 
 
 def correctness(n: int, right: range) -> list[bool]:

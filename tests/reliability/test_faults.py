@@ -42,7 +42,7 @@ from tests.reliability.procs import LoadLoop, start_moto_on, start_server_limite
 from tests.support import private_pg
 from tests.support.api import ADMIN_TOKEN, API, assert_problem, audit_events, auth, version_payload
 from tests.support.invariants import check_invariants
-from tests.support.pg import create_pg_database, drop_pg_database
+from tests.support.pg import migrated_pg_database
 from tests.support.s3server import start_moto_server
 from tests.support.servers import ServerProcess, running_servers, start_server
 
@@ -57,13 +57,8 @@ KILL_AFTER = 64 * MiB
 @pytest.fixture
 def own_database() -> Iterator[str]:
     """A migrated database of this test's own on the shared PostgreSQL server."""
-    name = f"modelgate_faults_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    url = create_pg_database(name)
-    engine = create_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    yield url
-    drop_pg_database(name)
+    with migrated_pg_database("modelgate_faults") as url:
+        yield url
 
 
 def base_settings(database_url: str, artifact_store: str) -> dict[str, str]:

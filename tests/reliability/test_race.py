@@ -17,14 +17,12 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from sqlalchemy import create_engine
 
-from app.db import migrate
 from app.storage.factory import open_store
 from tests.reliability.workload import MODELS, Workload
 from tests.support.api import ADMIN_TOKEN
 from tests.support.invariants import check_invariants
-from tests.support.pg import create_pg_database, drop_pg_database
+from tests.support.pg import migrated_pg_database
 from tests.support.servers import ServerProcess, running_servers
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.timeout(240)]
@@ -36,13 +34,8 @@ CONCURRENCY = 16
 
 @pytest.fixture
 def race_database() -> Iterator[str]:
-    name = f"modelgate_race_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    url = create_pg_database(name)
-    engine = create_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    yield url
-    drop_pg_database(name)
+    with migrated_pg_database("modelgate_race") as url:
+        yield url
 
 
 @pytest.fixture

@@ -30,6 +30,11 @@ def full_lineage(**overrides: Any) -> dict[str, Any]:
     return lineage
 
 
+def metric(name: str, value: float, dataset: str = "holdout", **extra: Any) -> dict[str, Any]:
+    """One metric as the API takes it (``extra``: slice, sample_count, ...)."""
+    return {"name": name, "value": value, "dataset": dataset, **extra}
+
+
 def version_payload(accuracy: float = 0.91, **overrides: Any) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "description": "nightly retrain",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
@@ -37,3 +40,22 @@ def drop_pg_database(name: str) -> None:
     with engine.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()
+
+
+@contextmanager
+def migrated_pg_database(prefix: str) -> Iterator[str]:
+    """A new database built by the migrations (named ``<prefix>_<pid>_<random>``, so
+    parallel runs never share one); yields its URL and drops it afterwards."""
+    from app.db import migrate
+
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    url = create_pg_database(name)
+    engine = create_engine(url)
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    try:
+        yield url
+    finally:
+        drop_pg_database(name)
