@@ -40,7 +40,7 @@ def production_version(
     """The production version's row alone: gates that compare load its metrics with
     :func:`metrics_of` (and its evidence with :func:`evidence_payload`) when they need them."""
     stmt = select(ModelVersion).where(
-        ModelVersion.model_id == model_id, ModelVersion.stage == Stage.PRODUCTION.value
+        ModelVersion.model_id == model_id, ModelVersion.stage == Stage.PRODUCTION
     )
     if for_update:
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
@@ -69,7 +69,7 @@ def version_and_production(
         select(ModelVersion)
         .where(
             ModelVersion.model_id == model_id,
-            or_(ModelVersion.version == number, ModelVersion.stage == Stage.PRODUCTION.value),
+            or_(ModelVersion.version == number, ModelVersion.stage == Stage.PRODUCTION),
         )
         .with_for_update()
         .execution_options(populate_existing=True)
@@ -79,7 +79,7 @@ def version_and_production(
     for row in session.scalars(stmt):
         if row.version == number:
             version = row
-        if row.stage == Stage.PRODUCTION.value:
+        if row.stage is Stage.PRODUCTION:
             production = row
     return version, production
 
@@ -110,7 +110,7 @@ def previous_stable(session: Session, model_id: int, current: int) -> ModelVersi
             ProductionPeriod.model_id == model_id,
             ProductionPeriod.version != current,
             ModelVersion.rolled_back.is_(False),
-            ModelVersion.stage == Stage.ARCHIVED.value,
+            ModelVersion.stage == Stage.ARCHIVED,
         )
         .order_by(ProductionPeriod.id.desc())
         .limit(1)
@@ -146,7 +146,7 @@ def request(
 def pending_for_version(session: Session, version_id: int) -> Sequence[PromotionRequest]:
     stmt = select(PromotionRequest).where(
         PromotionRequest.version_id == version_id,
-        PromotionRequest.status == PromotionStatus.PENDING_APPROVAL.value,
+        PromotionRequest.status == PromotionStatus.PENDING_APPROVAL,
     )
     # Refreshed: a request read before the lock may have changed since (re-evaluated).
     stmt = stmt.with_for_update().execution_options(populate_existing=True)
@@ -241,8 +241,8 @@ def set_metrics_stage(session: Session, version: ModelVersion, stage: Stage) -> 
     session.execute(
         update(Metric)
         .where(Metric.version_id == version.id)
-        .values(stage=stage.value)
+        .values(stage=stage)
         .execution_options(synchronize_session=False)
     )
     for metric in inspect(version).dict.get("metrics") or ():
-        set_committed_value(metric, "stage", stage.value)
+        set_committed_value(metric, "stage", stage)
