@@ -238,11 +238,9 @@ def count_policies(session: Session, model_id: int) -> int:
 def set_metrics_stage(session: Session, version: ModelVersion, stage: Stage) -> None:
     """Copy a version's new stage to its metrics' ``stage`` column (one ``UPDATE``); metric
     objects already loaded with the version keep showing what the rows hold."""
-    session.execute(
-        update(Metric)
-        .where(Metric.version_id == version.id)
-        .values(stage=stage)
-        .execution_options(synchronize_session=False)
+    # A Core statement on the session's connection: no ORM bulk-update machinery.
+    session.connection().execute(
+        update(Metric).where(Metric.version_id == version.id).values(stage=stage)
     )
     for metric in inspect(version).dict.get("metrics") or ():
         set_committed_value(metric, "stage", stage)
