@@ -60,8 +60,9 @@ def record(
         "action": AuditAction(action).value,
         "model": model,
         "version": version,
-        "from_stage": from_stage,
-        "to_stage": to_stage,
+        # Plain strings (a Stage member is one, but the chain stores and hashes text).
+        "from_stage": None if from_stage is None else str(from_stage),
+        "to_stage": None if to_stage is None else str(to_stage),
         "reason": reason,
         "request_id": current_request_id(),
         "details": details or {},

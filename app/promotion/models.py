@@ -18,7 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, BigIntPK, utcnow
+from app.db.base import Base, BigIntPK, StrEnumText, utcnow
+from app.registry.models import Stage
 
 
 class PromotionStatus(StrEnum):
@@ -61,9 +62,9 @@ class PromotionRequest(Base):
     model_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("registered_models.id"))
     version_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("model_versions.id"))
     version: Mapped[int] = mapped_column(Integer)
-    from_stage: Mapped[str] = mapped_column(String(16))
-    target_stage: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(24))
+    from_stage: Mapped[Stage] = mapped_column(StrEnumText(Stage, 16))
+    target_stage: Mapped[Stage] = mapped_column(StrEnumText(Stage, 16))
+    status: Mapped[PromotionStatus] = mapped_column(StrEnumText(PromotionStatus, 24))
     requested_by: Mapped[str] = mapped_column(String(256))
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     comment: Mapped[str | None] = mapped_column(Text)

@@ -59,7 +59,7 @@ def rollback(
             raise VersionNotFound(f"model {model.name!r} has no version {to_version}")
         if target.id == current.id:
             raise RollbackNotPossible(f"version {to_version} is already in production")
-        if target.stage != Stage.ARCHIVED.value:
+        if target.stage is not Stage.ARCHIVED:
             raise RollbackNotPossible(
                 f"version {to_version} is in {target.stage}; rollback restores an archived "
                 "version that served before (promote candidates and staging versions instead)"
@@ -145,7 +145,7 @@ def archive(
         with_pending=False, with_policy=False, with_metrics=True,
     )  # fmt: skip
     version = loaded.version
-    current = Stage(version.stage)
+    current = version.stage
     if current is Stage.ARCHIVED:
         return version
     if current is Stage.PRODUCTION:

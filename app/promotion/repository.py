@@ -40,7 +40,7 @@ def production_version(
     """The production version's row alone: gates that compare load its metrics with
     :func:`metrics_of` (and its evidence with :func:`evidence_payload`) when they need them."""
     stmt = select(ModelVersion).where(
-        ModelVersion.model_id == model_id, ModelVersion.stage == Stage.PRODUCTION.value
+        ModelVersion.model_id == model_id, ModelVersion.stage == Stage.PRODUCTION
     )
     if for_update:
         stmt = stmt.with_for_update().execution_options(populate_existing=True)
@@ -69,7 +69,7 @@ def version_and_production(
         select(ModelVersion)
         .where(
             ModelVersion.model_id == model_id,
-            or_(ModelVersion.version == number, ModelVersion.stage == Stage.PRODUCTION.value),
+            or_(ModelVersion.version == number, ModelVersion.stage == Stage.PRODUCTION),
         )
         .with_for_update()
         .execution_options(populate_existing=True)
@@ -79,7 +79,7 @@ def version_and_production(
     for row in session.scalars(stmt):
         if row.version == number:
             version = row
-        if row.stage == Stage.PRODUCTION.value:
+        if row.stage is Stage.PRODUCTION:
             production = row
     return version, production
 
@@ -110,7 +110,7 @@ def previous_stable(session: Session, model_id: int, current: int) -> ModelVersi
             ProductionPeriod.model_id == model_id,
             ProductionPeriod.version != current,
             ModelVersion.rolled_back.is_(False),
-            ModelVersion.stage == Stage.ARCHIVED.value,
+            ModelVersion.stage == Stage.ARCHIVED,
         )
         .order_by(ProductionPeriod.id.desc())
         .limit(1)
@@ -146,7 +146,7 @@ def request(
 def pending_for_version(session: Session, version_id: int) -> Sequence[PromotionRequest]:
     stmt = select(PromotionRequest).where(
         PromotionRequest.version_id == version_id,
-        PromotionRequest.status == PromotionStatus.PENDING_APPROVAL.value,
+        PromotionRequest.status == PromotionStatus.PENDING_APPROVAL,
     )
     # Refreshed: a request read before the lock may have changed since (re-evaluated).
     stmt = stmt.with_for_update().execution_options(populate_existing=True)
@@ -238,11 +238,9 @@ def count_policies(session: Session, model_id: int) -> int:
 def set_metrics_stage(session: Session, version: ModelVersion, stage: Stage) -> None:
     """Copy a version's new stage to its metrics' ``stage`` column (one ``UPDATE``); metric
     objects already loaded with the version keep showing what the rows hold."""
-    session.execute(
-        update(Metric)
-        .where(Metric.version_id == version.id)
-        .values(stage=stage.value)
-        .execution_options(synchronize_session=False)
+    # A Core statement on the session's connection: no ORM bulk-update machinery.
+    session.connection().execute(
+        update(Metric).where(Metric.version_id == version.id).values(stage=stage)
     )
     for metric in inspect(version).dict.get("metrics") or ():
-        set_committed_value(metric, "stage", stage.value)
+        set_committed_value(metric, "stage", stage)

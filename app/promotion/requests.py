@@ -111,7 +111,7 @@ def request_promotion(
     model, version, policy = loaded.model, loaded.version, loaded.policy
     assert policy is not None
     for other in loaded.pending:
-        if other.target_stage == target.value:
+        if other.target_stage is target:
             raise Conflict(
                 f"promotion request {other.id} for version {version.version} to "
                 f"{target.value} is already pending",
@@ -126,8 +126,8 @@ def request_promotion(
         version_id=version.id,
         version=version.version,
         from_stage=version.stage,
-        target_stage=target.value,
-        status=PromotionStatus.PENDING_APPROVAL.value,
+        target_stage=target,
+        status=PromotionStatus.PENDING_APPROVAL,
         requested_by=actor.name,
         requested_at=now,
         comment=data.comment,
@@ -146,7 +146,7 @@ def request_promotion(
     elif auto_apply:
         request.decided_by = "policy:auto_promote"
         request.decided_at = now
-        request.status = PromotionStatus.APPLIED.value
+        request.status = PromotionStatus.APPLIED
         request.applied_at = now
     repository.add(session, request)
     session.flush()
@@ -176,7 +176,7 @@ def _rejected_by_gates(
     request: PromotionRequest, result: Evaluation, now: datetime, *, again: bool
 ) -> None:
     """A request the gates turned down (when made, or ``again`` before it applied)."""
-    request.status = PromotionStatus.REJECTED.value
+    request.status = PromotionStatus.REJECTED
     request.decided_by = "gates"
     request.decided_at = now
     when = " on re-evaluation" if again else ""
@@ -201,12 +201,12 @@ def _apply(
 ) -> None:  # fmt: skip
     """Move the version through the transition core and mark the request applied."""
     model, version = loaded.model, loaded.version
-    target = Stage(request.target_stage)
+    target = request.target_stage
     if target is Stage.PRODUCTION:
         transitions.ensure_not_frozen(model)
     # Set before the stage moves, so that the request's row is written once, in the flush
     # that moves the version (the order of events in the audit log is unchanged).
-    request.status = PromotionStatus.APPLIED.value
+    request.status = PromotionStatus.APPLIED
     request.applied_at = now or utcnow()
     transitions.move(
         session,
@@ -243,7 +243,7 @@ def supersede_others(
     for other in loaded.pending:
         if other.id == keep:
             continue
-        other.status = PromotionStatus.SUPERSEDED.value
+        other.status = PromotionStatus.SUPERSEDED
         other.decided_at = utcnow()
         other.decision_comment = f"version {version.version} moved to {version.stage}"
         audit.record(
@@ -270,7 +270,7 @@ def _load_pending(
         raise PromotionNotFound(f"no promotion request {request_id}")
     name = repository.model_name_of(session, found.model_id)
     loaded = transitions.load(
-        session, model_name=name, number=found.version, target=Stage(found.target_stage),
+        session, model_name=name, number=found.version, target=found.target_stage,
         with_policy=with_policy,
     )  # fmt: skip
     request = next((r for r in loaded.pending if r.id == request_id), None)
@@ -302,7 +302,7 @@ def approve(
     _check_scope(actor, model)
     if actor.name == request.requested_by:
         raise Forbidden("a reviewer cannot approve a promotion they requested")
-    if Stage(request.target_stage) is Stage.PRODUCTION:
+    if request.target_stage is Stage.PRODUCTION:
         transitions.ensure_not_frozen(model)
     existing = repository.approvals(session, [request.id])[request.id]
     if any(a.reviewer == actor.name for a in existing):
@@ -316,7 +316,7 @@ def approve(
     if policy.revision != request.policy_revision:
         # Approvals are part of the policy: one changed since the request was made asks
         # for its own number of them (and its gates run again before the request applies).
-        stage = stage_policy(policy, Stage(request.target_stage))
+        stage = stage_policy(policy, request.target_stage)
         request.approvals_required = stage.approvals_required
         request.auto_apply = stage.auto_promote
     audit.record(
@@ -348,7 +348,7 @@ def _decide_and_apply(
     model, version = loaded.model, loaded.version
     now = utcnow()
     if version.stage != request.from_stage:
-        request.status = PromotionStatus.SUPERSEDED.value
+        request.status = PromotionStatus.SUPERSEDED
         request.decided_at = now
         request.decision_comment = f"version moved from {request.from_stage} to {version.stage}"
         audit.record(session, actor=actor, action=AuditAction.PROMOTION_SUPERSEDED,
@@ -358,7 +358,7 @@ def _decide_and_apply(
         return
     if not reevaluate(session, actor=actor, store=store, loaded=loaded, request=request, now=now):
         return
-    request.status = PromotionStatus.APPROVED.value
+    request.status = PromotionStatus.APPROVED
     request.decided_by = actor.name
     request.decided_at = now
     _apply(session, actor=actor, loaded=loaded, request=request)
@@ -372,7 +372,7 @@ def reevaluate(
     a failure rejects the request. Returns whether the request may still apply."""
     model, version, policy = loaded.model, loaded.version, loaded.policy
     assert policy is not None
-    target = Stage(request.target_stage)
+    target = request.target_stage
     production = _production_for_gates(session, loaded, target)
     current_against = production.version if production else None
     if current_against == request.evaluated_against and policy.revision == request.policy_revision:
@@ -424,7 +424,7 @@ def _close(
     status: PromotionStatus, action: AuditAction, comment: str | None,
 ) -> PromotionRead:  # fmt: skip
     """End a pending request by a person's decision (reject or cancel), audited."""
-    request.status = status.value
+    request.status = status
     request.decided_by = actor.name
     request.decided_at = utcnow()
     request.decision_comment = comment
@@ -471,9 +471,9 @@ def to_read(
         id=request.id,
         model=model_name,
         version=request.version,
-        from_stage=Stage(request.from_stage),
-        target=Stage(request.target_stage),
-        status=PromotionStatus(request.status),
+        from_stage=request.from_stage,
+        target=request.target_stage,
+        status=request.status,
         requested_by=request.requested_by,
         requested_at=request.requested_at,
         comment=request.comment,

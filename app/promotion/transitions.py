@@ -174,7 +174,7 @@ def check_promotion(loaded: Loaded, target: Stage) -> None:
     stage move under the policy in force, and no freeze when the target is production."""
     model, version = loaded.model, loaded.version
     assert loaded.policy is not None
-    current = Stage(version.stage)
+    current = version.stage
     moves = allowed_moves(current, loaded.policy)
     if target not in moves:
         raise _not_allowed(model, version, current, target, moves)
@@ -240,7 +240,7 @@ def move(session: Session, *, actor: Principal, loaded: Loaded, change: Move) ->
     audit event(s) and ends with :func:`on_pointer_moved`."""
     model, version = loaded.model, change.version
     target = change.pointer.stage
-    from_stage = Stage(version.stage)
+    from_stage = version.stage
     now = utcnow()
     replaced: ModelVersion | None = None
     if change.pointer.exclusive:
@@ -312,7 +312,7 @@ def _replace_production(
 def _set_stage(session: Session, version: ModelVersion, stage: Stage, now: datetime) -> None:
     """The stage change itself, in one place: the version's stage and times, and the copy
     of the stage its metrics keep for the ``(model, name, dataset, stage, value)`` index."""
-    version.stage = stage.value
+    version.stage = stage
     version.stage_changed_at = now
     version.updated_at = now
     repository.set_metrics_stage(session, version, stage)

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db.base import Base, BigIntPK, utcnow
+from app.db.base import Base, BigIntPK, StrEnumText, utcnow
 
 
 class Stage(StrEnum):
@@ -83,7 +83,7 @@ class ModelVersion(Base):
         BigInteger, ForeignKey("registered_models.id", ondelete="RESTRICT")
     )
     version: Mapped[int] = mapped_column(Integer)
-    stage: Mapped[str] = mapped_column(String(16), default=Stage.CANDIDATE.value)
+    stage: Mapped[Stage] = mapped_column(StrEnumText(Stage, 16), default=Stage.CANDIDATE)
     description: Mapped[str] = mapped_column(Text, default="")
     lineage: Mapped[dict[str, Any]] = mapped_column(default=dict)
     signature: Mapped[dict[str, Any] | None] = mapped_column(default=None)
@@ -154,7 +154,7 @@ class Metric(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The version's stage, denormalised for the index above. No default: whoever adds a
     # metric says which stage its version is in (an omission fails on NOT NULL).
-    stage: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[Stage] = mapped_column(StrEnumText(Stage, 16))
 
     model_version: Mapped[ModelVersion] = relationship(lazy="raise", back_populates="metrics")
 

@@ -83,7 +83,7 @@ def production_versions(session: Session, model_ids: Sequence[int]) -> dict[int,
     if not model_ids:
         return {}
     stmt = select(ModelVersion.model_id, ModelVersion.version).where(
-        ModelVersion.model_id.in_(model_ids), ModelVersion.stage == Stage.PRODUCTION.value
+        ModelVersion.model_id.in_(model_ids), ModelVersion.stage == Stage.PRODUCTION
     )
     return {mid: ver for mid, ver in session.execute(stmt)}
 

@@ -191,7 +191,7 @@ def create_version(
     version = ModelVersion(
         model_id=model.id,
         version=number,
-        stage=Stage.CANDIDATE.value,
+        stage=Stage.CANDIDATE,
         description=data.description,
         lineage=data.lineage.model_dump(mode="json", exclude_none=True),
         signature=data.signature.model_dump(mode="json") if data.signature else None,
