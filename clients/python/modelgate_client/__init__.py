@@ -1,0 +1,1 @@
+"""Modelgate's Python client (the serving router lives in :mod:`modelgate_client.router`)."""
