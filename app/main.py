@@ -38,10 +38,8 @@ from app.auth.roles import SYSTEM, Role
 from app.db import migrate
 from app.db.engine import build_engine, build_sessionmaker, read_only_bind
 from app.errors import ConfigurationError
-from app.events import listener as events_listener
 from app.events.dispatcher import Dispatcher
 from app.logging_setup import configure_logging
-from app.observability import listener as metrics_listener
 from app.observability.middleware import MetricsMiddleware
 from app.serving.hub import ServingHub
 from app.settings import Settings, get_settings
@@ -167,8 +165,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.token_cache = TokenCache(settings.auth_cache_seconds)
-    events_listener.install()
-    metrics_listener.install()
     problems.install(app)
     for router in (
         models.router,

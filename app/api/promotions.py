@@ -24,8 +24,8 @@ from app.api.uow import UnitOfWork
 from app.auth.roles import Principal, Role
 from app.errors import ValidationFailed
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from app.promotion import operations, requests
 from app.promotion import policy as policy_service
-from app.promotion import service
 from app.promotion.models import PromotionStatus
 from app.promotion.schemas import (
     ArchiveRequest,
@@ -51,7 +51,7 @@ def _hide_other_models(uow: UnitOfWork, principal: Principal, promotion_id: int)
     """A model-scoped token gets 404 for another model's request, as GET gives it, before
     any decision: not a 403 or a 409 that would tell the request exists and its state."""
     if principal.model_scope is not None:
-        service.get(uow.session, actor=principal, request_id=promotion_id)
+        requests.get(uow.session, actor=principal, request_id=promotion_id)
 
 
 def _policy_read(model: str, p: policy_service.PolicyInForce) -> GatePolicyRead:
@@ -110,7 +110,7 @@ def evaluate(
             "target must be staging or production",
             errors=[{"loc": ["query", "target"], "msg": "staging or production"}],
         )
-    return service.dry_run(
+    return requests.dry_run(
         uow.session, actor=principal, store=store, model_name=model, number=version, target=target
     )
 
@@ -136,7 +136,7 @@ def request_promotion(
         principal,
         body,
         status_code=201,
-        create=lambda: service.request_promotion(
+        create=lambda: requests.request_promotion(
             uow.session, actor=principal, store=store, model_name=model, data=body
         ),
     )
@@ -156,7 +156,7 @@ def list_promotions(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> Page[PromotionRead]:
     """The review queue (`?status=pending_approval`), oldest first."""
-    return service.list_requests(
+    return requests.list_requests(
         uow.session,
         actor=principal,
         status=status.value if status else None,
@@ -173,7 +173,7 @@ def list_promotions(
 )
 def read_promotion(promotion_id: PromotionId, uow: UowDep, principal: Reader) -> PromotionRead:
     """One promotion request with its gate report and approvals."""
-    return service.get(uow.session, actor=principal, request_id=promotion_id)
+    return requests.get(uow.session, actor=principal, request_id=promotion_id)
 
 
 @router.post(
@@ -191,7 +191,7 @@ def approve_promotion(
     """Approve a pending request (never one you requested). With enough approvals it is
     applied, after the gates run again if production changed meanwhile."""
     _hide_other_models(uow, principal, promotion_id)
-    return service.approve(
+    return requests.approve(
         uow.session,
         actor=principal,
         store=store,
@@ -210,7 +210,7 @@ def reject_promotion(
 ) -> PromotionRead:
     """Reject a pending request, saying why."""
     _hide_other_models(uow, principal, promotion_id)
-    return service.reject(
+    return requests.reject(
         uow.session, actor=principal, request_id=promotion_id, comment=body.comment
     )
 
@@ -225,7 +225,7 @@ def cancel_promotion(
 ) -> PromotionRead:
     """Withdraw a pending request (its requester, or an operator)."""
     _hide_other_models(uow, principal, promotion_id)
-    return service.cancel(
+    return requests.cancel(
         uow.session,
         actor=principal,
         request_id=promotion_id,
@@ -246,7 +246,7 @@ def archive_version(
     body: ArchiveRequest | None = None,
 ) -> VersionRead:
     """Retire a candidate or staging version (its artifact is kept for rollback)."""
-    v = service.archive(
+    v = operations.archive(
         uow.session,
         actor=principal,
         model_name=model,

@@ -1,9 +1,12 @@
-"""The unit of work: one session and one transaction per request."""
+"""The unit of work: one session and one transaction per request, and the work that waits
+for its commit (metrics, the dispatcher's wake-up; :mod:`app.observability.aftercommit`)."""
 
 from __future__ import annotations
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from app.observability import aftercommit
 
 
 class UnitOfWork:
@@ -20,7 +23,9 @@ class UnitOfWork:
     @property
     def session(self) -> Session:
         if self._session is None:
-            self._session = self._factory(bind=self._bind) if self._bind else self._factory()
+            session = self._factory(bind=self._bind) if self._bind else self._factory()
+            aftercommit.open_queue(session)
+            self._session = session
         return self._session
 
     @property
@@ -43,12 +48,16 @@ class UnitOfWork:
             self.close()
 
     def commit(self) -> None:
+        """Commit, then run what waited for the commit."""
         if self._session is not None:
             self._session.commit()
+            aftercommit.run(self._session)
 
     def rollback(self) -> None:
+        """Roll back, and drop what waited for a commit."""
         if self._session is not None:
             self._session.rollback()
+            aftercommit.drop(self._session)
 
     def close(self) -> None:
         if self._session is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 GENESIS_HASH = "0" * 64
 
-HASHED_FIELDS = (
+HASHED_FIELDS = (  # the one list of what an event's hash covers
     "stream",
     "seq",
     "occurred_at",

@@ -6,15 +6,30 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.audit.hashing import GENESIS_HASH
 from app.audit.models import AuditEvent, AuditStream
 from app.db.dialect import insert_ignore
 
-# Heads this session has locked in its current transaction, by stream.
+# Heads this session has locked, by stream, with the transaction (or savepoint) that
+# locked them: in any other one they are locked again.
 _HELD_HEADS = "modelgate.audit.held_heads"
+
+
+def _held(session: Session) -> dict[str, AuditStream]:
+    transaction: SessionTransaction | None = (
+        session.get_nested_transaction() or session.get_transaction()
+    )
+    cached: tuple[SessionTransaction | None, dict[str, AuditStream]] | None = session.info.get(
+        _HELD_HEADS
+    )
+    if cached is not None and cached[0] is transaction:
+        return cached[1]
+    held: dict[str, AuditStream] = {}
+    session.info[_HELD_HEADS] = (transaction, held)
+    return held
 
 
 def lock_stream_head(session: Session, stream: str) -> AuditStream:
@@ -24,7 +39,8 @@ def lock_stream_head(session: Session, stream: str) -> AuditStream:
     appends three to five events to its model's chain, and locking again would cost a
     round trip each time for a lock that is already held.
     """
-    held: dict[str, AuditStream] = session.info.setdefault(_HELD_HEADS, {})
+    session.connection()  # begin the transaction the lock will belong to, if not yet begun
+    held = _held(session)
     head = held.get(stream)
     if head is not None:
         return head
@@ -39,15 +55,6 @@ def lock_stream_head(session: Session, stream: str) -> AuditStream:
         head = session.scalars(stmt.execution_options(populate_existing=True)).one()
     held[stream] = head
     return head
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_held_heads(session: Session, transaction: SessionTransaction) -> None:
-    # The end of the transaction (commit or rollback) or of a savepoint (released, or
-    # rolled back, which gives its locks up) means the next append must lock again.
-    # A flush's internal subtransaction ends too, and changes nothing.
-    if transaction.nested or transaction.parent is None:
-        session.info.pop(_HELD_HEADS, None)
 
 
 def add_event(session: Session, fields: dict[str, Any]) -> None:

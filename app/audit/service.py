@@ -1,37 +1,33 @@
 """Append events to the hash chain, and check the chain end to end.
 
 Events are written through :func:`record` in the caller's transaction, so an event
-exists exactly when the change it describes was committed.
+exists exactly when the change it describes was committed. :func:`record` is the one
+place an event is hashed, and it publishes every event by name: to the outbox when its
+action has a webhook event type (:func:`app.events.outbox.publish`) and to the
+Prometheus counters it feeds (:func:`app.observability.audit_metrics.count`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.audit import repository
-from app.audit.hashing import GENESIS_HASH, event_hash
+from app.audit.actions import AuditAction
+from app.audit.hashing import GENESIS_HASH, HASHED_FIELDS, event_hash
 from app.audit.models import AuditEvent
 from app.audit.schemas import AuditVerification, ChainProblem
 from app.auth.roles import Principal
 from app.context import current_request_id
 from app.db.base import utcnow
+from app.events import outbox
+from app.observability import audit_metrics
 
 GLOBAL_STREAM = "global"
 MAX_REPORTED_PROBLEMS = 100
-
-AuditListener = Callable[[Session, AuditEvent], None]
-_listeners: list[AuditListener] = []
-
-
-def add_listener(fn: AuditListener) -> None:
-    """Call ``fn(session, event)`` after every :func:`record`, in the same transaction
-    (the event outbox and the metrics use this). Adding the same function twice is a no-op."""
-    if fn not in _listeners:
-        _listeners.append(fn)
 
 
 def stream_for(model: str | None) -> str:
@@ -42,7 +38,7 @@ def record(
     session: Session,
     *,
     actor: Principal,
-    action: str,
+    action: AuditAction,
     model: str | None = None,
     version: int | None = None,
     from_stage: str | None = None,
@@ -50,7 +46,8 @@ def record(
     reason: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event to the model's chain (or the global one) in the current transaction."""
+    """Append one event to the model's chain (or the global one) in the current
+    transaction, and publish it (outbox, metrics)."""
     stream = stream_for(model)
     head = repository.lock_stream_head(session, stream)
     fields: dict[str, Any] = {
@@ -60,7 +57,7 @@ def record(
         "actor": actor.name,
         "actor_role": actor.role.value,
         "token_id": actor.token_id,
-        "action": action,
+        "action": AuditAction(action).value,
         "model": model,
         "version": version,
         "from_stage": from_stage,
@@ -73,11 +70,11 @@ def record(
     fields["prev_hash"] = head.head_hash
     fields["hash"] = digest
     repository.add_event(session, fields)
-    event = AuditEvent(**fields)  # for the listeners and the caller; not in the session
+    event = AuditEvent(**fields)  # for the publishers and the caller; not in the session
     head.seq = fields["seq"]
     head.head_hash = digest
-    for listener in _listeners:
-        listener(session, event)
+    outbox.publish(session, event)
+    audit_metrics.count(session, event)
     return event
 
 
@@ -117,22 +114,7 @@ def export(
 
 
 def _fields_of(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "stream": event.stream,
-        "seq": event.seq,
-        "occurred_at": event.occurred_at,
-        "actor": event.actor,
-        "actor_role": event.actor_role,
-        "token_id": event.token_id,
-        "action": event.action,
-        "model": event.model,
-        "version": event.version,
-        "from_stage": event.from_stage,
-        "to_stage": event.to_stage,
-        "reason": event.reason,
-        "request_id": event.request_id,
-        "details": event.details,
-    }
+    return {name: getattr(event, name) for name in HASHED_FIELDS}
 
 
 def verify(session: Session) -> AuditVerification:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
+from app.audit.actions import AuditAction
 from app.auth import repository
 from app.auth.cache import TokenCache, forget_everywhere
 from app.auth.models import ApiToken
@@ -104,7 +105,7 @@ def create_token(
     audit.record(
         session,
         actor=actor,
-        action="token.created",
+        action=AuditAction.TOKEN_CREATED,
         details={
             "token_id": token.id,
             "name": name,
@@ -130,7 +131,7 @@ def revoke_token(session: Session, *, actor: Principal, token_id: str) -> ApiTok
         audit.record(
             session,
             actor=actor,
-            action="token.revoked",
+            action=AuditAction.TOKEN_REVOKED,
             details={"token_id": token.id, "name": token.name, "role": token.role},
         )
         # Dropped now and again once the revocation committed: a request of this process

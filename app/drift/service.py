@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
+from app.audit.actions import AuditAction
 from app.audit.hashing import canonical_json
 from app.auth.roles import Principal
 from app.db.base import utcnow
@@ -159,7 +160,7 @@ def create_reference_profile(
     audit.record(
         session,
         actor=actor,
-        action="reference_profile.created",
+        action=AuditAction.REFERENCE_PROFILE_CREATED,
         model=model.name,
         version=number,
         details={
@@ -231,7 +232,7 @@ def put_settings(
     audit.record(
         session,
         actor=actor,
-        action="drift_settings.updated",
+        action=AuditAction.DRIFT_SETTINGS_UPDATED,
         model=model.name,
         details={
             "settings": data.model_dump(mode="json"),
@@ -353,7 +354,7 @@ def create_drift_report(
     audit.record(
         session,
         actor=actor,
-        action="drift.reported",
+        action=AuditAction.DRIFT_REPORTED,
         model=model.name,
         version=serving.version,
         details=summary,
@@ -366,7 +367,7 @@ def create_drift_report(
         audit.record(
             session,
             actor=actor,
-            action="drift.detected",
+            action=AuditAction.DRIFT_DETECTED,
             model=model.name,
             version=serving.version,
             reason=reason,
@@ -375,7 +376,7 @@ def create_drift_report(
         audit.record(
             session,
             actor=actor,
-            action="retrain.requested",
+            action=AuditAction.RETRAIN_REQUESTED,
             model=model.name,
             version=serving.version,
             reason=reason,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
+from app.audit.actions import AuditAction
 from app.auth.roles import Principal
 from app.db.base import utcnow
 from app.errors import Conflict, ValidationFailed, WebhookDeliveryNotFound, WebhookNotFound
@@ -57,7 +58,7 @@ def create_webhook(
     audit.record(
         session,
         actor=actor,
-        action="webhook.created",
+        action=AuditAction.WEBHOOK_CREATED,
         details={
             "webhook_id": hook.id,
             "url": hook.url,
@@ -104,7 +105,7 @@ def delete_webhook(session: Session, *, actor: Principal, webhook_id: int) -> We
         audit.record(
             session,
             actor=actor,
-            action="webhook.deleted",
+            action=AuditAction.WEBHOOK_DELETED,
             details={"webhook_id": hook.id, "url": hook.url, "cancelled_deliveries": cancelled},
         )
     return WebhookRead.model_validate(hook)
@@ -172,7 +173,7 @@ def redeliver(
     audit.record(
         session,
         actor=actor,
-        action="webhook.redelivery_requested",
+        action=AuditAction.WEBHOOK_REDELIVERY_REQUESTED,
         details={
             "webhook_id": hook.id,
             "delivery_id": again.id,

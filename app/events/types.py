@@ -1,30 +1,16 @@
-"""The webhook event types, and the audit actions they come from."""
+"""The webhook event types, derived from the audit actions that publish them
+(:class:`app.audit.actions.AuditAction` holds the mapping)."""
 
 from __future__ import annotations
 
-ACTION_TO_EVENT: dict[str, str] = {
-    "version.created": "version.created",
-    "gates.evaluated": "gates.evaluated",
-    "gates.reevaluated": "gates.evaluated",
-    "promotion.requested": "promotion.requested",
-    "promotion.approved": "promotion.approved",
-    "promotion.rejected": "promotion.rejected",
-    "promotion.applied": "promotion.applied",
-    "model.rolled_back": "model.rolled_back",
-    "model.frozen": "model.frozen",
-    "model.unfrozen": "model.unfrozen",
-    "drift.detected": "drift.detected",
-    "retrain.requested": "retrain.requested",
-}
+from app.audit.actions import EVENT_TYPE_OF
+
+ACTION_TO_EVENT: dict[str, str] = {action.value: kind for action, kind in EVENT_TYPE_OF.items()}
 
 EVENT_TYPES: tuple[str, ...] = tuple(dict.fromkeys(ACTION_TO_EVENT.values()))
 """Every type a webhook can subscribe to; ``*`` subscribes to all, present and future."""
 
 ALL = "*"
-
-
-def event_type_for(action: str) -> str | None:
-    return ACTION_TO_EVENT.get(action)
 
 
 def matches(subscribed: list[str], event_type: str) -> bool:

@@ -1,8 +1,11 @@
-"""Run callbacks once the session's transaction commits; drop them if it rolls back.
+"""Work that waits for the commit of the unit of work: run after it, dropped on rollback.
 
-Metrics and the dispatcher's wake-up must not react to work that never happened: a
-listener inside the transaction calls :func:`defer`, and the callback runs only after
-the commit reached the database.
+Metrics, the dispatcher's wake-up and the token cache must not react to work that
+never happened. Code inside a transaction calls :func:`defer`; the unit of work that
+owns the session (:class:`app.api.uow.UnitOfWork`) opens the queue with :func:`open_queue`
+when it creates the session, runs it with :func:`run` after its commit and drops it with
+:func:`drop` after a rollback. A session no unit of work opened (the CLI, start-up) has no
+queue: what it defers is dropped, as nothing in that process would observe it.
 """
 
 from __future__ import annotations
@@ -10,44 +13,37 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 log = logging.getLogger("modelgate.observability")
 
-_KEY = "modelgate_after_commit"
-_installed = False
+_KEY = "modelgate.after_commit"
+
+
+def open_queue(session: Session) -> None:
+    """Give ``session`` an (empty) after-commit queue; its owner runs or drops it."""
+    session.info[_KEY] = []
 
 
 def defer(session: Session, fn: Callable[[], None]) -> None:
-    """Call ``fn`` after the current transaction of ``session`` commits."""
-    install()
-    session.info.setdefault(_KEY, []).append(fn)
+    """Call ``fn`` once the unit of work owning ``session`` has committed."""
+    queue: list[Callable[[], None]] | None = session.info.get(_KEY)
+    if queue is not None:
+        queue.append(fn)
 
 
-def _run(session: Session) -> None:
-    if session.get_nested_transaction() is not None:
-        return  # a savepoint was released; the transaction itself is still open
-    pending: list[Callable[[], None]] = session.info.pop(_KEY, [])
-    for fn in pending:
+def run(session: Session) -> None:
+    """Run what was deferred (the transaction has committed) and empty the queue."""
+    queue: list[Callable[[], None]] = session.info.get(_KEY) or []
+    session.info[_KEY] = []
+    for fn in queue:
         try:
             fn()
         except Exception:  # a metric must never break a committed request
             log.exception("after-commit callback failed")
 
 
-def _drop(session: Session) -> None:
-    # A savepoint rolled back leaves the outer transaction (and what it recorded before
-    # the savepoint) alive; nothing is recorded inside our savepoints, so keep it all.
-    if session.get_nested_transaction() is None:
-        session.info.pop(_KEY, None)
-
-
-def install() -> None:
-    """Hook every Session once per process."""
-    global _installed
-    if _installed:
-        return
-    event.listen(Session, "after_commit", _run)
-    event.listen(Session, "after_rollback", _drop)
-    _installed = True
+def drop(session: Session) -> None:
+    """Forget what was deferred (the transaction rolled back)."""
+    if _KEY in session.info:
+        session.info[_KEY] = []

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -67,11 +68,13 @@ def evaluate(
     target: Stage,
     policy: PolicyInForce,
     production: ModelVersion | None,
+    preconditions: Sequence[RuleResult] = (),
 ) -> Evaluation:
-    """Every rule of the target stage's policy, against production where a rule compares."""
+    """Every rule of the target stage's policy, against production where a rule compares,
+    after the ``preconditions`` the caller checked itself (a dry run's freeze check)."""
     ctx = _Context(session, store, model, version, production, policy)
     stage = stage_policy(policy, target)
-    results = [ctx.run(rule, index) for index, rule in enumerate(stage.rules)]
+    results = [*preconditions, *(ctx.run(rule, index) for index, rule in enumerate(stage.rules))]
     rows = [RuleReport(**r.to_dict()) for r in results]
     body: dict[str, Any] = {
         "model": model.name,

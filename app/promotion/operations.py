@@ -1,17 +1,25 @@
-"""On-call operations: roll production back, freeze promotions, read the production timeline."""
+"""Transitions outside promotion requests: archive a version, roll production back,
+freeze promotions; and the production timeline.
+
+Archive and rollback move a stage through the transition core
+(:mod:`app.promotion.transitions`)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
+from app.audit.actions import AuditAction
 from app.auth.roles import Principal
 from app.db.base import utcnow
-from app.errors import RollbackNotPossible, VersionNotFound
+from app.errors import RollbackNotPossible, TransitionNotAllowed, VersionNotFound
 from app.pagination import decode_cursor, encode_cursor
-from app.promotion import repository
+from app.promotion import repository, transitions
+from app.promotion.requests import supersede_others
 from app.promotion.schemas import FreezeRead, HistoryEntry, RollbackRead
-from app.promotion.service import move_to_production
+from app.promotion.transitions import Loaded, Move, StagePointer
 from app.registry import service as registry
 from app.registry.models import ModelVersion, RegisteredModel, Stage
 from app.registry.schemas import Page
@@ -42,8 +50,7 @@ def rollback(
     Nothing changes unless the target's artifact is present and intact in the store. The
     version rolled back from is archived, flagged ``rolled_back`` and never again picked
     as an automatic rollback target. Works while the model is frozen."""
-    model = registry.lock_model(session, model_name)
-    current = repository.production_version(session, model.id, for_update=True)
+    model, current = transitions.load_production(session, model_name=model_name)
     if current is None:
         raise RollbackNotPossible(f"model {model.name!r} has no production version to roll back")
     if to_version is not None:
@@ -84,26 +91,27 @@ def rollback(
             target_version=target.version,
             artifact_check=check.detail,
         )
-    now = utcnow()
     # Flagged before it is archived, so that its row is written once.
     current.rolled_back = True
-    replaced = move_to_production(
+    # An archived version has no pending requests (they were superseded when it moved).
+    loaded = Loaded(model=model, version=target, holder=current, pending=(), policy=None)
+    moved = transitions.move(
         session,
         actor=actor,
-        model=model,
-        version=target,
-        via="rollback",
-        reason=reason,
-        details={"rolled_back_version": current.version, "artifact_check": check.detail},
-        previous=current,
-        archived_reason=f"rolled back to version {target.version}: {reason}",
+        loaded=loaded,
+        change=Move(
+            pointer=StagePointer(Stage.PRODUCTION),
+            version=target,
+            via="rollback",
+            reason=reason,
+            details={"rolled_back_version": current.version, "artifact_check": check.detail},
+            archived_reason=f"rolled back to version {target.version}: {reason}",
+        ),
     )
-    assert replaced is not None
-    assert replaced.id == current.id
     audit.record(
         session,
         actor=actor,
-        action="model.rolled_back",
+        action=AuditAction.MODEL_ROLLED_BACK,
         model=model.name,
         version=target.version,
         from_stage=Stage.ARCHIVED.value,
@@ -122,19 +130,71 @@ def rollback(
         replaced_version=current.version,
         reason=reason,
         rolled_back_by=actor.name,
-        rolled_back_at=now,
+        rolled_back_at=moved.at,
         artifact_check=check.detail,
     )
 
 
+def archive(
+    session: Session, *, actor: Principal, model_name: str, number: int, reason: str | None
+) -> ModelVersion:
+    """Retire a candidate or staging version. Production leaves only by replacement or
+    rollback, so that a model is never left without production by accident."""
+    loaded = transitions.load(
+        session, model_name=model_name, number=number, target=Stage.ARCHIVED,
+        with_pending=False, with_policy=False, with_metrics=True,
+    )  # fmt: skip
+    version = loaded.version
+    current = Stage(version.stage)
+    if current is Stage.ARCHIVED:
+        return version
+    if current is Stage.PRODUCTION:
+        raise TransitionNotAllowed(
+            f"version {number} is in production; promote another version or roll back "
+            "instead of archiving it",
+            current_stage=current.value,
+            allowed=[],
+        )
+    # Its pending requests are read (and locked) only once it is known to move.
+    loaded = replace(loaded, pending=repository.pending_for_version(session, version.id))
+    transitions.move(
+        session,
+        actor=actor,
+        loaded=loaded,
+        change=Move(pointer=StagePointer(Stage.ARCHIVED), version=version, via="archive",
+                    reason=reason),
+    )  # fmt: skip
+    supersede_others(session, actor=actor, loaded=loaded, keep=None)
+    return version
+
+
 def freeze(session: Session, *, actor: Principal, model_name: str, reason: str) -> FreezeRead:
-    """Refuse promotions to production until unfrozen. Freezing a frozen model changes nothing."""
+    """Refuse promotions to production until unfrozen.
+
+    Freezing a frozen model again with the same reason changes nothing; with another
+    reason it keeps the freeze (and when it began) and records the new reason and who gave
+    it, audited as ``model.freeze_updated`` with the previous ones."""
     model = registry.lock_model(session, model_name)
     if model.frozen_at is None:
         model.frozen_at = utcnow()
         model.frozen_by = actor.name
         model.frozen_reason = reason
-        audit.record(session, actor=actor, action="model.frozen", model=model.name, reason=reason)
+        audit.record(
+            session, actor=actor, action=AuditAction.MODEL_FROZEN, model=model.name, reason=reason
+        )
+    elif model.frozen_reason != reason:
+        audit.record(
+            session,
+            actor=actor,
+            action=AuditAction.MODEL_FREEZE_UPDATED,
+            model=model.name,
+            reason=reason,
+            details={"previous_reason": model.frozen_reason,
+                     "previous_frozen_by": model.frozen_by,
+                     "frozen_at": model.frozen_at.isoformat()},
+        )  # fmt: skip
+        model.frozen_by = actor.name
+        model.frozen_reason = reason
     return freeze_state(model)
 
 
@@ -144,7 +204,7 @@ def unfreeze(session: Session, *, actor: Principal, model_name: str, reason: str
         audit.record(
             session,
             actor=actor,
-            action="model.unfrozen",
+            action=AuditAction.MODEL_UNFROZEN,
             model=model.name,
             reason=reason,
             details={"frozen_by": model.frozen_by, "frozen_reason": model.frozen_reason,

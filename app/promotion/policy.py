@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
+from app.audit.actions import AuditAction
 from app.audit.hashing import canonical_json
 from app.auth.roles import Principal
 from app.db.base import utcnow
@@ -187,7 +188,7 @@ def replace(
     audit.record(
         session,
         actor=actor,
-        action="policy.updated",
+        action=AuditAction.POLICY_UPDATED,
         model=model.name,
         details={
             "revision": revision,

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, inspect, or_, select, update
 from sqlalchemy.orm import Session, undefer
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.promotion.models import (
     GatePolicy,
@@ -147,7 +148,9 @@ def pending_for_version(session: Session, version_id: int) -> Sequence[Promotion
         PromotionRequest.version_id == version_id,
         PromotionRequest.status == PromotionStatus.PENDING_APPROVAL.value,
     )
-    return session.scalars(stmt.with_for_update()).all()
+    # Refreshed: a request read before the lock may have changed since (re-evaluated).
+    stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return session.scalars(stmt).all()
 
 
 def approvals(session: Session, request_ids: Sequence[int]) -> dict[int, list[PromotionApproval]]:
@@ -230,3 +233,16 @@ def periods(
 def count_policies(session: Session, model_id: int) -> int:
     stmt = select(func.count()).select_from(GatePolicy).where(GatePolicy.model_id == model_id)
     return int(session.execute(stmt).scalar_one())
+
+
+def set_metrics_stage(session: Session, version: ModelVersion, stage: Stage) -> None:
+    """Copy a version's new stage to its metrics' ``stage`` column (one ``UPDATE``); metric
+    objects already loaded with the version keep showing what the rows hold."""
+    session.execute(
+        update(Metric)
+        .where(Metric.version_id == version.id)
+        .values(stage=stage.value)
+        .execution_options(synchronize_session=False)
+    )
+    for metric in inspect(version).dict.get("metrics") or ():
+        set_committed_value(metric, "stage", stage.value)

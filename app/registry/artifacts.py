@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
+from app.audit.actions import AuditAction
 from app.auth.roles import Principal
 from app.db.base import utcnow
 from app.errors import ArtifactConflict, ArtifactNotFound, ChecksumMismatch
@@ -87,7 +88,7 @@ def record_upload(
     audit.record(
         session,
         actor=actor,
-        action="artifact.uploaded",
+        action=AuditAction.ARTIFACT_UPLOADED,
         model=model.name,
         version=number,
         details={

@@ -17,14 +17,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    event,
-    inspect,
     text,
-    update,
 )
-from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Mapped, Mapper, mapped_column, relationship
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base, BigIntPK, utcnow
 
@@ -120,8 +115,8 @@ class ModelVersion(Base):
 
 class Metric(Base):
     """One evaluation result. Immutable: the same key with another value is a conflict,
-    except ``stage``, a copy of its version's stage kept equal on every stage change (see
-    ``_metrics_follow_their_version`` below)."""
+    except ``stage``, a copy of its version's stage kept equal on every stage change by
+    the one function that changes stages (``app.promotion.transitions.move``)."""
 
     __tablename__ = "metrics"
     __table_args__ = (
@@ -185,23 +180,3 @@ class EvaluationEvidence(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(deferred=True)
     digest: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-@event.listens_for(ModelVersion, "after_update")
-def _metrics_follow_their_version(
-    mapper: Mapper[ModelVersion], connection: Connection, target: ModelVersion
-) -> None:
-    """Copy a version's new stage to its metrics in the flush that writes the version.
-
-    Every stage change (promotion, archive, replacement by a new production version,
-    rollback) is an ORM update of ``ModelVersion.stage``, so this one hook keeps
-    ``metrics.stage`` equal to it in the same transaction. Bulk ``UPDATE`` statements on
-    ``model_versions`` bypass it; none changes a stage."""
-    if not inspect(target).attrs.stage.history.has_changes():
-        return
-    connection.execute(
-        update(Metric).where(Metric.version_id == target.id).values(stage=target.stage)
-    )
-    # Metric objects already loaded with the version keep showing what the row holds.
-    for metric in inspect(target).dict.get("metrics") or ():
-        set_committed_value(metric, "stage", target.stage)

@@ -17,6 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app import gates
 from app.audit import service as audit
+from app.audit.actions import AuditAction
 from app.audit.hashing import canonical_json
 from app.auth.roles import Principal
 from app.db.base import utcnow
@@ -90,7 +91,7 @@ def create_model(session: Session, *, actor: Principal, data: ModelCreate) -> Re
     audit.record(
         session,
         actor=actor,
-        action="model.created",
+        action=AuditAction.MODEL_CREATED,
         model=model.name,
         details=data.model_dump(mode="json", exclude={"name"}),
     )
@@ -115,7 +116,7 @@ def update_model(
         audit.record(
             session,
             actor=actor,
-            action="model.updated",
+            action=AuditAction.MODEL_UPDATED,
             model=model.name,
             details={"changes": changed, "before": {f: before[f] for f in changed}},
         )
@@ -216,7 +217,7 @@ def create_version(
     audit.record(
         session,
         actor=actor,
-        action="version.created",
+        action=AuditAction.VERSION_CREATED,
         model=model.name,
         version=number,
         to_stage=Stage.CANDIDATE.value,
@@ -362,7 +363,7 @@ def add_metrics(
         audit.record(
             session,
             actor=actor,
-            action="metrics.added",
+            action=AuditAction.METRICS_ADDED,
             model=model.name,
             version=version.version,
             details={

@@ -13,8 +13,8 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
+from app.audit.actions import AuditAction
 from app.auth.roles import SYSTEM
-from app.events import listener
 from app.events.models import OutboxEvent, WebhookDelivery
 from app.events.types import ACTION_TO_EVENT, EVENT_TYPES
 from app.settings import Settings
@@ -327,13 +327,14 @@ def test_delivery_log_pages_and_filters(
 
 
 def test_an_event_exists_exactly_when_its_change_committed(settings: Settings) -> None:
-    listener.install()  # what create_app does
     engine = create_engine(settings.database_url)
     try:
         for commit in (False, True):
             with Session(engine) as session:
-                audit.record(session, actor=SYSTEM, action="model.frozen", model="m", reason="x")
-                audit.record(session, actor=SYSTEM, action="model.updated", model="m")
+                audit.record(
+                    session, actor=SYSTEM, action=AuditAction.MODEL_FROZEN, model="m", reason="x"
+                )
+                audit.record(session, actor=SYSTEM, action=AuditAction.MODEL_UPDATED, model="m")
                 if commit:
                     session.commit()
                 else:

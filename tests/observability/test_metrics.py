@@ -6,9 +6,11 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
 
+from app.api.uow import UnitOfWork
 from app.audit import service as audit
+from app.audit.actions import AuditAction
 from app.auth.roles import SYSTEM
 from app.settings import Settings
 from tests.drift._data import reference_sample, window
@@ -108,13 +110,15 @@ def test_rolled_back_work_is_not_counted(client: TestClient, settings: Settings)
     engine = create_engine(settings.database_url)
     try:
         before = value(scrape(client), "modelgate_rollbacks_total", model="ghost")
-        with Session(engine) as session:
-            audit.record(session, actor=SYSTEM, action="model.rolled_back", model="ghost")
-            session.rollback()
-        assert value(scrape(client), "modelgate_rollbacks_total", model="ghost") == before
-        with Session(engine) as session:
-            audit.record(session, actor=SYSTEM, action="model.rolled_back", model="ghost")
-            session.commit()
+        # The unit of work runs what waited for its commit, and drops it on a rollback.
+        factory = sessionmaker(bind=engine)
+        for finish in (UnitOfWork.abort, UnitOfWork.finish):
+            uow = UnitOfWork(factory)
+            action = AuditAction.MODEL_ROLLED_BACK
+            audit.record(uow.session, actor=SYSTEM, action=action, model="ghost")
+            finish(uow)
+            if finish is UnitOfWork.abort:
+                assert value(scrape(client), "modelgate_rollbacks_total", model="ghost") == before
         assert value(scrape(client), "modelgate_rollbacks_total", model="ghost") == before + 1
     finally:
         engine.dispose()

@@ -10,6 +10,7 @@ from tests.support.flows import (
     Team,
     approve,
     decide,
+    evaluate,
     new_version,
     permissive_policy,
     production_version,
@@ -17,6 +18,7 @@ from tests.support.flows import (
     put_policy,
     request_promotion,
     rollback,
+    rule,
 )
 
 MODEL = "fraud"
@@ -73,8 +75,10 @@ def test_freeze_refuses_production_promotions_but_not_rollback(
     assert back.status_code == 200, back.text
     assert back.json()["serving_version"] == v1
     assert production_version(client, MODEL) == v1
-    # Freezing a frozen model changes nothing.
-    assert switch(client, "freeze", team.operator, "again")["reason"] == frozen["reason"]
+    # Freezing a frozen model for the same reason changes nothing.
+    again = switch(client, "freeze", team.operator, "INC-311: fraud spike under review")
+    assert again["reason"] == frozen["reason"]
+    assert again["frozen_at"] == frozen["frozen_at"]
 
     thawed = switch(client, "unfreeze", team.operator, "INC-311 resolved")
     assert thawed == {
@@ -123,3 +127,53 @@ def test_freeze_needs_an_operator_and_a_reason(client: TestClient, team: Team) -
     assert switch(client, "freeze", {}, "admin may too")["frozen"] is True
     missing = client.post(f"{API}/models/nope/freeze", json={"reason": "x"}, headers=team.operator)
     assert_problem(missing, 404, "model-not-found")
+
+
+def test_a_dry_run_to_production_shows_the_freeze_as_a_failing_check(
+    client: TestClient, team: Team
+) -> None:
+    create_model(client, MODEL, primary_metric="accuracy", primary_dataset="holdout")
+    put_policy(client, MODEL, permissive_policy())
+    number = new_version(client, MODEL)
+    before = evaluate(client, MODEL, number, "production")
+    assert before["passed"] is True
+    assert "model_not_frozen" not in [r["rule"] for r in before["rules"]]
+
+    switch(client, "freeze", team.operator, "INC-7: no changes")
+    report = evaluate(client, MODEL, number, "production")
+    assert report["passed"] is False
+    assert "model_not_frozen" in report["failed"]
+    check = rule(report, "model_not_frozen")
+    assert check["kind"] == "freeze"
+    assert "INC-7: no changes" in check["reason"]
+    assert check["observed"]["reason"] == "INC-7: no changes"
+    assert check["observed"]["frozen_by"] == team.name(team.operator)
+    # Staging is not frozen: its dry run has no freeze check.
+    staging = evaluate(client, MODEL, number, "staging")
+    assert staging["passed"] is True
+    assert "model_not_frozen" not in [r["rule"] for r in staging["rules"]]
+
+
+def test_a_second_freeze_with_a_new_reason_records_it(client: TestClient, team: Team) -> None:
+    create_model(client, MODEL)
+    put_policy(client, MODEL, permissive_policy())
+    first = switch(client, "freeze", team.operator, "INC-1: latency")
+    second = switch(client, "freeze", {}, "INC-2: also precision")
+    assert second["frozen"] is True
+    assert second["reason"] == "INC-2: also precision"
+    assert second["frozen_at"] == first["frozen_at"]  # still the same freeze
+    problem = assert_problem(
+        request_promotion(client, MODEL, new_version(client, MODEL), "production"),
+        409,
+        "model-frozen",
+    )
+    assert problem["frozen_reason"] == "INC-2: also precision"
+    updated = audit_events(client, model=MODEL, action="model.freeze_updated")
+    assert [(e["reason"], e["details"]["previous_reason"]) for e in updated] == [
+        ("INC-2: also precision", "INC-1: latency")
+    ]
+    assert updated[0]["details"]["previous_frozen_by"] == team.name(team.operator)
+    # Unfrozen, the audit names the reason in force.
+    switch(client, "unfreeze", team.operator, "over")
+    thawed = audit_events(client, model=MODEL, action="model.unfrozen")
+    assert thawed[0]["details"]["frozen_reason"] == "INC-2: also precision"

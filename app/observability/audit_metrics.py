@@ -1,9 +1,10 @@
 """Domain counters from the audit log, counted only once the change is committed.
 
-Every state change already writes an audit event in its transaction, so the audit
-listener sees promotions, gate failures, rollbacks and drift reports in one place. The
-increments wait for the commit (:mod:`app.observability.aftercommit`): a request that
-rolls back leaves the counters alone.
+Every state change writes an audit event in its transaction, and
+:func:`app.audit.service.record` calls :func:`count` by name for each one, so
+promotions, gate failures, rollbacks and drift reports are counted in one place. The
+increments wait for the commit of the unit of work (:mod:`app.observability.aftercommit`):
+a request that rolls back leaves the counters alone.
 """
 
 from __future__ import annotations
@@ -13,20 +14,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.audit import service as audit
+from app.audit.actions import AuditAction
 from app.audit.models import AuditEvent
 from app.observability import metrics
 from app.observability.aftercommit import defer
 from app.promotion.models import PromotionRequest
-
-_PROMOTION_OUTCOMES = {
-    "promotion.requested": "requested",
-    "promotion.approved": "approved",
-    "promotion.rejected": "rejected",
-    "promotion.applied": "applied",
-    "promotion.cancelled": "cancelled",
-    "promotion.superseded": "superseded",
-}
 
 
 def _failed_rule_kinds(session: Session, details: dict[str, Any]) -> list[str]:
@@ -47,22 +39,23 @@ def _failed_rule_kinds(session: Session, details: dict[str, Any]) -> list[str]:
     return [kinds_by_rule.get(str(name), "unknown") for name in failed]
 
 
-def on_audit_event(session: Session, event: AuditEvent) -> None:
-    action = event.action
+def count(session: Session, event: AuditEvent) -> None:
+    """Count ``event`` on the counters its action feeds, after the commit."""
+    action = AuditAction(event.action)
     details = event.details or {}
     updates: list[Callable[[], None]] = []
-    outcome = _PROMOTION_OUTCOMES.get(action)
+    outcome = action.promotion_outcome
     if outcome is not None:
         target = event.to_stage or "unknown"
         updates.append(metrics.PROMOTIONS.labels(outcome=outcome, target=target).inc)
-    if action in ("promotion.requested", "gates.reevaluated"):
+    if action in (AuditAction.PROMOTION_REQUESTED, AuditAction.GATES_REEVALUATED):
         for kind in _failed_rule_kinds(session, details):
             updates.append(metrics.GATE_FAILURES.labels(rule_kind=kind).inc)
-    elif action == "model.rolled_back" and event.model is not None:
+    elif action is AuditAction.MODEL_ROLLED_BACK and event.model is not None:
         updates.append(metrics.ROLLBACKS.labels(model=event.model).inc)
-    elif action == "model.frozen" and event.model is not None:
+    elif action is AuditAction.MODEL_FROZEN and event.model is not None:
         updates.append(metrics.FREEZES.labels(model=event.model).inc)
-    elif action == "drift.reported" and event.model is not None:
+    elif action is AuditAction.DRIFT_REPORTED and event.model is not None:
         score = details.get("score")
         drifted = "true" if details.get("drifted") else "false"
         updates.append(metrics.DRIFT_REPORTS.labels(model=event.model, drifted=drifted).inc)
@@ -71,8 +64,3 @@ def on_audit_event(session: Session, event: AuditEvent) -> None:
             updates.append(lambda: gauge.set(float(score)))
     for update in updates:
         defer(session, update)
-
-
-def install() -> None:
-    """Register the listener (idempotent: every ``create_app`` calls this)."""
-    audit.add_listener(on_audit_event)

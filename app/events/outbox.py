@@ -1,10 +1,10 @@
-"""From audit events to outbox events and deliveries, in the same transaction.
+"""Publishing an audit event to the outbox: one outbox row, and one delivery row per
+active webhook that subscribes to it, in the change's own transaction.
 
-The audit log already records every change in the change's own transaction; this
-listener maps the actions webhooks care about to event types and writes one outbox
-row per event, plus one delivery row per active webhook that subscribes to it. So an
-event (and its deliveries) exists exactly when the change committed, and the
-dispatcher only ever has to look at the delivery table.
+:func:`publish` is called by name from :func:`app.audit.service.record` for every event
+whose :class:`~app.audit.actions.AuditAction` has an event type. So an event (and its
+deliveries) exists exactly when the change committed, and the dispatcher only ever has
+to look at the delivery table.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session, SessionTransaction
 
-from app.audit import service as audit
+from app.audit.actions import AuditAction
 from app.audit.models import AuditEvent
 from app.events import repository
 from app.events.models import DeliveryStatus, Webhook
-from app.events.types import event_type_for, matches
+from app.events.types import matches
 from app.events.wakeup import wake_after_commit
 from app.observability import metrics
 from app.observability.aftercommit import defer
@@ -27,7 +27,8 @@ _WEBHOOKS_KEY = "modelgate_active_webhooks"
 
 
 def _active_webhooks(session: Session) -> list[Webhook]:
-    """Active webhooks, read once per transaction (a request can record several events)."""
+    """Active webhooks, read once per transaction (a request can record several events;
+    the cached list is kept with the transaction it was read in and read again in another)."""
     transaction: SessionTransaction | None = session.get_transaction()
     cached = session.info.get(_WEBHOOKS_KEY)
     if cached is not None and cached[0] is transaction:
@@ -54,8 +55,9 @@ def payload_of(event: AuditEvent) -> dict[str, Any]:
     }
 
 
-def on_audit_event(session: Session, event: AuditEvent) -> None:
-    event_type = event_type_for(event.action)
+def publish(session: Session, event: AuditEvent) -> None:
+    """Write ``event`` to the outbox if its action has a webhook event type."""
+    event_type = AuditAction(event.action).event_type
     if event_type is None:
         return
     hooks = [
@@ -101,8 +103,3 @@ def on_audit_event(session: Session, event: AuditEvent) -> None:
         )
         wake_after_commit(session)
     defer(session, metrics.EVENTS.labels(type=event_type).inc)
-
-
-def install() -> None:
-    """Register the listener (idempotent: every ``create_app`` calls this)."""
-    audit.add_listener(on_audit_event)
