@@ -244,6 +244,17 @@ class AliasNotFound(NotFound):
     title = "Alias not found"
 
 
+class AliasNeedsApproval(Conflict):
+    code = "alias-needs-approval"
+    title = "Alias moves only with approval"
+
+
+class AliasGatesFailed(AppError):
+    status = 422
+    code = "alias-gates-failed"
+    title = "The alias's gates failed"
+
+
 class RevisionFromFuture(Conflict):
     code = "revision-from-future"
     title = "Serving revision not issued yet"

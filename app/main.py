@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from app import __version__
 from app.api import (
+    aliases,
     artifacts,
     audit,
     drift,
@@ -170,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for router in (
         models.router,
+        aliases.router,  # before versions: its /versions/@{alias} must match first
         versions.router,
         artifacts.router,
         promotions.router,

@@ -19,6 +19,7 @@ from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.registry import service
 from app.registry.models import Stage
 from app.registry.schemas import MetricsAdd, Page, StageRead, VersionCreate, VersionRead
+from app.serving import aliases
 
 router = APIRouter(prefix="/models/{model}", tags=["versions"])
 
@@ -98,7 +99,9 @@ def read_version(
 ) -> VersionRead:
     """Read one version with its lineage, signature, metrics and artifact state."""
     m, v = service.get_version(uow.session, model, version)
-    return service.to_version_read(m.name, v)
+    read = service.to_version_read(m.name, v)
+    read.aliases = aliases.aliases_by_version(uow.session, [v.id]).get(v.id, [])
+    return read
 
 
 @router.post(

@@ -45,6 +45,8 @@ class AuditAction(StrEnum):
     WEBHOOK_CREATED = "webhook.created"
     WEBHOOK_DELETED = "webhook.deleted"
     WEBHOOK_REDELIVERY_REQUESTED = "webhook.redelivery_requested"
+    ALIAS_MOVED = "alias.moved"
+    ALIAS_REMOVED = "alias.removed"
 
     @property
     def event_type(self) -> str | None:
@@ -71,6 +73,8 @@ EVENT_TYPE_OF: dict[AuditAction, str] = {
     AuditAction.MODEL_UNFROZEN: "model.unfrozen",
     AuditAction.DRIFT_DETECTED: "drift.detected",
     AuditAction.RETRAIN_REQUESTED: "retrain.requested",
+    AuditAction.ALIAS_MOVED: "alias.moved",
+    AuditAction.ALIAS_REMOVED: "alias.removed",
 }
 
 _PROMOTION_OUTCOMES: dict[AuditAction, str] = {

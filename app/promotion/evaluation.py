@@ -69,11 +69,12 @@ def evaluate(
     policy: PolicyInForce,
     production: ModelVersion | None,
     preconditions: Sequence[RuleResult] = (),
+    stage: StagePolicy | None = None,
 ) -> Evaluation:
     """Every rule of the target stage's policy, against production where a rule compares,
     after the ``preconditions`` the caller checked itself (a dry run's freeze check)."""
     ctx = _Context(session, store, model, version, production, policy)
-    stage = stage_policy(policy, target)
+    stage = stage if stage is not None else stage_policy(policy, target)
     results = [*preconditions, *(ctx.run(rule, index) for index, rule in enumerate(stage.rules))]
     rows = [RuleReport(**r.to_dict()) for r in results]
     body: dict[str, Any] = {

@@ -11,6 +11,7 @@ from app.gates.catalogue import Direction
 from app.promotion.models import PromotionStatus
 from app.registry.models import Stage
 from app.registry.schemas import Label, MetricName
+from app.serving.schemas import AliasName
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 RuleName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -155,6 +156,12 @@ class GatePolicyDocument(BaseModel):
     production: ProductionPolicy = Field(default_factory=ProductionPolicy)
     metric_directions: dict[MetricName, Direction] = Field(
         default_factory=dict, description="Directions for metrics the catalogue does not know."
+    )
+    aliases: dict[AliasName, StagePolicy] = Field(
+        default_factory=dict,
+        description="Protected aliases: the gates (compared with production, as "
+        "production's are) a version must pass before the alias moves to it. An alias "
+        "not named here is moved by submitters.",
     )
 
 

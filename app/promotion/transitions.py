@@ -48,6 +48,7 @@ from app.promotion.policy import PolicyInForce, in_force
 from app.registry import repository as registry_repository
 from app.registry import service as registry
 from app.registry.models import ModelVersion, RegisteredModel, Stage
+from app.serving import aliases as serving_aliases
 from app.serving import service as serving
 
 ALLOWED_MOVES: dict[Stage, tuple[Stage, ...]] = {
@@ -70,9 +71,32 @@ class StagePointer:
     def exclusive(self) -> bool:
         return self.stage is Stage.PRODUCTION
 
+    @property
+    def affects_serving(self) -> bool:
+        """Whether moving it changes the serving plan (only production does)."""
+        return self.stage is Stage.PRODUCTION
 
-Pointer = StagePointer
-"""Everything a version can hold; aliases and rollout weights join as new members."""
+
+@dataclass(frozen=True)
+class AliasPointer:
+    """A named alias of the model (``champion``, ``challenger``): one version at a time;
+    ``remove`` takes the alias away from the version it points at."""
+
+    name: str
+    remove: bool = False
+    kind: Literal["alias"] = "alias"
+
+    @property
+    def exclusive(self) -> bool:
+        return False
+
+    @property
+    def affects_serving(self) -> bool:
+        return True
+
+
+Pointer = StagePointer | AliasPointer
+"""Everything a version can hold; rollout weights join as a new member."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +120,7 @@ class Move:
 
     pointer: Pointer
     version: ModelVersion
-    via: Literal["promotion", "rollback", "archive"]
+    via: Literal["promotion", "rollback", "archive", "alias"]
     reason: str | None
     promotion_id: int | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
@@ -113,6 +137,8 @@ class Moved:
     from_stage: Stage
     replaced: ModelVersion | None
     at: datetime
+    from_version: int | None = None
+    """For an alias: the version it pointed at before (None: it did not exist)."""
 
 
 # 1. Load ------------------------------------------------------------------------------
@@ -149,6 +175,17 @@ def load(
     pending = repository.pending_for_version(session, version.id) if with_pending else ()
     policy = in_force(session, model) if with_policy else None
     return Loaded(model=model, version=version, holder=holder, pending=pending, policy=policy)
+
+
+def load_for_alias(session: Session, *, model_name: str, number: int) -> Loaded:
+    """Lock the model, then the version an alias is to point at; read the policy in force
+    (an alias may have gates and approvals of its own)."""
+    model = registry.lock_model(session, model_name)
+    version = repository.version(session, model.id, number, for_update=True)
+    if version is None:
+        raise VersionNotFound(f"model {model_name!r} has no version {number}")
+    return Loaded(model=model, version=version, holder=None, pending=(),
+                  policy=in_force(session, model))  # fmt: skip
 
 
 def load_production(
@@ -238,6 +275,10 @@ def move(session: Session, *, actor: Principal, loaded: Loaded, change: Move) ->
 
     The caller holds what :func:`load` locked and has checked the move. Records the
     audit event(s) and ends with :func:`on_pointer_moved`."""
+    if isinstance(change.pointer, AliasPointer):
+        return _move_alias(
+            session, actor=actor, loaded=loaded, change=change, pointer=change.pointer
+        )
     model, version = loaded.model, change.version
     target = change.pointer.stage
     from_stage = version.stage
@@ -266,6 +307,36 @@ def move(session: Session, *, actor: Principal, loaded: Loaded, change: Move) ->
         )  # fmt: skip
     moved = Moved(move=change, model=model, from_stage=from_stage, replaced=replaced, at=now)
     on_pointer_moved(session, moved)
+    return moved
+
+
+def _move_alias(
+    session: Session, *, actor: Principal, loaded: Loaded, change: Move, pointer: AliasPointer
+) -> Moved:
+    """Point an alias at ``change.version`` (or remove it), record the move in the audit
+    log and the alias history, and publish it."""
+    model, version = loaded.model, change.version
+    now = utcnow()
+    target = None if pointer.remove else version
+    from_version = serving_aliases.point(
+        session, actor=actor, model=model, name=pointer.name, version=target, now=now
+    )
+    action = AuditAction.ALIAS_REMOVED if pointer.remove else AuditAction.ALIAS_MOVED
+    audit.record(
+        session, actor=actor, action=action, model=model.name,
+        version=None if target is None else target.version, reason=change.reason,
+        details={"alias": pointer.name, "from_version": from_version,
+                 "to_version": None if target is None else target.version,
+                 "promotion_id": change.promotion_id, **change.details},
+    )  # fmt: skip
+    moved = Moved(
+        move=change, model=model, from_stage=Stage(version.stage), replaced=None, at=now,
+        from_version=from_version,
+    )  # fmt: skip
+    revision = on_pointer_moved(session, moved)
+    serving_aliases.record_move(session, actor=actor, moved=moved, name=pointer.name,
+                                to_version=None if target is None else target.version,
+                                revision=revision or 0)  # fmt: skip
     return moved
 
 
@@ -318,11 +389,13 @@ def _set_stage(session: Session, version: ModelVersion, stage: Stage, now: datet
     repository.set_metrics_stage(session, version, stage)
 
 
-def on_pointer_moved(session: Session, moved: Moved) -> None:
+def on_pointer_moved(session: Session, moved: Moved) -> int | None:
     """The publish step every move ends with, in the move's transaction.
 
     The audit events are already recorded (and thereby written to the outbox). This is
-    where whatever follows pointers is told, by name: the serving plan's revision bump
-    belongs on the next line."""
-    if moved.move.pointer.exclusive or moved.from_stage is Stage.PRODUCTION:
-        serving.bump_revision(session, model=moved.model)
+    where whatever follows pointers is told, by name: a move that changes what serves
+    (production, an alias) bumps the model's serving revision, announced to watchers
+    when the transaction commits."""
+    if moved.move.pointer.affects_serving:
+        return serving.bump_revision(session, model=moved.model)
+    return None

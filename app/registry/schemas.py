@@ -315,6 +315,9 @@ class VersionRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     stage_changed_at: datetime
+    aliases: list[str] = Field(
+        default_factory=list, description="Aliases pointing at this version (on single reads)."
+    )
 
 
 class MetricsAdd(EvaluationIn):

@@ -26,7 +26,12 @@ from importlib.metadata import entry_points
 import click
 
 from modelgate_client import __version__
-from modelgate_client.cli import commands_admin, commands_promotion, commands_registry
+from modelgate_client.cli import (
+    commands_admin,
+    commands_promotion,
+    commands_registry,
+    commands_serving,
+)
 from modelgate_client.cli.common import (
     EXIT_CODES_HELP,
     EXIT_FAILED,
@@ -65,9 +70,12 @@ def main() -> None:
 
 @main.group()
 def tokens() -> None:
-    """API tokens: list and revoke (HTTP); create where the server is installed."""
+    """API tokens and principals over HTTP; `create --bootstrap` writes straight to the
+    server's database (needs the server installed)."""
 
 
+tokens.add_command(commands_admin.tokens_create)
+tokens.add_command(commands_admin.tokens_principals)
 tokens.add_command(commands_admin.tokens_list)
 tokens.add_command(commands_admin.tokens_revoke)
 for command in (
@@ -84,6 +92,8 @@ for command in (
     commands_promotion.freeze,
     commands_promotion.unfreeze,
     commands_admin.audit,
+    commands_serving.alias,
+    commands_serving.serving,
 ):
     main.add_command(command)
 
