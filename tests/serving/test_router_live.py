@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from modelgate_client.router import ArtifactCorrupt, Router
 
 from app.settings import Settings
+from modelgate_client.router import ArtifactCorrupt, Router
 from tests.serving.conftest import admin, model_in_production, server_settings
 from tests.support.api import ADMIN_TOKEN, API, auth
 from tests.support.flows import new_version, promote

@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+
 from modelgate_client.router import NoRoute, Router
 
 KEYS = [f"user-{i}" for i in range(100_000)]

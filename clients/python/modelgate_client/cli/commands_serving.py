@@ -10,8 +10,18 @@ from urllib.parse import quote
 import click
 import httpx
 
+from modelgate_client.cli.common import (
+    api_options,
+    client,
+    emit,
+    fmt,
+    json_output,
+    kv,
+    print_json,
+    table,
+    ts,
+)
 from modelgate_client.client import ModelgateConnectionError, ModelgateError, _problem_from
-from modelgate_client.cli.common import api_options, client, emit, fmt, json_output, kv, print_json, table, ts
 
 
 def _aliases_path(model: str) -> str:
