@@ -164,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         models.router,
         versions.router,
         artifacts.router,
+        artifacts.scrub_router,
         promotions.router,
         operations.router,
         tokens.router,

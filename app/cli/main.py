@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import click
 
 from app import __version__
-from app.cli import commands_admin, commands_promotion, commands_registry
+from app.cli import commands_admin, commands_artifacts, commands_promotion, commands_registry
 from app.cli.common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, ModelgateGroup, fail
 
 if TYPE_CHECKING:
@@ -232,6 +232,7 @@ for command in (
     commands_promotion.freeze,
     commands_promotion.unfreeze,
     commands_admin.audit,
+    commands_artifacts.artifacts,
 ):
     main.add_command(command)
 

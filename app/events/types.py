@@ -15,6 +15,8 @@ ACTION_TO_EVENT: dict[str, str] = {
     "model.unfrozen": "model.unfrozen",
     "drift.detected": "drift.detected",
     "retrain.requested": "retrain.requested",
+    "artifact.corrupt": "artifact.corrupt",
+    "artifact.verified": "artifact.verified",
 }
 
 EVENT_TYPES: tuple[str, ...] = tuple(dict.fromkeys(ACTION_TO_EVENT.values()))
