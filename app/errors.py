@@ -140,6 +140,11 @@ class ArtifactConflict(Conflict):
     title = "Version already has a different artifact"
 
 
+class ArtifactCorrupt(Conflict):
+    code = "artifact-corrupt"
+    title = "Stored artifact does not match its recorded sha256"
+
+
 class TransitionNotAllowed(Conflict):
     code = "transition-not-allowed"
     title = "Stage transition not allowed"

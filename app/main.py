@@ -174,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         aliases.router,  # before versions: its /versions/@{alias} must match first
         versions.router,
         artifacts.router,
+        artifacts.scrub_router,
         promotions.router,
         operations.router,
         tokens.router,

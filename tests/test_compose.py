@@ -4,7 +4,8 @@ No Docker engine runs here, so these tests read the files: the compose services,
 wiring (images, ports, health-gated start order), and the modelgate service's
 environment, which must name only settings that exist, set the required ones, point at
 the postgres and minio services as they are configured, and validate as Settings. Values
-are taken as `docker compose` would resolve them with no .env file (the defaults).
+are taken as `docker compose` would resolve them with a .env file that sets only the
+required admin token (everything else at its default).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
+ENV_EXAMPLE = ROOT / ".env.example"
+GITIGNORE = ROOT / ".gitignore"
+DOT_ENV = {"MODELGATE_BOOTSTRAP_ADMIN_TOKEN": "a-secret-from-the-operators-dot-env"}
 ENTRYPOINT = ROOT / "scripts" / "entrypoint"
 
 SERVICES = {"modelgate", "postgres", "minio", "minio-init"}
@@ -68,12 +72,16 @@ def interpolate(value: Any, env: dict[str, str]) -> Any:
     return _INTERPOLATION.sub(substitute, value)
 
 
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
+def load_compose(env: dict[str, str]) -> dict[str, Any]:
     document = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
     assert isinstance(document, dict), "docker-compose.yml must be a mapping"
-    resolved: dict[str, Any] = interpolate(document, env={})
+    resolved: dict[str, Any] = interpolate(document, env=env)
     return resolved
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return load_compose(DOT_ENV)
 
 
 def service(compose: dict[str, Any], name: str) -> dict[str, Any]:
@@ -168,7 +176,11 @@ def test_service_images_and_build(compose: dict[str, Any]) -> None:
 
 
 def test_ports(compose: dict[str, Any]) -> None:
-    assert ("", APP_PORT, APP_PORT) in published(service(compose, "modelgate")["ports"])
+    # Loopback unless the operator publishes it on purpose.
+    ports = published(service(compose, "modelgate")["ports"])
+    assert ports == {("127.0.0.1", APP_PORT, APP_PORT)}
+    chosen = load_compose({**DOT_ENV, "MODELGATE_BIND": "192.0.2.10"})
+    assert published(service(chosen, "modelgate")["ports"]) == {("192.0.2.10", APP_PORT, APP_PORT)}
     # The database is reached over the compose network only.
     assert not service(compose, "postgres").get("ports")
     # MinIO's API and console, if published, only on loopback.
@@ -404,3 +416,46 @@ def test_build_context_holds_what_the_dockerfile_copies() -> None:
         assert any(path == a or path.startswith(a + "/") for a in allowed), (
             f".dockerignore excludes {source}, which the Dockerfile copies"
         )
+
+
+# Secrets and health ------------------------------------------------------------------
+
+
+def test_the_admin_token_has_no_default_and_compose_refuses_to_start_without_one() -> None:
+    with pytest.raises(AssertionError, match="MODELGATE_BOOTSTRAP_ADMIN_TOKEN"):
+        load_compose({})
+    with pytest.raises(AssertionError, match="MODELGATE_BOOTSTRAP_ADMIN_TOKEN"):
+        load_compose({"MODELGATE_BOOTSTRAP_ADMIN_TOKEN": ""})
+    raw = COMPOSE_FILE.read_text(encoding="utf-8")
+    assert "change-me" not in raw
+
+
+def read_env_example() -> dict[str, str]:
+    pairs = {}
+    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def test_env_example_names_every_variable_and_leaves_the_secrets_empty() -> None:
+    example = read_env_example()
+    lines = COMPOSE_FILE.read_text(encoding="utf-8").splitlines()
+    raw = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    used = {m.group("name") or m.group("bare") for m in _INTERPOLATION.finditer(raw)} - {None}
+    assert set(example) == used
+    for secret in ("MODELGATE_BOOTSTRAP_ADMIN_TOKEN", "POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD"):
+        assert example[secret] == "", f"{secret} must not ship with a value"
+    # A copied .env.example still refuses to start until the token is filled in.
+    with pytest.raises(AssertionError, match="MODELGATE_BOOTSTRAP_ADMIN_TOKEN"):
+        load_compose(example)
+    assert ".env" in GITIGNORE.read_text(encoding="utf-8").split()
+
+
+def test_modelgate_health_is_readiness(compose: dict[str, Any]) -> None:
+    test = service(compose, "modelgate").get("healthcheck", {}).get("test")
+    assert test, "the modelgate service needs a healthcheck"
+    assert test[0] == "CMD"
+    assert f"http://127.0.0.1:{APP_PORT}/readyz" in " ".join(test)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
+from itertools import chain
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from app.api.deps import (
+    Admin,
     ModelPath,
     ModelReader,
     ModelSubmitter,
@@ -18,14 +22,21 @@ from app.api.deps import (
     StoreDep,
     UowDep,
     VersionPath,
+    require_unscoped,
 )
 from app.api.problems import responses
+from app.api.uow import UnitOfWork
+from app.auth.roles import Principal
 from app.errors import ValidationFailed
-from app.registry import artifacts
+from app.registry import artifacts, scrub
 from app.registry import service as registry
 from app.registry.schemas import VersionRead
-from app.storage.base import content_disposition
+from app.registry.scrub import ScrubReport, ScrubRequest
+from app.storage.base import ArtifactStore, content_disposition
+from app.storage.integrity import ArtifactCheck, ContentMismatch, StreamVerifier
 from app.storage.streaming import store_stream
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/models/{model}/versions/{version}", tags=["artifacts"])
 
@@ -117,12 +128,13 @@ async def upload_artifact(
             }
         },
         307: {"description": "Redirect to a presigned URL of the store"},
-        **responses(401, 403, 404, 422, 503),
+        **responses(401, 403, 404, 409, 422, 503),
     },
 )
 def download_artifact(
     model: ModelPath,
     version: VersionPath,
+    request: Request,
     uow: UowDep,
     principal: ModelReader,
     store: StoreDep,
@@ -132,7 +144,8 @@ def download_artifact(
         Query(description="Redirect to a presigned store URL (S3 only); default from settings."),
     ] = None,
 ) -> Response:
-    """Download the artifact: streamed through the server, or a redirect to the store."""
+    """Download the artifact: streamed through the server (verified while it streams), or a
+    redirect to the store. A corrupt artifact is not served (409)."""
     info = artifacts.download_info(uow.session, model_name=model, number=version)
     headers = {
         "ETag": f'"{info.sha256}"',
@@ -140,7 +153,7 @@ def download_artifact(
         "Content-Disposition": content_disposition(info.filename),
     }
     want_redirect = settings.s3_presign_downloads if redirect is None else redirect
-    if want_redirect:
+    if want_redirect and _unchanged_since_upload(store, info):
         url = store.presigned_url(
             info.key, expires_seconds=settings.presign_expiry_seconds, filename=info.filename
         )
@@ -150,12 +163,61 @@ def download_artifact(
     # a problem answer, not a 200 whose body breaks off.
     chunks = store.open(info.key)
     first = next(chunks, b"")
+    verified = StreamVerifier(chain([first], chunks), sha256=info.sha256, size=info.size)
+    sessions: sessionmaker[Session] = request.app.state.sessions
 
     def body() -> Iterator[bytes]:
-        yield first
-        yield from chunks
+        try:
+            yield from verified
+        except ContentMismatch as exc:
+            # The last chunk is still held back: the client gets a body that breaks off
+            # short of Content-Length, never a clean end of altered bytes.
+            _record_corrupt(sessions, principal, model, version, exc.check)
+            raise
 
     headers["Content-Length"] = str(info.size)
     return StreamingResponse(
         iterate_in_threadpool(body()), media_type=info.media_type, headers=headers
     )
+
+
+def _unchanged_since_upload(store: ArtifactStore, info: artifacts.DownloadInfo) -> bool:
+    """Whether the store may serve the bytes itself: the object still has the size and
+    ETag recorded at upload (a rewrite changes the ETag). Otherwise the download streams
+    through the server, which hashes what it sends."""
+    if info.etag is None:
+        return False
+    found = store.stat(info.key)
+    return found is not None and found.size == info.size and found.etag == info.etag
+
+
+def _record_corrupt(
+    sessions: sessionmaker[Session], actor: Principal, model: str, number: int, check: ArtifactCheck
+) -> None:
+    """Mark the version corrupt in a transaction of its own (the request's has ended)."""
+    logger.error("artifact of %s v%s failed verification while downloading: %s", model, number,
+                 check.detail)  # fmt: skip
+    uow = UnitOfWork(sessions)
+    try:
+        artifacts.record_check_by_name(
+            uow.session, actor=actor, model_name=model, number=number, check=check, via="download"
+        )
+        uow.finish()
+    except Exception:
+        uow.abort()
+        logger.exception("could not mark the artifact of %s v%s corrupt", model, number)
+
+
+scrub_router = APIRouter(prefix="/artifacts", tags=["artifacts"])
+
+
+@scrub_router.post(
+    "/scrub", response_model=ScrubReport, responses=responses(400, 401, 403, 413, 422, 503)
+)
+def scrub_artifacts(
+    body: ScrubRequest, uow: UowDep, principal: Admin, store: StoreDep
+) -> ScrubReport:
+    """Re-verify the next batch of referenced artifacts, record each result (a corrupt one
+    is marked and announced), and on the last batch list the objects no version names."""
+    require_unscoped(principal)
+    return scrub.scrub(uow.session, actor=principal, store=store, request=body)

@@ -27,6 +27,8 @@ class AuditAction(StrEnum):
     VERSION_ARCHIVED = "version.archived"
     METRICS_ADDED = "metrics.added"
     ARTIFACT_UPLOADED = "artifact.uploaded"
+    ARTIFACT_CORRUPT = "artifact.corrupt"
+    ARTIFACT_VERIFIED = "artifact.verified"
     GATES_EVALUATED = "gates.evaluated"
     GATES_REEVALUATED = "gates.reevaluated"
     PROMOTION_REQUESTED = "promotion.requested"
@@ -73,6 +75,8 @@ EVENT_TYPE_OF: dict[AuditAction, str] = {
     AuditAction.MODEL_UNFROZEN: "model.unfrozen",
     AuditAction.DRIFT_DETECTED: "drift.detected",
     AuditAction.RETRAIN_REQUESTED: "retrain.requested",
+    AuditAction.ARTIFACT_CORRUPT: "artifact.corrupt",
+    AuditAction.ARTIFACT_VERIFIED: "artifact.verified",
     AuditAction.ALIAS_MOVED: "alias.moved",
     AuditAction.ALIAS_REMOVED: "alias.removed",
 }

@@ -173,6 +173,47 @@ def window_columns(
     return columns, pred, rows
 
 
+def contract_violations(
+    signature: Mapping[str, Any] | None, columns: Mapping[str, ColumnData]
+) -> list[dict[str, Any]]:
+    """Where data breaks the version's signature: nulls in a column declared not nullable,
+    and values outside a declared categorical domain; one entry per column and kind, with
+    its count. A reference profile with any of these would hide exactly the alerts
+    (nulls, unseen categories) it is meant to raise later."""
+    found: list[dict[str, Any]] = []
+    for name, spec in _input_types(signature).items():
+        column = columns.get(name)
+        if column is None:
+            continue
+        if spec.get("nullable") is False and column.null_count > 0:
+            found.append(
+                {
+                    "column": name,
+                    "kind": "nulls_in_non_nullable",
+                    "count": column.null_count,
+                    "detail": f"{column.null_count} null(s) in a column declared not nullable",
+                }
+            )
+        domain = spec.get("categories")
+        seen = column.categories() if domain else None
+        if domain and seen:
+            allowed = {str(c) for c in domain}
+            outside = {c: n for c, n in seen.items() if n > 0 and c not in allowed}
+            if outside:
+                count = round(sum(outside.values()))
+                found.append(
+                    {
+                        "column": name,
+                        "kind": "outside_domain",
+                        "count": count,
+                        "categories": sorted(outside)[:MAX_LISTED_CATEGORIES],
+                        "detail": f"{count} value(s) outside the declared categories "
+                        f"({', '.join(sorted(outside)[:5])})",
+                    }
+                )
+    return found
+
+
 # Comparing -----------------------------------------------------------------------------------
 
 
@@ -434,10 +475,22 @@ def compare(
     scored = [(s, n) for s, n in scored if s is not None]
     delta = stats.overall_score([s for s, _ in scored])
     top = max(scored)[1] if scored else None
+    schema = schema_drift(
+        signature=signature, reference=reference, columns=columns, thresholds=thresholds
+    )
+    kinds = [
+        kind
+        for kind, found in (
+            ("distribution", delta > thresholds.tau),
+            ("schema", bool(breaking_issues(schema["issues"]))),
+        )
+        if found
+    ]
     return {
         "score": delta,
         "tau": thresholds.tau,
-        "drifted": bool(delta > thresholds.tau),
+        "drifted": bool(kinds),
+        "kinds": kinds,
         "top_feature": top,
         "settings": {
             "tau": thresholds.tau,
@@ -446,7 +499,22 @@ def compare(
         },
         "features": features,
         "prediction": pred,
-        "schema_drift": schema_drift(
-            signature=signature, reference=reference, columns=columns, thresholds=thresholds
-        ),
+        "schema_drift": schema,
     }
+
+
+BREAKING_KINDS = frozenset(
+    {"missing_column", "type_mismatch", "unseen_categories", "unexpected_nulls", "null_rate"}
+)
+"""Schema issues that mean the window no longer fits what the model was trained on. A
+new column, or a missing column the signature marks optional, is reported but harmless."""
+
+
+def breaking_issues(issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issues that make a window drifted (kind ``schema``) whatever its scores."""
+    return [
+        issue
+        for issue in issues
+        if issue["kind"] in BREAKING_KINDS
+        and not (issue["kind"] == "missing_column" and issue.get("required") is False)
+    ]

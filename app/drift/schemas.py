@@ -279,7 +279,14 @@ class DriftReportRead(BaseModel):
     rows: int | None = Field(description="Rows in the window (largest column count).")
     score: float = Field(description="Delta: the largest feature score.")
     tau: float
-    drifted: bool = Field(description="score > tau.")
+    drifted: bool = Field(
+        description="score > tau (kind distribution), or the window breaks the schema "
+        "(kind schema: a missing required column, a retyped column, unseen categories, "
+        "nulls where none may be)."
+    )
+    kinds: list[Literal["distribution", "schema"]] = Field(
+        default_factory=list, description="Why the report is drifted; empty when it is not."
+    )
     top_feature: str | None
     settings: dict[str, float]
     features: list[FeatureDriftRead]

@@ -121,6 +121,7 @@ def create_reference_profile(
     step); a different one is a conflict."""
     model, version = registry.lock_version(session, model_name, number)
     _check_rows(data, settings)
+    _check_contract(data, version.signature)
     try:
         profile = compare.build_reference(
             features=_dump_features(data),
@@ -174,6 +175,34 @@ def create_reference_profile(
         },
     )
     return _profile_read(model.name, row, include_sample=False), True
+
+
+def _check_contract(data: ReferenceProfileCreate, signature: dict[str, Any] | None) -> None:
+    """Refuse reference data that breaks the signature (422 naming each column and count)."""
+    columns, _, _ = compare.window_columns(
+        features=_dump_features(data),
+        prediction=_dump(data.prediction),
+        sample=data.sample,
+        predictions=data.predictions,
+    )
+    violations = compare.contract_violations(signature, columns)
+    if not violations:
+        return
+    where = "features" if data.features is not None else "sample"
+    raise ValidationFailed(
+        "the reference data breaks the version's signature: "
+        + "; ".join(f"{v['column']}: {v['detail']}" for v in violations),
+        errors=[
+            {
+                "loc": ["body", where, v["column"]],
+                "msg": v["detail"],
+                "type": v["kind"],
+                "count": v["count"],
+                **({"categories": v["categories"]} if "categories" in v else {}),
+            }
+            for v in violations
+        ],
+    )
 
 
 def get_reference_profile(
@@ -279,9 +308,12 @@ def create_drift_report(
 ) -> DriftReportRead:
     """Check a production window against the production version's reference profile.
 
-    Every report is audited (``drift.reported``). When Delta exceeds tau the report is
-    marked drifted and two more events are written, ``drift.detected`` and
-    ``retrain.requested``, which reach webhook subscribers through the outbox."""
+    Every report is audited (``drift.reported``). A report is drifted when Delta exceeds
+    tau (kind ``distribution``) or the window breaks the schema (kind ``schema``: a
+    missing required column, a retyped column, unseen categories, nulls where none may
+    be); ``drift.detected`` then names the kinds and the breaking issues, and reaches
+    webhook subscribers through the outbox. ``retrain.requested`` follows distribution
+    drift only: a broken feed is fixed upstream, not by retraining."""
     model = registry.lock_model(session, model_name)
     production = registry.versions_in_stage(
         session, model_name=model.name, stage=Stage.PRODUCTION, cursor=None, limit=1
@@ -347,6 +379,7 @@ def create_drift_report(
         "top_feature": body["top_feature"],
         "drifted_features": drifted_features,
         "schema_issues": len(body["schema_drift"]["issues"]),
+        "kinds": body["kinds"],
         "window_start": data.window_start.isoformat() if data.window_start else None,
         "window_end": data.window_end.isoformat() if data.window_end else None,
         "rows": rows,
@@ -359,19 +392,36 @@ def create_drift_report(
         version=serving.version,
         details=summary,
     )
+    breaking = compare.breaking_issues(body["schema_drift"]["issues"])
     if body["drifted"]:
-        reason = (
-            f"drift score {body['score']:.4f} > tau {thresholds.tau} "
-            f"(top feature: {body['top_feature']})"
-        )
+        reasons = []
+        if "distribution" in body["kinds"]:
+            reasons.append(
+                f"drift score {body['score']:.4f} > tau {thresholds.tau} "
+                f"(top feature: {body['top_feature']})"
+            )
+        if "schema" in body["kinds"]:
+            reasons.append(
+                "schema broken: "
+                + "; ".join(f"{i['column']}: {i['kind']} ({i['detail']})" for i in breaking[:5])
+            )
         audit.record(
             session,
             actor=actor,
             action=AuditAction.DRIFT_DETECTED,
             model=model.name,
             version=serving.version,
-            reason=reason,
-            details=summary,
+            reason="; ".join(reasons),
+            details={
+                **summary,
+                "kind": body["kinds"][0] if len(body["kinds"]) == 1 else "distribution+schema",
+                "schema_breaking": breaking,
+            },
+        )
+    if "distribution" in body["kinds"]:
+        reason = (
+            f"drift score {body['score']:.4f} > tau {thresholds.tau} "
+            f"(top feature: {body['top_feature']})"
         )
         audit.record(
             session,

@@ -34,6 +34,7 @@ from app.promotion.schemas import (
 )
 from app.registry.models import Metric, ModelVersion, RegisteredModel, Stage
 from app.storage.base import ArtifactStore
+from app.storage.integrity import verify_artifact
 
 _EVIDENCE_KIND = {
     "mcnemar": "correctness",
@@ -336,21 +337,21 @@ class _Context:
                 sha256_observed=None,
                 detail="no artifact has been uploaded for this version",
             )
-        result = self.store.verify(
-            v.artifact_key,
+        check = verify_artifact(
+            self.store,
+            key=v.artifact_key,
             sha256=v.artifact_sha256,
             size=v.artifact_size or 0,
             etag=v.artifact_etag,
-            deep=rule.deep,
+            rehash=rule.deep,
         )
+        # sha256_observed is only ever a digest that was computed or read from the store.
         return gates.artifact_intact(
             rule=name,
-            present=result.present,
+            present=check.present,
             sha256_expected=v.artifact_sha256,
-            sha256_observed=result.sha256_observed
-            if result.sha256_observed
-            else (v.artifact_sha256 if result.intact else None),
-            detail=result.detail,
+            sha256_observed=check.sha256_observed,
+            detail=f"{check.method}: {check.detail}",
         )
 
 

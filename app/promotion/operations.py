@@ -20,6 +20,7 @@ from app.promotion import repository, transitions
 from app.promotion.requests import supersede_others
 from app.promotion.schemas import FreezeRead, HistoryEntry, RollbackRead
 from app.promotion.transitions import Loaded, Move, StagePointer
+from app.registry import artifacts
 from app.registry import service as registry
 from app.registry.models import ModelVersion, RegisteredModel, Stage
 from app.registry.schemas import Page
@@ -77,13 +78,16 @@ def rollback(
             f"version {target.version} has no artifact; nothing changed",
             target_version=target.version,
         )
-    check = store.verify(
-        target.artifact_key,
-        sha256=target.artifact_sha256,
-        size=target.artifact_size or 0,
-        etag=target.artifact_etag,
-        deep=deep_check,
+    check = artifacts.verify_version(
+        session,
+        actor=actor,
+        store=store,
+        model=model,
+        version=target,
+        rehash=deep_check,
+        via="rollback",
     )
+    assert check is not None
     if not check.intact:
         raise RollbackNotPossible(
             f"the artifact of version {target.version} is not intact in storage "

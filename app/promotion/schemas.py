@@ -113,7 +113,9 @@ class SchemaRule(_Rule):
 class ArtifactRule(_Rule):
     kind: Literal["artifact_intact"]
     deep: bool = Field(
-        default=False, description="Re-read and re-hash the bytes instead of checking size/ETag."
+        default=False,
+        description="Always re-hash the bytes, even where the store keeps a SHA-256 checksum "
+        "of the object (content is verified either way).",
     )
 
 
@@ -267,7 +269,8 @@ class RollbackCreate(BaseModel):
     )  # fmt: skip
     deep_check: bool = Field(
         default=False,
-        description="Re-hash the target's artifact instead of checking its size and ETag.",
+        description="Always re-hash the target's artifact, even where the store keeps a "
+        "SHA-256 checksum of it (content is verified either way).",
     )
 
 

@@ -34,6 +34,9 @@ class Stage(StrEnum):
 class ArtifactStatus(StrEnum):
     MISSING = "missing"
     VERIFIED = "verified"
+    CORRUPT = "corrupt"
+    """Reported, not stored: a verified artifact whose stored bytes were later found not to
+    match (``artifact_corrupt_at`` is set; ``artifact_status`` stays ``verified``)."""
 
 
 STAGE_CHECK = "stage IN ('candidate', 'staging', 'production', 'archived')"
@@ -97,6 +100,12 @@ class ModelVersion(Base):
     artifact_media_type: Mapped[str | None] = mapped_column(String(256))
     artifact_expected_sha256: Mapped[str | None] = mapped_column(String(64))
     artifact_uploaded_at: Mapped[datetime | None] = mapped_column()
+    artifact_corrupt_at: Mapped[datetime | None] = mapped_column()
+    """Set while the stored bytes are known not to match the recorded sha256."""
+    artifact_checked_at: Mapped[datetime | None] = mapped_column()
+    """When the stored content was last verified (download, rollback, gate, scrub)."""
+    artifact_check: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    """That verification's result: method, digests, detail (storage.integrity.ArtifactCheck)."""
 
     created_by: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

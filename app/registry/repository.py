@@ -167,6 +167,7 @@ VERSION_COLUMNS = (
     ModelVersion.signature,
     ModelVersion.tags,
     ModelVersion.artifact_status,
+    ModelVersion.artifact_corrupt_at,
     ModelVersion.artifact_sha256,
     ModelVersion.artifact_size,
     ModelVersion.artifact_media_type,
@@ -332,3 +333,42 @@ def existing_metrics(session: Session, version_id: int) -> dict[tuple[str, str, 
 def count_versions(session: Session, model_id: int) -> int:
     stmt = select(func.count()).select_from(ModelVersion).where(ModelVersion.model_id == model_id)
     return int(session.execute(stmt).scalar_one())
+
+
+def artifact_keys_page(session: Session, *, after: str | None, limit: int) -> list[str]:
+    """Distinct artifact keys recorded on versions, in key order, after ``after``."""
+    stmt = select(ModelVersion.artifact_key).where(ModelVersion.artifact_key.is_not(None))
+    if after is not None:
+        stmt = stmt.where(ModelVersion.artifact_key > after)
+    stmt = stmt.group_by(ModelVersion.artifact_key).order_by(ModelVersion.artifact_key).limit(limit)
+    return [key for key in session.scalars(stmt) if key is not None]
+
+
+def count_artifact_keys(session: Session) -> int:
+    stmt = select(func.count(func.distinct(ModelVersion.artifact_key))).where(
+        ModelVersion.artifact_key.is_not(None)
+    )
+    return int(session.execute(stmt).scalar_one())
+
+
+def versions_with_keys(
+    session: Session, keys: Sequence[str]
+) -> list[tuple[ModelVersion, RegisteredModel]]:
+    """The versions recording any of ``keys``, with their models, in lock order (model
+    name, then version)."""
+    if not keys:
+        return []
+    stmt = (
+        select(ModelVersion, RegisteredModel)
+        .join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
+        .where(ModelVersion.artifact_key.in_(list(keys)))
+        .order_by(RegisteredModel.name, ModelVersion.version)
+    )
+    return [(row[0], row[1]) for row in session.execute(stmt)]
+
+
+def referenced_artifact_keys(session: Session) -> set[str]:
+    stmt = (
+        select(ModelVersion.artifact_key).where(ModelVersion.artifact_key.is_not(None)).distinct()
+    )
+    return {key for key in session.scalars(stmt) if key is not None}

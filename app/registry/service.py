@@ -522,7 +522,7 @@ def _version_read_fields(
             for m in metrics
         ],
         "artifact": {
-            "status": v.artifact_status,
+            "status": "corrupt" if v.artifact_corrupt_at is not None else v.artifact_status,
             "sha256": v.artifact_sha256,
             "size": v.artifact_size,
             "media_type": v.artifact_media_type,

@@ -15,22 +15,21 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 from urllib.parse import quote
 
-from app.errors import ArtifactNotFound, ChecksumMismatch
+from app.errors import ChecksumMismatch
 
 __all__ = [
     "DEFAULT_PART_SIZE",
     "KEY_NAMESPACE",
     "ArtifactStore",
     "ArtifactUpload",
-    "IntegrityResult",
+    "ObjectInfo",
     "StoredObject",
-    "assess_integrity",
     "content_disposition",
     "digest_of_key",
     "hash_chunks",
@@ -60,16 +59,16 @@ class StoredObject:
 
 
 @dataclass(frozen=True)
-class IntegrityResult:
-    """Outcome of :meth:`ArtifactStore.verify`, worded for gate reports and rollback checks."""
+class ObjectInfo:
+    """What the store says about one object without reading its bytes (a HEAD or a stat)."""
 
-    present: bool
-    intact: bool
-    """Present and matching everything that was checked."""
-    sha256_observed: str | None
-    """Set only when the bytes were re-hashed."""
-    size_observed: int | None
-    detail: str
+    size: int
+    etag: str | None
+    """S3 ETag without quotes; None locally."""
+    checksum_sha256: str | None
+    """The store's own full-object SHA-256 (hex) as S3 keeps it (``ChecksumSHA256``, sent at
+    upload and read with ``ChecksumMode=ENABLED``); None where the store keeps none, or only
+    a composite checksum of multipart parts."""
 
 
 class ArtifactUpload(Protocol):
@@ -156,22 +155,12 @@ class ArtifactStore(Protocol):
         """Size in bytes, or None if the object is missing."""
         ...
 
-    def verify(
-        self,
-        key: str,
-        *,
-        sha256: str,
-        size: int,
-        etag: str | None = None,
-        deep: bool = False,
-    ) -> IntegrityResult:
-        """Check the stored object against what was recorded at upload.
+    def stat(self, key: str) -> ObjectInfo | None:
+        """Size, ETag and stored checksum of an object, or None if it is missing."""
+        ...
 
-        Shallow (default) compares presence, size and, on S3, the ETag; deep re-reads and
-        re-hashes the bytes. Both stores behave the same way: a local re-hash of a
-        multi-GiB model is not free either, so the caller chooses (rollback and the
-        "artifact intact" gate use deep).
-        """
+    def keys(self) -> Iterator[str]:
+        """Every published object's key (``sha256/<digest>``), in no particular order."""
         ...
 
     def presigned_url(
@@ -222,50 +211,6 @@ def hash_chunks(chunks: Iterable[bytes]) -> tuple[str, int]:
         hasher.update(chunk)
         size += len(chunk)
     return hasher.hexdigest(), size
-
-
-def assess_integrity(
-    *,
-    size_observed: int | None,
-    etag_observed: str | None,
-    sha256: str,
-    size: int,
-    etag: str | None,
-    deep: bool,
-    rehash: Callable[[], tuple[str, int]],
-) -> IntegrityResult:
-    """Shared verify logic, so both stores word their answers the same way.
-
-    An ETag that differs from the recorded one does not by itself mean corruption: a
-    concurrent upload of the same bytes, or an operator copying the bucket, may rewrite
-    the object with a different (multipart) ETag. In that case the bytes are re-hashed
-    and the digest decides.
-    """
-    if size_observed is None:
-        return IntegrityResult(False, False, None, None, "object missing")
-    if size_observed != size:
-        return IntegrityResult(
-            True, False, None, size_observed, f"size {size_observed} != expected {size}"
-        )
-    etag_differs = etag is not None and etag_observed is not None and etag_observed != etag
-    if not deep and not etag_differs:
-        if etag is not None and etag_observed is not None:
-            return IntegrityResult(True, True, None, size_observed, "etag matches (not re-hashed)")
-        return IntegrityResult(True, True, None, size_observed, "size matches (not re-hashed)")
-    try:
-        observed, rehashed_size = rehash()
-    except ArtifactNotFound:
-        return IntegrityResult(False, False, None, None, "object missing")
-    prefix = f"etag {etag_observed} != recorded {etag}; re-hashed: " if etag_differs else ""
-    if rehashed_size != size:
-        return IntegrityResult(
-            True, False, observed, rehashed_size, f"{prefix}size {rehashed_size} != expected {size}"
-        )
-    if observed != sha256:
-        return IntegrityResult(
-            True, False, observed, rehashed_size, f"{prefix}sha256 {observed} != expected {sha256}"
-        )
-    return IntegrityResult(True, True, observed, rehashed_size, f"{prefix}sha256 matches")
 
 
 def content_disposition(filename: str) -> str:

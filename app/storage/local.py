@@ -30,12 +30,10 @@ from app.errors import AppError, ArtifactNotFound, StorageFull, StorageUnavailab
 from app.storage.base import (
     DEFAULT_PART_SIZE,
     KEY_NAMESPACE,
-    IntegrityResult,
+    ObjectInfo,
     StoredObject,
-    assess_integrity,
     check_completion,
     digest_of_key,
-    hash_chunks,
     key_for,
     take_unsent,
     validate_sha256,
@@ -161,25 +159,24 @@ class LocalDirectoryStore:
                 f"artifact directory {self.root} failed: {exc.strerror}"
             ) from exc
 
-    def verify(
-        self,
-        key: str,
-        *,
-        sha256: str,
-        size: int,
-        etag: str | None = None,
-        deep: bool = False,
-    ) -> IntegrityResult:
-        # etag is accepted for interface symmetry; local objects have none to compare.
-        return assess_integrity(
-            size_observed=self.size(key),
-            etag_observed=None,
-            sha256=sha256,
-            size=size,
-            etag=None,
-            deep=deep,
-            rehash=lambda: hash_chunks(self.open(key)),
-        )
+    def stat(self, key: str) -> ObjectInfo | None:
+        size = self.size(key)
+        # A directory keeps no checksum of its own: verifying content means re-hashing.
+        return None if size is None else ObjectInfo(size=size, etag=None, checksum_sha256=None)
+
+    def keys(self) -> Iterator[str]:
+        try:
+            fan_out = sorted(os.scandir(self._objects), key=lambda e: e.name)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise storage_error(self.root, exc) from exc
+        for directory in fan_out:
+            if not directory.is_dir(follow_symlinks=False):
+                continue
+            for entry in sorted(os.scandir(directory.path), key=lambda e: e.name):
+                if entry.is_file(follow_symlinks=False) and _is_digest(entry.name):
+                    yield key_for(entry.name)
 
     def presigned_url(
         self, key: str, *, expires_seconds: int, filename: str | None = None
@@ -371,6 +368,14 @@ def _link_no_replace(source: Path, target: Path) -> bool:
     if target.exists():
         return False
     os.rename(source, target)
+    return True
+
+
+def _is_digest(name: str) -> bool:
+    try:
+        validate_sha256(name)
+    except ValueError:
+        return False
     return True
 
 

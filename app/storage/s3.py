@@ -49,13 +49,11 @@ from app.errors import (
 )
 from app.storage.base import (
     DEFAULT_PART_SIZE,
-    IntegrityResult,
+    ObjectInfo,
     StoredObject,
-    assess_integrity,
     check_completion,
     content_disposition,
     digest_of_key,
-    hash_chunks,
     key_for,
     take_unsent,
     validate_sha256,
@@ -179,6 +177,25 @@ def _etag(value: str | None) -> str | None:
     return value.strip('"') if value else None
 
 
+def _full_object_sha256(value: str | None) -> str | None:
+    """Hex digest of an S3 ``ChecksumSHA256`` if it covers the whole object.
+
+    A multipart upload's checksum is a checksum of the parts' checksums (``...-N``),
+    which says nothing comparable to the artifact's sha256: treated as none.
+    """
+    if not value or "-" in value:
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
+    return raw.hex() if len(raw) == 32 else None
+
+
+def _sha256_param(sha256: str) -> str:
+    return base64.b64encode(bytes.fromhex(sha256)).decode("ascii")
+
+
 def _error_code(exc: ClientError) -> str:
     error = exc.response.get("Error", {})
     code = error.get("Code")
@@ -299,25 +316,29 @@ class S3Store:
         head = self._head(self._object_name(key))
         return None if head is None else head["ContentLength"]
 
-    def verify(
-        self,
-        key: str,
-        *,
-        sha256: str,
-        size: int,
-        etag: str | None = None,
-        deep: bool = False,
-    ) -> IntegrityResult:
-        head = self._head(self._object_name(key))
-        return assess_integrity(
-            size_observed=None if head is None else head["ContentLength"],
-            etag_observed=None if head is None else _etag(head.get("ETag")),
-            sha256=sha256,
-            size=size,
-            etag=_etag(etag),
-            deep=deep,
-            rehash=lambda: hash_chunks(self.open(key)),
+    def stat(self, key: str) -> ObjectInfo | None:
+        head = self._head(self._object_name(key), checksum=self._checksums)
+        if head is None:
+            return None
+        return ObjectInfo(
+            size=head["ContentLength"],
+            etag=_etag(head.get("ETag")),
+            checksum_sha256=_full_object_sha256(head.get("ChecksumSHA256")),
         )
+
+    def keys(self) -> Iterator[str]:
+        namespace = f"{self._base}sha256/"
+        with self._errors("ListObjectsV2"):
+            pages = self._control.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=namespace
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    digest = obj["Key"][len(namespace) :]
+                    try:
+                        yield key_for(digest)
+                    except ValueError:
+                        continue  # not one of ours (a stray object under the namespace)
 
     def presigned_url(
         self, key: str, *, expires_seconds: int, filename: str | None = None
@@ -370,8 +391,12 @@ class S3Store:
         digest_of_key(key)
         return f"{self._base}{key}"
 
-    def _head(self, name: str) -> HeadObjectOutputTypeDef | None:
+    def _head(self, name: str, *, checksum: bool = False) -> HeadObjectOutputTypeDef | None:
         try:
+            if checksum:
+                return self._control.head_object(
+                    Bucket=self.bucket, Key=name, ChecksumMode="ENABLED"
+                )
             return self._control.head_object(Bucket=self.bucket, Key=name)
         except ClientError as exc:
             if _error_code(exc) in _NOT_FOUND_CODES:
@@ -631,7 +656,7 @@ class _S3Upload:
             # We hold the right bytes for this digest: replacing is a repair.
             logger.warning("replacing damaged artifact %s (size differs)", key)
         try:
-            etag = self._write_final(final, size, overwrite=damaged)
+            etag = self._write_final(final, digest_of_key(key), size, overwrite=damaged)
         except ClientError as exc:
             if _error_code(exc) not in _CONDITION_CODES:
                 raise self._store._translate(exc, "publish") from exc
@@ -645,19 +670,26 @@ class _S3Upload:
             return _etag(existing.get("ETag")), True
         return etag, False
 
-    def _write_final(self, final: str, size: int, *, overwrite: bool) -> str | None:
+    def _write_final(self, final: str, sha256: str, size: int, *, overwrite: bool) -> str | None:
         """Write the object to ``final``; ClientError passes through for the caller's 412 check."""
         condition: dict[str, Any] = {} if overwrite else {"IfNoneMatch": "*"}
         bucket = self._store.bucket
         try:
             if self._small is not None or self._upload_id is None:
                 body, self._small = self._small or b"", None
+                # The store keeps (and S3 verifies) the artifact's own sha256: later
+                # integrity checks can read it back instead of re-reading the bytes.
+                checksum: dict[str, Any] = (
+                    {"ChecksumAlgorithm": "SHA256", "ChecksumSHA256": _sha256_param(sha256)}
+                    if self._store._checksums
+                    else {}
+                )
                 put = self._data.put_object(
                     Bucket=bucket,
                     Key=final,
                     Body=cast("bytes", body),
                     ContentType="application/octet-stream",
-                    **self._checksum(body),
+                    **checksum,
                     **condition,
                 )
                 return _etag(put.get("ETag"))
@@ -690,6 +722,10 @@ class _S3Upload:
         bucket = self._store.bucket
         source: CopySourceTypeDef = {"Bucket": bucket, "Key": self._target}
         if size <= self._store.single_copy_limit:
+            # No ChecksumAlgorithm=SHA256 here, though S3 would then keep a full-object
+            # sha256 of the copy: moto's CopyObject fails with 500s under concurrent
+            # copies to one key far more often with it. Objects of one part and more are
+            # verified by re-hashing (docs/decisions/0012-artifact-integrity.md).
             copied = self._data.copy_object(
                 Bucket=bucket, Key=final, CopySource=source, **condition
             )

@@ -195,7 +195,10 @@ def test_corrupted_artifact_is_caught_by_a_deep_check(
     problem = assert_problem(response, 409, "rollback-not-possible")
     assert "sha256" in problem["artifact_check"]
     assert production_version(client, MODEL) == v2
-    assert audit_events(client, model=MODEL) == before
+    # Nothing changed but the finding: the version is marked corrupt, and announced.
+    after = audit_events(client, model=MODEL)
+    assert after[: len(before)] == before
+    assert [(e["action"], e["version"]) for e in after[len(before) :]] == [("artifact.corrupt", v1)]
 
 
 def test_rollback_is_audited_in_full(client: TestClient, team: Team) -> None:

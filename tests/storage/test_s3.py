@@ -17,6 +17,7 @@ import pytest
 
 from app.errors import StorageUnavailable
 from app.storage import S3Store, key_for, store_file, store_stream
+from app.storage.integrity import REHASHED, verify_artifact
 from tests.storage.cases import PART, StoreCase
 from tests.support.s3server import MotoServer, free_port, start_moto_server
 
@@ -49,7 +50,7 @@ def test_refused_endpoint_is_unavailable_quickly(dead_endpoint: str) -> None:
         "exists": lambda: store.exists(key_for(DIGEST)),
         "size": lambda: store.size(key_for(DIGEST)),
         "open": lambda: store.open(key_for(DIGEST)),
-        "verify": lambda: store.verify(key_for(DIGEST), sha256=DIGEST, size=1),
+        "stat": lambda: store.stat(key_for(DIGEST)),
         "delete": lambda: store.delete(key_for(DIGEST)),
         "upload": lambda: store_file(store, io.BytesIO(b"x" * (PART + 1))),
         "upload-known-digest": lambda: store_file(
@@ -224,10 +225,10 @@ def test_rewritten_object_with_same_bytes_is_still_intact(s3_case: StoreCase) ->
     s3_case.overwrite_raw(stored.key, data)  # a single-part PUT: a plain MD5 ETag
     assert s3_case.etag(stored.key) != stored.etag
 
-    result = s3_case.store.verify(
-        stored.key, sha256=stored.sha256, size=stored.size, etag=stored.etag
+    result = verify_artifact(
+        s3_case.store, key=stored.key, sha256=stored.sha256, size=stored.size, etag=stored.etag
     )
 
     assert result.intact
+    assert result.method == REHASHED
     assert result.sha256_observed == stored.sha256
-    assert result.detail.endswith("re-hashed: sha256 matches")

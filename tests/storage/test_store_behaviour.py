@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import random
@@ -14,6 +15,7 @@ import pytest
 
 from app.errors import ArtifactNotFound, ChecksumMismatch, PayloadTooLarge, ValidationFailed
 from app.storage import key_for, store_file, store_stream
+from app.storage.integrity import REHASHED, STORE_CHECKSUM, verify_artifact
 from tests.storage.cases import PART, StoreCase
 
 pytestmark = pytest.mark.anyio
@@ -204,48 +206,93 @@ async def test_cancellation_mid_stream_aborts(case: StoreCase) -> None:
     assert case.leftovers() == []
 
 
-async def test_verify_shallow_and_deep(case: StoreCase) -> None:
+async def test_verify_checks_content_and_says_how(case: StoreCase) -> None:
     data = payload(PART + 3, seed=10)
     stored = await store_stream(case.store, chunked(data))
     expect: dict[str, Any] = {"sha256": stored.sha256, "size": stored.size, "etag": stored.etag}
 
-    shallow = case.store.verify(stored.key, **expect)
-    deep = case.store.verify(stored.key, **expect, deep=True)
+    default = verify_artifact(case.store, key=stored.key, **expect)
+    forced = verify_artifact(case.store, key=stored.key, **expect, rehash=True)
 
-    assert (shallow.present, shallow.intact, shallow.sha256_observed) == (True, True, None)
-    assert shallow.size_observed == stored.size
-    assert shallow.detail.endswith("(not re-hashed)")
-    assert (deep.present, deep.intact, deep.sha256_observed) == (True, True, stored.sha256)
-    assert deep.detail == "sha256 matches"
+    # More than one part: S3 keeps no full-object sha256 of it (a multipart checksum is
+    # one of the parts' checksums), the directory none at all. Both re-hash.
+    for check in (default, forced):
+        assert (check.present, check.intact, check.method) == (True, True, REHASHED)
+    for check in (default, forced):
+        assert check.sha256_observed == stored.sha256
+        assert check.size_observed == stored.size
+    wrong_size = verify_artifact(case.store, key=stored.key, sha256=stored.sha256, size=1)
+    assert (wrong_size.intact, wrong_size.method, wrong_size.sha256_observed) == (
+        False,
+        "size",
+        None,
+    )
+    assert wrong_size.detail == f"size {stored.size} != recorded 1"
 
-    wrong_size = case.store.verify(stored.key, sha256=stored.sha256, size=stored.size + 1)
-    assert not wrong_size.intact
-    assert wrong_size.detail == f"size {stored.size} != expected {stored.size + 1}"
+
+async def test_small_object_on_s3_is_verified_by_the_store_checksum(case: StoreCase) -> None:
+    data = payload(1000, seed=14)
+    stored = await store_stream(case.store, chunked(data))
+    info = case.store.stat(stored.key)
+    assert info is not None
+    assert info.size == 1000
+
+    check = verify_artifact(
+        case.store, key=stored.key, sha256=stored.sha256, size=stored.size, etag=stored.etag
+    )
+
+    assert check.intact
+    if case.kind == "s3":
+        # Sent as ChecksumSHA256 with the PUT, read back with HEAD ChecksumMode=ENABLED.
+        assert info.checksum_sha256 == stored.sha256
+        assert (check.method, check.sha256_observed) == (STORE_CHECKSUM, stored.sha256)
+    else:
+        assert info.checksum_sha256 is None
+        assert (check.method, check.sha256_observed) == (REHASHED, stored.sha256)
 
 
-async def test_verify_detects_overwritten_bytes(case: StoreCase) -> None:
-    data = payload(PART + 3, seed=11)
+@pytest.mark.parametrize("size", [1000, PART + 3])
+async def test_verify_detects_overwritten_bytes(case: StoreCase, size: int) -> None:
+    data = payload(size, seed=11)
     stored = await store_stream(case.store, chunked(data))
     tampered = bytes([data[0] ^ 0xFF]) + data[1:]
     case.overwrite_raw(stored.key, tampered)
 
-    deep = case.store.verify(
-        stored.key, sha256=stored.sha256, size=stored.size, etag=stored.etag, deep=True
-    )
-    assert deep.present
-    assert not deep.intact
-    assert deep.sha256_observed == sha(tampered)
-    assert sha(tampered) in deep.detail
+    for rehash in (False, True):
+        check = verify_artifact(
+            case.store,
+            key=stored.key,
+            sha256=stored.sha256,
+            size=stored.size,
+            etag=stored.etag,
+            rehash=rehash,
+        )
+        assert check.present
+        assert not check.intact
+        assert check.method == REHASHED
+        assert check.sha256_observed == sha(tampered)
+        assert sha(tampered) in check.detail
 
-    shallow = case.store.verify(
-        stored.key, sha256=stored.sha256, size=stored.size, etag=stored.etag
+
+async def test_a_rewrite_carrying_the_old_checksum_is_still_rehashed(case: StoreCase) -> None:
+    """moto accepts a ChecksumSHA256 that does not match the body (AWS would not): an
+    object rewritten since the upload (another ETag) is re-hashed, whatever it claims."""
+    if case.kind != "s3":
+        pytest.skip("only S3 keeps a checksum of its own")
+    data = payload(1000, seed=15)
+    stored = await store_stream(case.store, chunked(data))
+    tampered = bytes([data[0] ^ 0xFF]) + data[1:]
+    claimed = base64.b64encode(bytes.fromhex(stored.sha256)).decode()
+    case.client.put_object(
+        Bucket=case.bucket, Key=case.raw_name(stored.key), Body=tampered, ChecksumSHA256=claimed
     )
-    if case.kind == "s3":
-        # The ETag changed, so even a shallow check re-hashes and catches it.
-        assert not shallow.intact
-        assert shallow.detail.startswith("etag ")
-    else:
-        assert shallow.intact  # same size, no ETag: only a deep check can tell
+
+    check = verify_artifact(
+        case.store, key=stored.key, sha256=stored.sha256, size=stored.size, etag=stored.etag
+    )
+
+    assert not check.intact
+    assert (check.method, check.sha256_observed) == (REHASHED, sha(tampered))
 
 
 async def test_verify_missing_object(case: StoreCase) -> None:
@@ -253,10 +300,24 @@ async def test_verify_missing_object(case: StoreCase) -> None:
     stored = await store_stream(case.store, chunked(data))
     case.store.delete(stored.key)
 
-    for deep in (False, True):
-        result = case.store.verify(stored.key, sha256=stored.sha256, size=10, deep=deep)
-        assert (result.present, result.intact, result.detail) == (False, False, "object missing")
+    for rehash in (False, True):
+        check = verify_artifact(
+            case.store, key=stored.key, sha256=stored.sha256, size=10, rehash=rehash
+        )
+        assert (check.present, check.intact, check.method, check.sha256_observed) == (
+            False,
+            False,
+            "none",
+            None,
+        )
     assert case.leftovers() == []
+
+
+async def test_keys_lists_published_objects_only(case: StoreCase) -> None:
+    first = await store_stream(case.store, chunked(payload(10, seed=16)))
+    second = await store_stream(case.store, chunked(payload(PART + 1, seed=17)))
+
+    assert sorted(case.store.keys()) == sorted([first.key, second.key])
 
 
 async def test_reupload_repairs_damaged_object(case: StoreCase) -> None:
@@ -268,7 +329,9 @@ async def test_reupload_repairs_damaged_object(case: StoreCase) -> None:
 
     assert repaired.deduplicated is False
     assert read_all(case, stored.key) == data
-    assert case.store.verify(stored.key, sha256=stored.sha256, size=stored.size, deep=True).intact
+    assert verify_artifact(
+        case.store, key=stored.key, sha256=stored.sha256, size=stored.size, rehash=True
+    ).intact
 
 
 def test_missing_object(case: StoreCase) -> None:
@@ -298,7 +361,7 @@ def test_store_methods_reject_foreign_keys(case: StoreCase, key: str) -> None:
         lambda: case.store.open(key),
         lambda: case.store.size(key),
         lambda: case.store.delete(key),
-        lambda: case.store.verify(key, sha256="0" * 64, size=1),
+        lambda: case.store.stat(key),
         lambda: case.store.presigned_url(key, expires_seconds=60),
     ):
         with pytest.raises(ValueError, match="not an artifact key"):

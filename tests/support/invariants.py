@@ -44,6 +44,7 @@ import httpx
 from sqlalchemy import Connection, create_engine, text
 
 from app.storage.base import ArtifactStore
+from app.storage.integrity import verify_artifact
 from tests.support.flows import history
 
 __all__ = ["InvariantReport", "InvariantViolation", "check_invariants"]
@@ -369,12 +370,13 @@ def _check_artifacts(
             continue
         key = v["artifact_key"]
         if key not in verified:
-            check = store.verify(
-                key,
+            check = verify_artifact(
+                store,
+                key=key,
                 sha256=v["artifact_sha256"],
                 size=v["artifact_size"] or 0,
                 etag=v["artifact_etag"],
-                deep=deep,
+                rehash=deep,
             )
             verified[key] = check.intact
             if not check.intact:

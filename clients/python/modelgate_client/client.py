@@ -737,6 +737,13 @@ class ModelgateClient:
             ),
         )
 
+    def scrub_artifacts(
+        self, *, cursor: str | None = None, limit: int = 100, rehash: bool = False
+    ) -> dict[str, Any]:
+        """One batch of ``POST /artifacts/scrub`` (admin): pass ``next_cursor`` back."""
+        body = {"cursor": cursor, "limit": limit, "rehash": rehash}
+        return cast("dict[str, Any]", self._post("/artifacts/scrub", body))
+
     def verify_audit(self) -> AuditVerification:
         return cast(AuditVerification, self._get("/audit/verify"))
 

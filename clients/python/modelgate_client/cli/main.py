@@ -28,6 +28,7 @@ import click
 from modelgate_client import __version__
 from modelgate_client.cli import (
     commands_admin,
+    commands_artifacts,
     commands_promotion,
     commands_registry,
     commands_serving,
@@ -92,6 +93,7 @@ for command in (
     commands_promotion.freeze,
     commands_promotion.unfreeze,
     commands_admin.audit,
+    commands_artifacts.artifacts,
     commands_serving.alias,
     commands_serving.serving,
 ):
