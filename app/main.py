@@ -21,6 +21,7 @@ from app.api import (
     health,
     metrics_endpoint,
     models,
+    openapi_contract,
     operations,
     problems,
     promotions,
@@ -206,7 +207,7 @@ def _add_problem_schema(app: FastAPI) -> None:
             components.setdefault(
                 "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
             )
-            app.openapi_schema = schema
+            app.openapi_schema = openapi_contract.complete(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
