@@ -23,6 +23,7 @@ from app.api import (
     metrics_endpoint,
     models,
     observations,
+    openapi_contract,
     operations,
     problems,
     promotions,
@@ -220,7 +221,7 @@ def _add_problem_schema(app: FastAPI) -> None:
             components.setdefault(
                 "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
             )
-            app.openapi_schema = schema
+            app.openapi_schema = openapi_contract.complete(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -69,6 +69,7 @@ async def upload_artifact(
         str | None,
         Header(
             alias="X-Artifact-SHA256",
+            pattern="^[0-9A-Fa-f]{64}$",
             description="Hex sha256 of the body; a mismatch is refused and nothing is kept.",
         ),
     ] = None,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator
 
 from app.api.deps import Auditor, UowDep, require_unscoped
 from app.api.problems import responses
@@ -17,6 +17,7 @@ from app.audit import service
 from app.audit.schemas import AuditEventRead, AuditVerification
 from app.pagination import decode_cursor, encode_cursor
 from app.registry.schemas import Page
+from app.rfc3339 import Rfc3339DateTime
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -30,9 +31,9 @@ def _as_utc(value: datetime | None) -> datetime | None:
 
 # Event times are UTC: a time without an offset would be a guess, so it is a 422.
 UtcTime = Annotated[
-    AwareDatetime | None,
+    Rfc3339DateTime | None,
     AfterValidator(_as_utc),
-    Query(description="ISO 8601 with a time zone offset, e.g. 2026-11-26T08:00:00Z."),
+    Query(description="RFC 3339 with a time zone offset, e.g. 2026-11-26T08:00:00Z."),
 ]
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalErr
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from app.context import current_request_id
 from app.errors import (
@@ -111,6 +112,25 @@ def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
     )
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path.
+
+    Starlette's 405 names the methods of the first route whose path matched, but FastAPI
+    makes one route per method: ``GET`` and ``POST /models`` are two routes, and the
+    ``Allow`` header must list both (RFC 9110, section 15.5.6). Each method is asked of
+    the router as a request of that method would be.
+    """
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
+
+
 def install(app: FastAPI) -> None:
     async def on_app_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AppError)
@@ -138,9 +158,14 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else title
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no such endpoint: {request.method} {request.url.path}"
+        headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            detail = f"{request.method} is not served here; this path serves {', '.join(allowed)}"
         return problem_response(
             request, status=exc.status_code, code=code, title=title, detail=detail,
-            headers=dict(exc.headers) if exc.headers else None,
+            headers=headers,
         )  # fmt: skip
 
     async def on_integrity(request: Request, exc: Exception) -> JSONResponse:

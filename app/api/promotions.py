@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
@@ -22,7 +22,6 @@ from app.api.idempotent import IdempotencyDep
 from app.api.problems import responses
 from app.api.uow import UnitOfWork
 from app.auth.roles import Principal, Role
-from app.errors import ValidationFailed
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.promotion import operations, requests
 from app.promotion import policy as policy_service
@@ -99,20 +98,16 @@ def replace_policy(
 def evaluate(
     model: ModelPath,
     version: VersionPath,
-    target: Annotated[Stage, Query(description="staging or production")],
+    target: Annotated[Literal["staging", "production"], Query(description="staging or production")],
     uow: UowDep,
     principal: ModelReader,
     store: StoreDep,
 ) -> GateReportRead:
     """Dry-run the gates of a target stage for a version; no stage changes."""
-    if target not in (Stage.STAGING, Stage.PRODUCTION):
-        raise ValidationFailed(
-            "target must be staging or production",
-            errors=[{"loc": ["query", "target"], "msg": "staging or production"}],
-        )
     return requests.dry_run(
-        uow.session, actor=principal, store=store, model_name=model, number=version, target=target
-    )
+        uow.session, actor=principal, store=store, model_name=model, number=version,
+        target=Stage(target),
+    )  # fmt: skip
 
 
 @router.post(

@@ -67,6 +67,7 @@ def list_versions(
         str,
         Query(
             max_length=160,
+            pattern=r"^-?(version|metric:[A-Za-z0-9_][A-Za-z0-9_.:/@-]*)$",
             description="`version`, `-version` (default), `metric:NAME` or `-metric:NAME`.",
         ),
     ] = "-version",

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr, model_validator
 
 from app.registry.schemas import Strict
+from app.rfc3339 import Rfc3339DateTime
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Count = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -118,8 +119,8 @@ class ReferenceProfileCreate(ProfileData):
 class DriftReportCreate(ProfileData):
     """A window of production inputs (and predictions) to check for drift."""
 
-    window_start: datetime | None = None
-    window_end: datetime | None = None
+    window_start: Rfc3339DateTime | None = None
+    window_end: Rfc3339DateTime | None = None
 
     @model_validator(mode="after")
     def _window(self) -> DriftReportCreate:

@@ -11,7 +11,9 @@ from app.events.models import DeliveryStatus
 from app.events.types import ALL, EVENT_TYPES
 from app.registry.schemas import ModelName, Strict
 
-EventTypeName = Annotated[str, Field(min_length=1, max_length=64)]
+EventTypeName = Annotated[
+    str, Field(min_length=1, max_length=64, json_schema_extra={"enum": [ALL, *EVENT_TYPES]})
+]
 
 
 class WebhookCreate(Strict):

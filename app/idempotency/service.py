@@ -9,6 +9,7 @@ So a retried CI job never creates two versions, whatever the timing.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +36,15 @@ def fingerprint(method: str, path: str, payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_KEY = re.compile(r"[!-~]([ -~]{0,253}[!-~])?")
+
+
 def validate_key(key: str) -> str:
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+    # The format the API document states (app/api/openapi_contract.py): printable ASCII,
+    # no space at either end (HTTP strips those, so such a key could not come back intact).
+    if not _KEY.fullmatch(key):
         raise ValidationFailed(
-            "Idempotency-Key must be 1 to 255 printable characters",
+            "Idempotency-Key must be 1 to 255 printable ASCII characters, no space at either end",
             errors=[{"loc": ["header", "Idempotency-Key"], "msg": "invalid idempotency key"}],
         )
     return key

@@ -13,7 +13,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -376,6 +376,8 @@ def audit_export(
     modelgate audit export --model fraud > fraud-audit.jsonl
 
     (--output table prints a table instead.)"""
+    # click parses a date-time without an offset; the API takes RFC 3339 only: it is UTC.
+    since, until = (t.replace(tzinfo=UTC) if t and t.tzinfo is None else t for t in (since, until))
     lines = client().export_audit(model=model, since=since, until=until)
     if not json_output():
         events = [json.loads(line) for line in lines]

@@ -1,0 +1,173 @@
+"""What the generated OpenAPI document must say beyond what FastAPI derives.
+
+FastAPI and pydantic describe types, lengths and patterns, but not everything the
+server enforces, and they leave out what connects operations. One pass over the
+document, run once when it is built, adds:
+
+- dict keys: pydantic puts a key type's pattern in ``patternProperties`` only, which
+  lets other keys through as unconstrained; the pattern goes into ``propertyNames`` too;
+- NUL characters and lone surrogates: every request string is refused if it holds one
+  (``app.api.deps.reject_unstorable_text``); strings without a pattern of their own get
+  :data:`STORABLE` (an ECMA-262 and Python regex) so the document says so;
+- the ``Idempotency-Key`` header's format (:data:`IDEMPOTENCY_KEY_PATTERN`);
+- cursors are opaque: only a ``next_cursor`` from the previous page is valid; anything
+  else is a 400 the schema cannot express;
+- links from the responses that create identifiers to the operations that use them,
+  so that a client (or a stateful fuzzer) can walk real sequences.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+STORABLE = r"^[^\x00\ud800-\udfff]*$"
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"
+CURSOR_DESCRIPTION = (
+    "Opaque: the `next_cursor` of the previous page, passed back as it is. Any other "
+    "value is a 400 (bad-request); its content is not part of the contract."
+)
+
+# (method, path of the creating operation, status) -> {link name: (method, path, parameters)}
+_P = "/api/v1"
+LINKS: dict[tuple[str, str, str], dict[str, tuple[str, str, dict[str, str]]]] = {
+    ("post", f"{_P}/models", "201"): {
+        "ReadModel": ("get", f"{_P}/models/{{model}}", {"model": "$response.body#/name"}),
+        "UpdateModel": ("patch", f"{_P}/models/{{model}}", {"model": "$response.body#/name"}),
+        "CreateVersion": (
+            "post",
+            f"{_P}/models/{{model}}/versions",
+            {"model": "$response.body#/name"},
+        ),
+        "ListVersions": (
+            "get",
+            f"{_P}/models/{{model}}/versions",
+            {"model": "$response.body#/name"},
+        ),
+        "ReadPolicy": ("get", f"{_P}/models/{{model}}/policy", {"model": "$response.body#/name"}),
+        "History": ("get", f"{_P}/models/{{model}}/history", {"model": "$response.body#/name"}),
+    },
+    ("post", f"{_P}/models/{{model}}/versions", "201"): {
+        name: (
+            method,
+            f"{_P}/models/{{model}}/versions/{{version}}{tail}",
+            {
+                "model": "$request.path.model",
+                "version": "$response.body#/version",
+            },
+        )
+        for name, method, tail in [
+            ("ReadVersion", "get", ""),
+            ("UploadArtifact", "put", "/artifact"),
+            ("DownloadArtifact", "get", "/artifact"),
+            ("Evaluate", "post", "/evaluate"),
+            ("AddMetrics", "post", "/metrics"),
+            ("Archive", "post", "/archive"),
+            ("CreateReferenceProfile", "post", "/reference-profile"),
+        ]
+    },
+    ("post", f"{_P}/models/{{model}}/promotions", "201"): {
+        name: (
+            method,
+            f"{_P}/promotions/{{promotion_id}}{tail}",
+            {
+                "promotion_id": "$response.body#/id",
+            },
+        )
+        for name, method, tail in [
+            ("ReadPromotion", "get", ""),
+            ("Approve", "post", "/approve"),
+            ("Reject", "post", "/reject"),
+            ("Cancel", "post", "/cancel"),
+        ]
+    },
+    ("post", f"{_P}/webhooks", "201"): {
+        name: (method, f"{_P}/webhooks/{{webhook_id}}{tail}", {"webhook_id": "$response.body#/id"})
+        for name, method, tail in [
+            ("ReadWebhook", "get", ""),
+            ("ListDeliveries", "get", "/deliveries"),
+            ("DeleteWebhook", "delete", ""),
+        ]
+    },
+    ("post", f"{_P}/models/{{model}}/drift-reports", "201"): {
+        "ReadDriftReport": (
+            "get",
+            f"{_P}/models/{{model}}/drift-reports/{{report_id}}",
+            {"model": "$request.path.model", "report_id": "$response.body#/id"},
+        ),
+    },
+    ("post", f"{_P}/tokens", "201"): {
+        "RevokeToken": ("delete", f"{_P}/tokens/{{token_id}}", {"token_id": "$response.body#/id"}),
+    },
+}
+
+
+def _walk(node: Any) -> Any:
+    """Every dict in a JSON document, depth first (a loop: no recursion limit to hit)."""
+    pending = [node]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            yield item
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+def _constrain_schemas(document: dict[str, Any]) -> None:
+    for schema in list(_walk(document.get("components", {}))) + list(
+        _walk(document.get("paths", {}))
+    ):
+        patterns = schema.get("patternProperties")
+        if isinstance(patterns, dict) and len(patterns) == 1 and schema.get("type") == "object":
+            names = schema.setdefault("propertyNames", {})
+            names.setdefault("pattern", next(iter(patterns)))
+        names = schema.get("propertyNames")
+        if isinstance(names, dict) and "pattern" not in names:
+            names["pattern"] = STORABLE
+        if (
+            schema.get("type") == "string"
+            and not {"pattern", "enum", "const", "format"} & schema.keys()
+        ):
+            schema["pattern"] = STORABLE
+
+
+def _parameters(document: dict[str, Any]) -> None:
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "header" and parameter["name"] == "Idempotency-Key":
+                    for schema in _walk(parameter["schema"]):
+                        if schema.get("type") == "string":
+                            schema.update(
+                                minLength=1, maxLength=255, pattern=IDEMPOTENCY_KEY_PATTERN
+                            )
+                    parameter["description"] = (
+                        "1 to 255 printable ASCII characters, no space at either end. "
+                        "Retries with the same key return the first answer and create nothing."
+                    )
+                if parameter.get("in") == "query" and parameter["name"] == "cursor":
+                    parameter["description"] = CURSOR_DESCRIPTION
+
+
+def _links(document: dict[str, Any]) -> None:
+    paths = document.get("paths", {})
+    for (method, path, status), links in LINKS.items():
+        response = paths.get(path, {}).get(method, {}).get("responses", {}).get(status)
+        if response is None:
+            continue
+        found: dict[str, Any] = {}
+        for name, (target_method, target_path, parameters) in links.items():
+            target = paths.get(target_path, {}).get(target_method)
+            if target is None or "operationId" not in target:
+                continue
+            found[name] = {"operationId": target["operationId"], "parameters": parameters}
+        if found:
+            response["links"] = found
+
+
+def complete(document: dict[str, Any]) -> dict[str, Any]:
+    """Add to a FastAPI-built OpenAPI document what it does not derive (see the module)."""
+    _constrain_schemas(document)
+    _parameters(document)
+    _links(document)
+    return document
