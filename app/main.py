@@ -17,6 +17,7 @@ from app import __version__
 from app.api import (
     artifacts,
     audit,
+    docs,
     drift,
     health,
     metrics_endpoint,
@@ -151,8 +152,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served by app/api/docs.py with local assets
         redoc_url=None,
+        generate_unique_id_function=docs.operation_id,
         dependencies=[Depends(reject_unstorable_text)],
     )
     app.state.settings = settings
@@ -176,6 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router, include_in_schema=False)
     app.include_router(metrics_endpoint.router, prefix=API_PREFIX)
     app.include_router(metrics_endpoint.router, include_in_schema=False)
+    app.include_router(docs.router, prefix=API_PREFIX)
     app.add_middleware(
         BodyLimitMiddleware,
         json_limit=settings.max_json_body_bytes,
@@ -205,6 +208,7 @@ def _add_problem_schema(app: FastAPI) -> None:
             components.setdefault(
                 "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
             )
+            docs.add_security(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

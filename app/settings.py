@@ -146,6 +146,11 @@ class Settings(BaseSettings):
         default=5_000, ge=0, le=100_000,
         description="Values per numeric feature kept from a reference sample for the KS test.",
     )  # fmt: skip
+    problem_type_base_url: str | None = Field(
+        default=None,
+        description="Base of every problem's `type` URI (the code is appended); default: "
+        "this server's catalogue, <server URL>/api/v1/problems/.",
+    )
 
     @field_validator("database_url")
     @classmethod

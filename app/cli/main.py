@@ -48,6 +48,7 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
     """Run the registry server."""
     settings = load_settings()
     _preflight(settings)
+    click.echo(banner(host, port), err=True)
     if workers == 1:
         import uvicorn
 
@@ -67,6 +68,22 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
     from app.cli.gunicorn_app import run_gunicorn
 
     run_gunicorn(host=host, port=port, workers=workers, log_level=log_level)
+
+
+def banner(host: str, port: int) -> str:
+    """What a person starting the server needs next: the console, the docs, the CLI."""
+    from app import __version__
+
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    url = f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+    return "\n".join(
+        [
+            f"Modelgate {__version__} starting on {url}",
+            f"  console   {url}/ui/",
+            f"  API docs  {url}/api/v1/docs  (ReDoc: {url}/api/v1/redoc)",
+            f"  CLI       export MODELGATE_URL={url} MODELGATE_TOKEN=<token>; modelgate --help",
+        ]
+    )
 
 
 def _preflight(settings: Settings) -> None:
