@@ -26,7 +26,12 @@ from importlib.metadata import entry_points
 import click
 
 from modelgate_client import __version__
-from modelgate_client.cli import commands_admin, commands_promotion, commands_registry
+from modelgate_client.cli import (
+    commands_admin,
+    commands_monitoring,
+    commands_promotion,
+    commands_registry,
+)
 from modelgate_client.cli.common import (
     EXIT_CODES_HELP,
     EXIT_FAILED,
@@ -84,6 +89,8 @@ for command in (
     commands_promotion.freeze,
     commands_promotion.unfreeze,
     commands_admin.audit,
+    commands_monitoring.webhooks,
+    commands_monitoring.drift,
 ):
     main.add_command(command)
 
