@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from modelgate_client.cli.common import fail
+from modelgate_client.cli.common import emit, fail, output_option
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -122,6 +122,7 @@ def db() -> None:
 
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
+@output_option
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: the latest)."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -133,7 +134,9 @@ def db_upgrade(revision: str) -> None:
     engine = build_engine(settings)
     try:
         migrate.upgrade(engine, revision)
-        click.echo(f"database at {migrate.current_revision(engine)}")
+        emit(
+            {"database": migrate.current_revision(engine)}, lambda d: f"database at {d['database']}"
+        )
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         fail(f"migration failed: {reason}")
@@ -142,6 +145,7 @@ def db_upgrade(revision: str) -> None:
 
 
 @db.command("current")
+@output_option
 def db_current() -> None:
     """Print the schema revision of the database and the one this version needs."""
     from app.db import migrate
@@ -149,9 +153,8 @@ def db_current() -> None:
 
     engine = build_engine(load_settings())
     try:
-        click.echo(
-            f"database: {migrate.current_revision(engine)}  needed: {migrate.head_revision()}"
-        )
+        state = {"database": migrate.current_revision(engine), "needed": migrate.head_revision()}
+        emit(state, lambda d: f"database: {d['database']}  needed: {d['needed']}")
     finally:
         engine.dispose()
 

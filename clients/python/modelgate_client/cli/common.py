@@ -203,6 +203,18 @@ def make_api_options(default_output: str = "table") -> Callable[[F], F]:
 api_options = make_api_options("table")
 
 
+def output_option(func: F) -> F:
+    """``--output`` and ``--query`` alone, for a command that does not talk to the API."""
+    func = click.option(
+        "--query", metavar="FIELD", default=None, expose_value=False, callback=_remember,
+        help="Print only this field of the answer.",
+    )(func)  # fmt: skip
+    return click.option(
+        "--output", type=click.Choice(["table", "json"]), default="table", show_default=True,
+        expose_value=False, callback=_remember, help="table for people; json for scripts.",
+    )(func)  # fmt: skip
+
+
 def page_options(func: F) -> F:
     """``--limit``, ``--cursor`` and ``--all`` on a list command."""
     func = click.option(
