@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-PROBLEM_TYPE_BASE = "https://modelgate.dev/problems/"
+# Relative to the server: its catalogue of codes (app/api/docs.py); the API answers with
+# absolute URIs (or the `problem_type_base_url` setting), see app/api/problems.type_base.
+PROBLEM_TYPE_BASE = "/api/v1/problems/"
 
 
 class AppError(Exception):

@@ -18,6 +18,7 @@ from app.api import (
     aliases,
     artifacts,
     audit,
+    docs,
     drift,
     health,
     metrics_endpoint,
@@ -163,8 +164,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served by app/api/docs.py with local assets
         redoc_url=None,
+        generate_unique_id_function=docs.operation_id,
         dependencies=[Depends(reject_unstorable_text)],
     )
     app.state.settings = settings
@@ -191,6 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router, include_in_schema=False)
     app.include_router(metrics_endpoint.router, prefix=API_PREFIX)
     app.include_router(metrics_endpoint.router, include_in_schema=False)
+    app.include_router(docs.router, prefix=API_PREFIX)
     console.install(app)
     app.add_middleware(
         BodyLimitMiddleware,
@@ -221,6 +224,7 @@ def _add_problem_schema(app: FastAPI) -> None:
             components.setdefault(
                 "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
             )
+            docs.add_security(schema)
             app.openapi_schema = openapi_contract.complete(schema)
         return app.openapi_schema
 

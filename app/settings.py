@@ -170,6 +170,11 @@ class Settings(BaseSettings):
         default=1800, ge=1, le=7 * 24 * 3600,
         description="A console session unused this long is signed out.",
     )  # fmt: skip
+    problem_type_base_url: str | None = Field(
+        default=None,
+        description="Base of every problem's `type` URI (the code is appended); default: "
+        "this server's catalogue, <server URL>/api/v1/problems/.",
+    )
 
     @field_validator("database_url")
     @classmethod

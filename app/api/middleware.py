@@ -13,10 +13,12 @@ import time
 import uuid
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.problems import type_base
 from app.context import request_id_var
-from app.errors import PROBLEM_TYPE_BASE, PayloadTooLarge
+from app.errors import PayloadTooLarge
 
 access_log = logging.getLogger("modelgate.access")
 error_log = logging.getLogger("modelgate.errors")
@@ -161,7 +163,7 @@ async def _send_problem(
     close: bool = False,
 ) -> None:
     body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_BASE + code,
+        "type": type_base(Request(scope)) + code,
         "title": title,
         "status": status,
         "detail": detail,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+from functools import cache
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -28,6 +30,59 @@ from app.errors import (
 log = logging.getLogger("modelgate.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+CATALOGUE_PATH = PROBLEM_TYPE_BASE
+
+# Codes answered without an AppError subclass (framework errors), for the catalogue.
+_OTHER_CODES = (
+    ("not-found", 404, "Not found", "No such endpoint, or no such resource."),
+    ("method-not-allowed", 405, "Method not allowed", "The endpoint has no such method."),
+    ("http-error", 400, "HTTP error", "Another HTTP-level error."),
+    ("client-disconnected", 400, "Client disconnected", "The connection closed mid-body."),
+    ("not-ready", 503, "Not ready", "The database or the artifact store is unreachable."),
+)
+
+
+def type_base(request: Request | None) -> str:
+    """The base of problem ``type`` URIs: the ``problem_type_base_url`` setting, else this
+    server's own catalogue (``/api/v1/problems/``), so the link works where it runs."""
+    settings = getattr(request.app.state, "settings", None) if request is not None else None
+    configured = getattr(settings, "problem_type_base_url", None)
+    if isinstance(configured, str) and configured:
+        return configured if configured.endswith(("/", "#")) else configured + "/"
+    if request is None:
+        return CATALOGUE_PATH
+    return str(request.base_url).rstrip("/") + CATALOGUE_PATH
+
+
+def _subclasses(cls: type[AppError]) -> list[type[AppError]]:
+    found: list[type[AppError]] = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+@cache
+def catalogue() -> list[dict[str, Any]]:
+    """Every problem code, generated from the AppError hierarchy (and the framework's
+    few): ``code``, ``status``, ``title`` and ``description``, sorted by code."""
+    entries: dict[str, dict[str, Any]] = {}
+    classes: list[type[AppError]] = [AppError, *_subclasses(AppError)]
+    for cls in classes:
+        doc = inspect.getdoc(cls) if cls.__doc__ else None
+        entries.setdefault(
+            cls.code,
+            {
+                "code": cls.code,
+                "status": cls.status,
+                "title": cls.title,
+                "description": " ".join((doc or cls.title).split()),
+            },
+        )
+    for code, status, title, description in _OTHER_CODES:
+        entries.setdefault(
+            code, {"code": code, "status": status, "title": title, "description": description}
+        )
+    return sorted(entries.values(), key=lambda e: str(e["code"]))
 
 
 class ProblemError(BaseModel):
@@ -62,7 +117,7 @@ def problem_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_BASE + code,
+        "type": type_base(request) + code,
         "title": title,
         "status": status,
         "detail": detail,

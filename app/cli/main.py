@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from modelgate_client.cli.common import fail
+from modelgate_client.cli.common import emit, fail, output_option
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -47,6 +47,7 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
     """Run the registry server."""
     settings = load_settings()
     _preflight(settings)
+    click.echo(banner(host, port), err=True)
     if workers == 1:
         import uvicorn
 
@@ -66,6 +67,22 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
     from app.cli.gunicorn_app import run_gunicorn
 
     run_gunicorn(host=host, port=port, workers=workers, log_level=log_level)
+
+
+def banner(host: str, port: int) -> str:
+    """What a person starting the server needs next: the console, the docs, the CLI."""
+    from app import __version__
+
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    url = f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+    return "\n".join(
+        [
+            f"Modelgate {__version__} starting on {url}",
+            f"  console   {url}/ui/",
+            f"  API docs  {url}/api/v1/docs  (ReDoc: {url}/api/v1/redoc)",
+            f"  CLI       export MODELGATE_URL={url} MODELGATE_TOKEN=<token>; modelgate --help",
+        ]
+    )
 
 
 def _preflight(settings: Settings) -> None:
@@ -104,6 +121,7 @@ def db() -> None:
 
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
+@output_option
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: the latest)."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -115,7 +133,9 @@ def db_upgrade(revision: str) -> None:
     engine = build_engine(settings)
     try:
         migrate.upgrade(engine, revision)
-        click.echo(f"database at {migrate.current_revision(engine)}")
+        emit(
+            {"database": migrate.current_revision(engine)}, lambda d: f"database at {d['database']}"
+        )
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         fail(f"migration failed: {reason}")
@@ -124,6 +144,7 @@ def db_upgrade(revision: str) -> None:
 
 
 @db.command("current")
+@output_option
 def db_current() -> None:
     """Print the schema revision of the database and the one this version needs."""
     from app.db import migrate
@@ -131,9 +152,8 @@ def db_current() -> None:
 
     engine = build_engine(load_settings())
     try:
-        click.echo(
-            f"database: {migrate.current_revision(engine)}  needed: {migrate.head_revision()}"
-        )
+        state = {"database": migrate.current_revision(engine), "needed": migrate.head_revision()}
+        emit(state, lambda d: f"database: {d['database']}  needed: {d['needed']}")
     finally:
         engine.dispose()
 

@@ -543,10 +543,14 @@ def test_errors_print_one_line_and_exit_3(
     assert missing.stdout == ""
     assert one_error_line(missing).startswith("modelgate: 404 Model not found: ")
 
+    # Under --output json (issue 19): the problem itself, as one JSON line on stderr.
     as_json = cli.run("versions", "show", model, "99", "--output", "json")
     assert as_json.returncode == 3
     assert as_json.stdout == ""
-    assert "404" in one_error_line(as_json)
+    assert "Traceback" not in as_json.stderr
+    (line,) = as_json.stderr.splitlines()
+    problem = json.loads(line)
+    assert (problem["status"], problem["code"]) == (404, "version-not-found")
 
     bad_token = cli.run("models", "list", token="mgt_not-a-real-token")
     assert bad_token.returncode == 3

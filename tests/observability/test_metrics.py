@@ -159,3 +159,27 @@ def test_webhook_deliveries_and_drift_scores(client: TestClient) -> None:
         - value(before, reports, model=MODEL, drifted="true")
         == 1
     )
+
+
+def test_no_created_series_and_gauges_of_the_registry_state(client: TestClient) -> None:
+    name = "gauged"
+    create_model(client, name, primary_metric="accuracy", primary_dataset="holdout")
+    put_policy(client, name, permissive_policy(approvals=1, auto_promote=False))
+    v1 = new_version(client, name)
+    v2 = new_version(client, name)
+    put_policy(client, name, permissive_policy())
+    promote(client, name, v1, "production", status="applied")
+    put_policy(client, name, permissive_policy(approvals=1, auto_promote=False))
+    promote(client, name, v2, "production", status="pending_approval")
+    response = client.post(f"{API}/models/{name}/freeze", json={"reason": "incident"})
+    assert response.status_code == 200, response.text
+
+    text = client.get("/metrics").text
+    assert "_created" not in text
+    samples = scrape(client)
+    assert value(samples, "modelgate_production_version", model=name) == v1
+    assert value(samples, "modelgate_pending_promotions") >= 1
+    assert value(samples, "modelgate_oldest_pending_promotion_age_seconds") >= 0
+    assert value(samples, "modelgate_frozen_models") >= 1
+    assert ("modelgate_webhook_outbox_backlog", frozenset()) in samples
+    assert ("modelgate_webhook_oldest_undelivered_age_seconds", frozenset()) in samples

@@ -342,7 +342,10 @@ BUILDERS: dict[tuple[str, str], Builder] = {
     ("GET", "/metrics"): _fixed("GET", "/metrics"),
     ("GET", f"{API}/openapi.json"): _fixed("GET", f"{API}/openapi.json"),
     ("GET", f"{API}/docs"): _fixed("GET", f"{API}/docs"),
-    ("GET", "/docs/oauth2-redirect"): _fixed("GET", "/docs/oauth2-redirect"),
+    ("GET", f"{API}/docs/assets/{{name}}"): _fixed("GET", f"{API}/docs/assets/swagger-ui.css"),
+    ("GET", f"{API}/redoc"): _fixed("GET", f"{API}/redoc"),
+    ("GET", f"{API}/problems"): _fixed("GET", f"{API}/problems"),
+    ("GET", f"{API}/problems/{{code}}"): _fixed("GET", f"{API}/problems/model-not-found"),
 }
 
 

@@ -146,7 +146,10 @@ GET    /readyz                                                           ok   ok
 GET    /metrics                                                          ok   ok      ok      ok      ok     ok        ok       ok       ok    ok      ok     ok     anyone
 GET    /api/v1/openapi.json                                              ok   ok      ok      ok      ok     ok        ok       ok       ok    ok      ok     ok     anyone
 GET    /api/v1/docs                                                      ok   ok      ok      ok      ok     ok        ok       ok       ok    ok      ok     ok     anyone
-GET    /docs/oauth2-redirect                                             ok   ok      ok      ok      ok     ok        ok       ok       ok    ok      ok     ok     anyone
+GET    /api/v1/docs/assets/{name}                                        ok   ok      ok      ok      ok     ok        ok       ok       ok    ok      ok     ok     anyone
+GET    /api/v1/redoc                                                     ok   ok      ok      ok      ok     ok        ok       ok       ok    ok      ok     ok     anyone
+GET    /api/v1/problems                                                  ok   ok      ok      ok      ok     ok        ok       ok       ok    ok      ok     ok     anyone
+GET    /api/v1/problems/{code}                                           ok   ok      ok      ok      ok     ok        ok       ok       ok    ok      ok     ok     anyone
 """  # noqa: E501
 
 NOTES: Mapping[tuple[str, str], str] = {

@@ -1,14 +1,15 @@
 """The JSON shapes the Modelgate API answers with, as TypedDicts.
 
 They mirror the server's pydantic read models (``openapi/openapi.json`` is the
-authoritative description) without importing them, so the client needs only httpx.
+authoritative description) without importing them, so the client needs only httpx;
+``tests/client/test_api_types.py`` fails when a field here and in the spec disagree.
 Values are exactly what the JSON holds: timestamps are ISO 8601 strings, enums are
 strings.
 """
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypedDict, TypeVar
+from typing import Any, Generic, Literal, NotRequired, TypedDict, TypeVar
 
 T = TypeVar("T")
 
@@ -84,6 +85,8 @@ class VersionRead(TypedDict):
     created_at: str
     updated_at: str
     stage_changed_at: str
+    archived_reason: NotRequired[str | None]
+    """Why the version was archived (replaced, rolled back, retired)."""
 
 
 class StageRead(TypedDict):

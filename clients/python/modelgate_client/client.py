@@ -948,3 +948,97 @@ class ModelgateClient:
         number = self.resolve_version(model, version=version, stage=stage, alias=alias)
         target = Path(dest) if dest is not None else Path(f"{model}-v{number}")
         return self.download_artifact(model, number, target, progress=progress)
+
+    # Webhooks ----------------------------------------------------------------------------
+
+    def create_webhook(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Subscribe ``url`` (with ``secret``, optional ``event_types`` and ``model``).
+        Sent once."""
+        return cast(dict[str, Any], self._post("/webhooks", dict(body)))
+
+    def list_webhooks(
+        self,
+        *,
+        include_deleted: bool | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Page[dict[str, Any]]:
+        return cast(
+            Page[dict[str, Any]],
+            self._get("/webhooks", include_deleted=include_deleted, cursor=cursor, limit=limit),
+        )
+
+    def get_webhook(self, webhook_id: int) -> dict[str, Any]:
+        return cast(dict[str, Any], self._get(f"/webhooks/{_segment(webhook_id)}"))
+
+    def delete_webhook(self, webhook_id: int) -> dict[str, Any]:
+        return cast(
+            dict[str, Any], self._json("DELETE", f"/webhooks/{_segment(webhook_id)}", retry=True)
+        )
+
+    def list_deliveries(
+        self,
+        webhook_id: int,
+        *,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Page[dict[str, Any]]:
+        return cast(
+            Page[dict[str, Any]],
+            self._get(
+                f"/webhooks/{_segment(webhook_id)}/deliveries",
+                status=status,
+                cursor=cursor,
+                limit=limit,
+            ),
+        )
+
+    def redeliver(self, webhook_id: int, delivery_id: int) -> dict[str, Any]:
+        path = f"/webhooks/{_segment(webhook_id)}/deliveries/{_segment(delivery_id)}/redeliver"
+        return cast(dict[str, Any], self._post(path))
+
+    # Drift -------------------------------------------------------------------------------
+
+    def put_reference_profile(
+        self, model: str, version: int, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The training-data profile drift is measured against (a sample or features)."""
+        path = f"/models/{_segment(model)}/versions/{_segment(version)}/reference-profile"
+        return cast(dict[str, Any], self._post(path, dict(body)))
+
+    def get_reference_profile(
+        self, model: str, version: int, *, include_sample: bool | None = None
+    ) -> dict[str, Any]:
+        path = f"/models/{_segment(model)}/versions/{_segment(version)}/reference-profile"
+        return cast(dict[str, Any], self._get(path, include_sample=include_sample))
+
+    def create_drift_report(self, model: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A production window checked for drift against the reference profile."""
+        return cast(
+            dict[str, Any], self._post(f"/models/{_segment(model)}/drift-reports", dict(body))
+        )
+
+    def list_drift_reports(
+        self,
+        model: str,
+        *,
+        drifted: bool | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Page[dict[str, Any]]:
+        return cast(
+            Page[dict[str, Any]],
+            self._get(
+                f"/models/{_segment(model)}/drift-reports",
+                drifted=drifted,
+                cursor=cursor,
+                limit=limit,
+            ),
+        )
+
+    def get_drift_report(self, model: str, report_id: int) -> dict[str, Any]:
+        return cast(
+            dict[str, Any],
+            self._get(f"/models/{_segment(model)}/drift-reports/{_segment(report_id)}"),
+        )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
+import textwrap
 import time
 import uuid
 from typing import Any
@@ -66,24 +68,49 @@ def _observed(observed: Any) -> str:
     return " ".join(parts) or "-"
 
 
-def render_rules(report: dict[str, Any]) -> str:
+def render_rules(report: dict[str, Any], width: int | None = None) -> str:
+    """The rules as a table when it fits the terminal (``COLUMNS`` is honoured), else one
+    block per rule with wrapped lines. Observed values and reasons are never cut."""
     rules = report.get("rules") or []
     if not rules:
         return "no gate rules"
-    failing = [f"FAILED {r['rule']}: {r.get('reason')}" for r in rules if not r["passed"]]
-    text = table(
-        ["RULE", "RESULT", "OBSERVED", "THRESHOLD/DELTA", "P-VALUE", "REASON"],
+    columns = width or shutil.get_terminal_size((100, 24)).columns
+    rows = [
         [
-            [
-                r["rule"], "pass" if r["passed"] else "FAIL", _observed(r.get("observed")),
-                _threshold(r), _p_value(r), r.get("reason"),
-            ]
-            for r in rules
-        ],
-        widths_by_column={0: 40, 2: 50, 5: 80},
-    )  # fmt: skip
-    # The reasons of failing rules in full: they are what the reader has to act on.
+            r["rule"], "pass" if r["passed"] else "FAIL", _observed(r.get("observed")),
+            _threshold(r), _p_value(r), fmt(r.get("reason")),
+        ]
+        for r in rules
+    ]  # fmt: skip
+    headers = ["RULE", "RESULT", "OBSERVED", "THRESHOLD/DELTA", "P-VALUE", "REASON"]
+    text = table(headers, rows, max_width=10_000)
+    if max(len(line) for line in text.splitlines()) > columns:
+        text = "\n".join(_rule_block(row, columns) for row in rows)
+    # One greppable line per failing rule, its reason in full: what the reader acts on.
+    failing = [f"FAILED {r['rule']}: {r.get('reason')}" for r in rules if not r["passed"]]
     return "\n".join([text, "", *failing]) if failing else text
+
+
+def _rule_block(row: list[str], columns: int) -> str:
+    """``RESULT  rule`` then indented ``field: value`` lines, wrapped at ``columns``."""
+    name, result, observed, threshold, p_value, reason = row
+    lines = textwrap.wrap(f"{result:<4}  {name}", columns, subsequent_indent="      ") or [""]
+    for label, value in (
+        ("observed", observed), ("threshold", threshold), ("p-value", p_value),
+        ("reason", reason),
+    ):  # fmt: skip
+        if value == "-" and label != "reason":
+            continue
+        head = f"      {label + ':':<11}"
+        lines += textwrap.wrap(
+            value,
+            max(columns, len(head) + 20),
+            initial_indent=head,
+            subsequent_indent=" " * len(head),
+            break_long_words=True,
+            break_on_hyphens=False,
+        ) or [head.rstrip()]
+    return "\n".join(lines)
 
 
 def report_summary(report: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -35,9 +36,29 @@ F = TypeVar("F", bound=Callable[..., Any])
 _META = "modelgate.cli"
 
 
+def _json_errors() -> bool:
+    """Errors as problem JSON on stderr: ``--output json`` (or MODELGATE_OUTPUT=json)."""
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if _state(ctx).get("output") == "json":
+            return True
+        ctx = ctx.parent
+    return False
+
+
+def _problem_line(problem: Mapping[str, Any]) -> None:
+    click.echo(json.dumps(dict(problem), ensure_ascii=False), err=True)
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """One line on stderr, then exit."""
-    click.echo(f"modelgate: {_one_line(message)}", err=True)
+    """One line on stderr (a problem JSON object under ``--output json``), then exit."""
+    if _json_errors():
+        _problem_line(
+            {"type": "about:blank", "title": "Usage or configuration error", "status": None,
+             "detail": _one_line(message), "code": "usage-error", "exit_code": code}
+        )  # fmt: skip
+    else:
+        click.echo(f"modelgate: {_one_line(message)}", err=True)
     sys.exit(code)
 
 
@@ -50,20 +71,69 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+# Server details that name an API call, and the command that does the same.
+_API_CALLS = (
+    (re.compile(r"POST /api/v1/models/([^/\s]+)/rollback"), r"modelgate rollback \1"),
+    (re.compile(r"POST /api/v1/models/([^/\s]+)/unfreeze"), r"modelgate unfreeze \1"),
+    (re.compile(r"POST /api/v1/models/([^/\s]+)/freeze"), r"modelgate freeze \1"),
+    (re.compile(r"POST /api/v1/models/([^/\s]+)/promotions"), r"modelgate promote \1"),
+    (re.compile(r"PUT /api/v1/models/([^/\s]+)/policy"), r"modelgate policy set \1"),
+    (re.compile(r"POST /api/v1/models/([^/\s]+)/versions/(\d+)/archive"),
+     r"modelgate archive \1 \2"),
+    (re.compile(r"POST /api/v1/promotions/(\d+)/(approve|reject|cancel)"),
+     r"modelgate promotions \2 \1"),
+    (re.compile(r"POST /api/v1/models(?=[\s),.;]|$)"), "modelgate models create"),
+)  # fmt: skip
+
+
+def cli_words(text: str) -> str:
+    """A server message as a CLI user should read it: API calls named as commands."""
+    for pattern, command in _API_CALLS:
+        text = pattern.sub(command, text)
+    return text
+
+
 def report_error(exc: ModelgateError) -> int:
-    """Print a client error as one line (plus the failing fields) and return the exit code."""
+    """Print a client error (one line plus the failing fields, or the problem JSON under
+    ``--output json``) and return the exit code."""
+    if isinstance(exc, ModelgateConnectionError):
+        code = EXIT_USAGE
+    else:
+        # A request refused by the model's state (a freeze) applied nothing: exit 1.
+        code = EXIT_FAILED if exc.code in NOT_APPLIED_PROBLEMS else EXIT_SERVER
+    if _json_errors():
+        problem = dict(exc.problem) or {
+            "type": "about:blank", "title": exc.title, "status": exc.status,
+            "detail": exc.detail, "code": exc.code,
+        }  # fmt: skip
+        problem["exit_code"] = code
+        _problem_line(problem)
+        return code
     if isinstance(exc, ModelgateConnectionError):
         click.echo(f"modelgate: {_one_line(exc.detail)}", err=True)
-        return EXIT_USAGE
-    click.echo(f"modelgate: {_one_line(str(exc))}", err=True)
+        return code
+    click.echo(f"modelgate: {cli_words(_one_line(str(exc)))}", err=True)
     for error in exc.errors[:20]:
         loc = ".".join(str(p) for p in error.get("loc") or [])
         click.echo(f"  {loc}: {_one_line(str(error.get('msg', '')))}", err=True)
-    return EXIT_FAILED if exc.code in NOT_APPLIED_PROBLEMS else EXIT_SERVER
+    return code
+
+
+def _with_exit_codes(command: click.Command) -> None:
+    """Every command's --help ends with the exit codes."""
+    if not command.epilog:
+        command.epilog = EXIT_CODES_HELP
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_exit_codes(sub)
 
 
 class ModelgateGroup(click.Group):
     """The root group: turns client errors into one line on stderr and an exit code."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        _with_exit_codes(cmd)
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -74,6 +144,10 @@ class ModelgateGroup(click.Group):
             if exc.filename is not None:
                 fail(f"{exc.filename}: {exc.strerror or exc}")
             raise
+        except click.ClickException as exc:
+            if not _json_errors():
+                raise
+            fail(exc.format_message(), exc.exit_code)
 
 
 # Options --------------------------------------------------------------------------------
@@ -104,6 +178,14 @@ def make_api_options(default_output: str = "table") -> Callable[[F], F]:
             help="table for people; json prints the API's JSON, for scripts.",
         )(func)
         func = click.option(
+            "--query",
+            metavar="FIELD",
+            default=None,
+            expose_value=False,
+            callback=_remember,
+            help="Print only this field of the answer (dotted: artifact.sha256, items.0.version).",
+        )(func)
+        func = click.option(
             "--token",
             envvar="MODELGATE_TOKEN",
             show_envvar=True,
@@ -127,6 +209,18 @@ def make_api_options(default_output: str = "table") -> Callable[[F], F]:
 
 
 api_options = make_api_options("table")
+
+
+def output_option(func: F) -> F:
+    """``--output`` and ``--query`` alone, for a command that does not talk to the API."""
+    func = click.option(
+        "--query", metavar="FIELD", default=None, expose_value=False, callback=_remember,
+        help="Print only this field of the answer.",
+    )(func)  # fmt: skip
+    return click.option(
+        "--output", type=click.Choice(["table", "json"]), default="table", show_default=True,
+        expose_value=False, callback=_remember, help="table for people; json for scripts.",
+    )(func)  # fmt: skip
 
 
 def page_options(func: F) -> F:
@@ -200,8 +294,35 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def select(data: Any, path: str) -> Any:
+    """The value at a dotted path (``artifact.sha256``, ``items.0.version``)."""
+    found = data
+    for part in path.split("."):
+        if isinstance(found, Mapping) and part in found:
+            found = found[part]
+        elif (
+            isinstance(found, list)
+            and part.lstrip("-").isdigit()
+            and -len(found) <= int(part) < len(found)
+        ):
+            found = found[int(part)]
+        else:
+            fail(f"the answer has no field {path!r}")
+    return found
+
+
 def emit(data: Any, render: Callable[[Any], str]) -> None:
-    """The API's JSON with --output json, else ``render(data)``."""
+    """Only the ``--query`` field, or the API's JSON with --output json, else
+    ``render(data)``."""
+    query = _state(click.get_current_context()).get("query")
+    if query:
+        value = select(data, str(query))
+        if isinstance(value, str) or value is None or isinstance(value, int | float):
+            click.echo("" if value is None else str(value).lower() if isinstance(value, bool)
+                       else str(value))  # fmt: skip
+        else:
+            click.echo(json.dumps(value, ensure_ascii=False))
+        return
     if json_output():
         print_json(data)
     else:

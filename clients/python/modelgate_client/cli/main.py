@@ -29,6 +29,7 @@ from modelgate_client import __version__
 from modelgate_client.cli import (
     commands_admin,
     commands_artifacts,
+    commands_monitoring,
     commands_promotion,
     commands_registry,
     commands_serving,
@@ -94,6 +95,8 @@ for command in (
     commands_promotion.unfreeze,
     commands_admin.audit,
     commands_artifacts.artifacts,
+    commands_monitoring.webhooks,
+    commands_monitoring.drift,
     commands_serving.alias,
     commands_serving.serving,
 ):
