@@ -40,6 +40,7 @@ from app.errors import ConfigurationError
 from app.events import listener as events_listener
 from app.events.dispatcher import Dispatcher
 from app.logging_setup import configure_logging
+from app.mlflow import routes as mlflow_routes
 from app.observability import listener as metrics_listener
 from app.observability.middleware import MetricsMiddleware
 from app.settings import Settings, get_settings
@@ -176,6 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router, include_in_schema=False)
     app.include_router(metrics_endpoint.router, prefix=API_PREFIX)
     app.include_router(metrics_endpoint.router, include_in_schema=False)
+    mlflow_routes.install(app)
     app.add_middleware(
         BodyLimitMiddleware,
         json_limit=settings.max_json_body_bytes,

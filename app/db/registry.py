@@ -6,6 +6,7 @@ from app.db.base import Base
 from app.drift import models as drift_models
 from app.events import models as events_models
 from app.idempotency import models as idempotency_models
+from app.mlflow import models as mlflow_models
 from app.promotion import models as promotion_models
 from app.registry import models as registry_models
 
@@ -16,6 +17,7 @@ __all__ = [
     "drift_models",
     "events_models",
     "idempotency_models",
+    "mlflow_models",
     "promotion_models",
     "registry_models",
 ]
