@@ -28,6 +28,7 @@ import click
 from app import __version__
 from app.cli import commands_admin, commands_promotion, commands_registry
 from app.cli.common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, ModelgateGroup, fail
+from app.mlflow.cli import import_group
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -216,6 +217,7 @@ def tokens_create(
         engine.dispose()
 
 
+main.add_command(import_group)
 tokens.add_command(commands_admin.tokens_list)
 tokens.add_command(commands_admin.tokens_revoke)
 for command in (

@@ -53,18 +53,22 @@ def start_mlflow_server(workdir: Path, extra_env: dict[str, str] | None = None) 
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=workdir,
         )  # fmt: skip
     server = MlflowServer(process, port, str(log))
-    deadline = time.monotonic() + 120
+    # Generous: the server imports much of MLflow, and the test machine is shared.
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError("mlflow server exited:\n" + log.read_text()[-4000:])
+            output = server.log()[-4000:]
+            server.stop()
+            raise RuntimeError("mlflow server exited:\n" + output)
         try:
             if httpx.get(server.uri + "/health", timeout=2).status_code == 200:
                 return server
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
+    output = server.log()[-4000:]
     server.stop()
-    raise RuntimeError("mlflow server not ready:\n" + log.read_text()[-4000:])
+    raise RuntimeError("mlflow server not ready:\n" + output)
 
 
 @pytest.fixture
