@@ -45,6 +45,7 @@ from app.db.engine import build_engine, build_sessionmaker, read_only_bind
 from app.errors import ConfigurationError
 from app.events.dispatcher import Dispatcher
 from app.logging_setup import configure_logging
+from app.mlflow import routes as mlflow_routes
 from app.observability.middleware import MetricsMiddleware
 from app.serving.hub import ServingHub
 from app.settings import Settings, get_settings
@@ -195,6 +196,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_endpoint.router, include_in_schema=False)
     app.include_router(docs.router, prefix=API_PREFIX)
     console.install(app)
+    mlflow_routes.install(app)
     app.add_middleware(
         BodyLimitMiddleware,
         json_limit=settings.max_json_body_bytes,

@@ -88,6 +88,14 @@ class Settings(BaseSettings):
         "revocation made through another process takes up to this long to reach it. "
         "0 looks every token up on every request.",
     )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking server the MLflow API reads runs:/, models:/m-... and "
+        "mlflow-artifacts:/ sources and run metrics, parameters and tags from.",
+    )
+    mlflow_tracking_token: SecretStr | None = Field(
+        default=None, description="Bearer token for the MLflow tracking server, if it needs one."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "text"
     cors_allow_origins: list[str] = Field(

@@ -160,8 +160,11 @@ def db_current() -> None:
 
 def register(root: click.Group) -> None:
     """Add the server commands to the ``modelgate`` group (entry point ``modelgate.commands``)."""
+    from app.mlflow.cli import import_group
+
     root.add_command(serve)
     root.add_command(db)
+    root.add_command(import_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -382,6 +382,43 @@ def add_metrics(
     return model, fresh
 
 
+def update_version(
+    session: Session,
+    *,
+    actor: Principal,
+    model_name: str,
+    number: int,
+    description: str | None = None,
+    set_tags: dict[str, str] | None = None,
+    delete_tags: Iterable[str] = (),
+) -> tuple[RegisteredModel, ModelVersion]:
+    """Edit a version's description and tags (its evidence, lineage and artifact stay)."""
+    model, version = lock_version(session, model_name, number)
+    tags = dict(version.tags)
+    tags.update(set_tags or {})
+    for key in delete_tags:
+        tags.pop(key, None)
+    changes: dict[str, Any] = {}
+    if description is not None and description != version.description:
+        changes["description"] = description
+    if tags != version.tags:
+        changes["tags"] = tags
+    if changes:
+        before = {field: getattr(version, field) for field in changes}
+        for field, value in changes.items():
+            setattr(version, field, value)
+        version.updated_at = utcnow()
+        audit.record(
+            session,
+            actor=actor,
+            action="version.updated",
+            model=model.name,
+            version=number,
+            details={"changes": changes, "before": before},
+        )
+    return model, version
+
+
 def versions_in_stage(
     session: Session, *, model_name: str, stage: Stage, cursor: str | None, limit: int
 ) -> Page[VersionRead]:

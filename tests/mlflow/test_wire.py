@@ -1,0 +1,243 @@
+"""The MLflow wire conventions, in process on both backends: auth, shapes, error codes,
+search filters and page tokens, registration from s3:// and failures."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+from tests.support.api import ADMIN_TOKEN, full_lineage
+
+API = "/api/2.0/mlflow"
+
+
+@pytest.fixture
+def mlflow(settings: Settings, s3_endpoint: str) -> Iterator[TestClient]:
+    """The app with an admin bearer token, able to read s3:// sources on the moto server."""
+    app = create_app(settings.model_copy(update={"s3_endpoint_url": s3_endpoint}))
+    with TestClient(app, base_url="http://modelgate.test") as client:
+        client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+        yield client
+
+
+def create(client: TestClient, name: str, **extra: Any) -> dict[str, Any]:
+    response = client.post(f"{API}/registered-models/create", json={"name": name, **extra})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_authentication_bearer_basic_and_errors(mlflow: TestClient) -> None:
+    bare = mlflow.get(f"{API}/registered-models/search", headers={"Authorization": ""})
+    assert bare.status_code == 401
+    assert bare.json()["error_code"] == "UNAUTHENTICATED"
+    basic = base64.b64encode(f"anyone:{ADMIN_TOKEN}".encode()).decode()
+    ok = mlflow.get(f"{API}/registered-models/search", headers={"Authorization": f"Basic {basic}"})
+    assert ok.status_code == 200
+    wrong = base64.b64encode(b"anyone:mgt_wrong").decode()
+    denied = mlflow.get(
+        f"{API}/registered-models/search", headers={"Authorization": f"Basic {wrong}"}
+    )
+    assert denied.json()["error_code"] == "UNAUTHENTICATED"
+
+
+def test_reader_cannot_create(mlflow: TestClient, make_token: Any) -> None:
+    reader = make_token("reader")
+    response = mlflow.post(
+        f"{API}/registered-models/create",
+        json={"name": "m"},
+        headers={"Authorization": f"Bearer {reader}"},
+    )
+    assert response.status_code == 403
+    assert response.json()["error_code"] == "PERMISSION_DENIED"
+
+
+def test_models_shapes_errors_and_search(mlflow: TestClient) -> None:
+    body = create(mlflow, "fraud", description="d", tags=[{"key": "team", "value": "risk"}])
+    model = body["registered_model"]
+    assert model["name"] == "fraud"
+    assert model["tags"] == [{"key": "team", "value": "risk"}]
+    assert isinstance(model["creation_timestamp"], int)
+    again = mlflow.post(f"{API}/registered-models/create", json={"name": "fraud"})
+    assert again.status_code == 400
+    assert again.json()["error_code"] == "RESOURCE_ALREADY_EXISTS"
+    missing = mlflow.get(f"{API}/registered-models/get", params={"name": "nope"})
+    assert missing.status_code == 404
+    assert missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    bad_name = mlflow.post(f"{API}/registered-models/create", json={"name": "a b"})
+    assert bad_name.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    for name in ("churn", "ranker", "prompt-x"):
+        create(mlflow, name)
+    tag = mlflow.post(
+        f"{API}/registered-models/set-tag",
+        json={"name": "prompt-x", "key": "mlflow.prompt.is_prompt", "value": "true"},
+    )
+    assert tag.status_code == 200
+    assert tag.json() == {}
+    prompt_clause = "tag.`mlflow.prompt.is_prompt` != 'true'"
+    first = mlflow.get(
+        f"{API}/registered-models/search",
+        params={"filter": prompt_clause, "max_results": 2, "order_by": ["name DESC"]},
+    ).json()
+    assert [m["name"] for m in first["registered_models"]] == ["ranker", "fraud"]
+    second = mlflow.get(
+        f"{API}/registered-models/search",
+        params={
+            "filter": prompt_clause, "max_results": 2, "order_by": ["name DESC"],
+            "page_token": first["next_page_token"],
+        },
+    ).json()  # fmt: skip
+    assert [m["name"] for m in second["registered_models"]] == ["churn"]
+    assert "next_page_token" not in second
+    liked = mlflow.get(
+        f"{API}/registered-models/search",
+        params={"filter": f"name ILIKE 'FR%' AND {prompt_clause}"},
+    ).json()
+    assert [m["name"] for m in liked["registered_models"]] == ["fraud"]
+    broken = mlflow.get(f"{API}/registered-models/search", params={"filter": "name ~ 1"})
+    assert broken.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    for path in ("registered-models/rename", "registered-models/delete"):
+        refused = mlflow.request(
+            "POST" if path.endswith("rename") else "DELETE", f"{API}/{path}", json={"name": "x"}
+        )
+        assert refused.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+def test_unsupported_endpoints_answer_endpoint_not_found(mlflow: TestClient) -> None:
+    for method, path in (("GET", "runs/get"), ("POST", "experiments/create"), ("GET", "nope")):
+        response = mlflow.request(method, f"{API}/{path}")
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+
+
+def test_s3_source_registers_and_downloads_byte_identical(
+    mlflow: TestClient, s3_client: Any, s3_bucket: str
+) -> None:
+    files = {"MLmodel": b"flavors: {}\n", "data/model.pkl": bytes(range(256)) * 40}
+    for path, data in files.items():
+        s3_client.put_object(Bucket=s3_bucket, Key=f"runs/7/model/{path}", Body=data)
+    create(mlflow, "fraud")
+    made = mlflow.post(
+        f"{API}/model-versions/create",
+        json={"name": "fraud", "source": f"s3://{s3_bucket}/runs/7/model",
+              "tags": [{"key": "fold", "value": "1"}], "description": "first"},
+    )  # fmt: skip
+    assert made.status_code == 200, made.text
+    version = made.json()["model_version"]
+    assert version["version"] == "1"
+    assert version["status"] == "READY"
+    assert version["current_stage"] == "None"
+    uri = mlflow.get(
+        f"{API}/model-versions/get-download-uri", params={"name": "fraud", "version": "1"}
+    ).json()["artifact_uri"]
+    assert uri == "http://modelgate.test/api/2.0/mlflow-artifacts/artifacts/modelgate/fraud/1"
+    listing = mlflow.get(
+        "/api/2.0/mlflow-artifacts/artifacts", params={"path": "modelgate/fraud/1"}
+    ).json()
+    assert listing["files"] == [
+        {"path": "MLmodel", "is_dir": False, "file_size": len(files["MLmodel"])},
+        {"path": "data", "is_dir": True},
+    ]
+    for path, data in files.items():
+        got = mlflow.get(f"/api/2.0/mlflow-artifacts/artifacts/modelgate/fraud/1/{path}")
+        assert got.status_code == 200
+        assert got.content == data
+    read = mlflow.get("/api/v1/models/fraud/versions/1").json()
+    assert read["artifact"]["status"] == "verified"
+    assert read["tags"] == {"fold": "1"}
+    searched = mlflow.get(
+        f"{API}/model-versions/search", params={"filter": "name='fraud' AND tags.fold = '1'"}
+    ).json()
+    assert [v["version"] for v in searched["model_versions"]] == ["1"]
+    latest = mlflow.post(
+        f"{API}/registered-models/get-latest-versions", json={"name": "fraud", "stages": ["None"]}
+    ).json()
+    assert [v["version"] for v in latest["model_versions"]] == ["1"]
+
+
+def test_unreadable_source_fails_registration_with_the_reason(mlflow: TestClient) -> None:
+    create(mlflow, "fraud")
+    made = mlflow.post(
+        f"{API}/model-versions/create", json={"name": "fraud", "source": "/home/me/model"}
+    ).json()["model_version"]
+    assert made["status"] == "FAILED_REGISTRATION"
+    assert "cannot read source" in made["status_message"]
+    tracked = mlflow.post(
+        f"{API}/model-versions/create", json={"name": "fraud", "source": "runs:/abc/model"}
+    ).json()["model_version"]
+    assert tracked["status"] == "FAILED_REGISTRATION"
+    assert "MODELGATE_MLFLOW_TRACKING_URI" in tracked["status_message"]
+    listing = mlflow.get(
+        "/api/2.0/mlflow-artifacts/artifacts", params={"path": "modelgate/fraud/1"}
+    )
+    assert listing.status_code == 404
+    assert "FAILED_REGISTRATION" in listing.json()["message"]
+
+
+def test_transitions_go_through_the_gates(mlflow: TestClient) -> None:
+    create(mlflow, "fraud")
+    patched = mlflow.patch(
+        "/api/v1/models/fraud", json={"primary_metric": "accuracy", "primary_dataset": "mlflow"}
+    )
+    assert patched.status_code == 200, patched.text
+    payload = b"weights"
+    digest = hashlib.sha256(payload).hexdigest()
+    made = mlflow.post(
+        "/api/v1/models/fraud/versions",
+        json={"lineage": full_lineage(), "artifact": {"sha256": digest}},
+    )
+    assert made.status_code == 201, made.text
+    mlflow.put(
+        "/api/v1/models/fraud/versions/1/artifact",
+        content=payload,
+        headers={"X-Artifact-SHA256": digest},
+    )
+    mlflow.post("/api/v1/models/fraud/versions", json={"lineage": {}})
+    refused = mlflow.post(
+        f"{API}/model-versions/transition-stage",
+        json={"name": "fraud", "version": "2", "stage": "Staging",
+              "archive_existing_versions": False},
+    )  # fmt: skip
+    assert refused.status_code == 400
+    assert refused.json()["error_code"] == "INVALID_STATE"
+    message = refused.json()["message"]
+    assert "artifact_intact" in message
+    assert "lineage_complete" in message
+    # The refused request was kept, not rolled back with the error.
+    requests = mlflow.get("/api/v1/promotions", params={"status": "rejected"}).json()["items"]
+    assert len(requests) == 1
+    staged = mlflow.post(
+        f"{API}/model-versions/transition-stage",
+        json={"name": "fraud", "version": "1", "stage": "staging"},
+    )
+    assert staged.status_code == 200, staged.text
+    assert staged.json()["model_version"]["current_stage"] == "Staging"
+    skipped = mlflow.post(
+        f"{API}/model-versions/transition-stage",
+        json={"name": "fraud", "version": "2", "stage": "Production"},
+    )
+    assert "staging" in skipped.json()["message"]
+    pending = mlflow.post(
+        f"{API}/model-versions/transition-stage",
+        json={"name": "fraud", "version": "1", "stage": "Production"},
+    )
+    assert pending.json()["error_code"] == "INVALID_STATE"
+    assert "/approve" in pending.json()["message"]
+    archived = mlflow.post(
+        f"{API}/model-versions/transition-stage",
+        json={"name": "fraud", "version": "2", "stage": "Archived"},
+    )
+    assert archived.json()["model_version"]["current_stage"] == "Archived"
+    back = mlflow.post(
+        f"{API}/model-versions/transition-stage",
+        json={"name": "fraud", "version": "2", "stage": "None"},
+    )
+    assert back.json()["error_code"] == "INVALID_STATE"
