@@ -25,6 +25,8 @@ class AuditAction(StrEnum):
     VERSION_CREATED = "version.created"
     VERSION_STAGE_CHANGED = "version.stage_changed"
     VERSION_ARCHIVED = "version.archived"
+    VERSION_UPDATED = "version.updated"
+    VERSION_IMPORTED = "version.imported"
     METRICS_ADDED = "metrics.added"
     ARTIFACT_UPLOADED = "artifact.uploaded"
     ARTIFACT_CORRUPT = "artifact.corrupt"

@@ -7,8 +7,8 @@ from app.db.base import Base
 from app.drift import models as drift_models
 from app.events import models as events_models
 from app.idempotency import models as idempotency_models
-from app.observations import models as observations_models
 from app.mlflow import models as mlflow_models
+from app.observations import models as observations_models
 from app.promotion import models as promotion_models
 from app.registry import models as registry_models
 from app.serving import models as serving_models
@@ -21,8 +21,8 @@ __all__ = [
     "drift_models",
     "events_models",
     "idempotency_models",
-    "observations_models",
     "mlflow_models",
+    "observations_models",
     "promotion_models",
     "registry_models",
     "serving_models",

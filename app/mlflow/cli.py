@@ -21,7 +21,6 @@ def import_mlflow(tracking_uri: str, model: str | None, all_models: bool) -> Non
     parameters, stages. Idempotent and resumable; each version is audited as an import."""
     if (model is None) == (not all_models):
         raise click.UsageError("give either --model NAME or --all")
-    from app.cli.common import EXIT_FAILED, fail
     from app.db.engine import build_engine, build_sessionmaker
     from app.errors import AppError, ConfigurationError
     from app.main import prepare_database
@@ -29,6 +28,7 @@ def import_mlflow(tracking_uri: str, model: str | None, all_models: bool) -> Non
     from app.mlflow.sources import SourceUnreadable
     from app.settings import get_settings
     from app.storage.factory import open_store
+    from modelgate_client.cli.common import EXIT_FAILED, fail
 
     settings = get_settings()
     store = open_store(

@@ -24,7 +24,7 @@ from app.mlflow import registration, repository
 from app.mlflow import service as mlflow_service
 from app.mlflow.models import Registration
 from app.mlflow.sources import SourceUnreadable, Tracking
-from app.promotion import service as promotion
+from app.promotion import operations, requests
 from app.promotion.schemas import PromotionCreate
 from app.registry import service as registry
 from app.registry.models import Stage
@@ -217,7 +217,7 @@ def _apply_stage(
         return
     try:
         if target is Stage.ARCHIVED:
-            promotion.archive(
+            operations.archive(
                 session, actor=IMPORTER, model_name=name, number=number,
                 reason="imported from MLflow as Archived",
             )  # fmt: skip
@@ -226,7 +226,7 @@ def _apply_stage(
             return
         steps = [Stage.STAGING, Stage.PRODUCTION] if target is Stage.PRODUCTION else [target]
         for step in steps:
-            request = promotion.request_promotion(
+            request = requests.request_promotion(
                 session, actor=IMPORTER, store=store, model_name=name,
                 data=PromotionCreate(version=number, target=step,
                                      comment=f"imported from MLflow ({stage})"),

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
+from app.audit.actions import AuditAction
 from app.auth.roles import Principal
 from app.errors import AppError
 from app.mlflow import repository
@@ -205,7 +206,7 @@ def create_pending(
         # In the transaction that creates the version: an import is never recorded
         # without its event, whenever it is interrupted.
         audit.record(
-            session, actor=actor, action="version.imported", model=name,
+            session, actor=actor, action=AuditAction.VERSION_IMPORTED, model=name,
             version=version.version, details=imported,
         )  # fmt: skip
     return version

@@ -22,7 +22,7 @@ from app.mlflow import repository, search
 from app.mlflow.errors import MlflowApiError, invalid, not_found
 from app.mlflow.models import MlflowVersion, Registration
 from app.pagination import MAX_LIMIT
-from app.promotion import service as promotion
+from app.promotion import operations, requests
 from app.promotion.schemas import PromotionCreate, PromotionRead
 from app.registry import service as registry
 from app.registry.models import ModelVersion, RegisteredModel, Stage
@@ -454,12 +454,12 @@ def transition(
             f"back with POST /api/v1/models/{name}/rollback",
         )
     if target is Stage.ARCHIVED:
-        promotion.archive(
+        operations.archive(
             session, actor=actor, model_name=name, number=number, reason="MLflow transition-stage"
         )
         return TransitionAnswer(get_version(session, name, number), None)
     try:
-        request = promotion.request_promotion(
+        request = requests.request_promotion(
             session,
             actor=actor,
             store=store,

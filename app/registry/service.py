@@ -411,7 +411,7 @@ def update_version(
         audit.record(
             session,
             actor=actor,
-            action="version.updated",
+            action=AuditAction.VERSION_UPDATED,
             model=model.name,
             version=number,
             details={"changes": changes, "before": before},
