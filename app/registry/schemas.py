@@ -134,8 +134,10 @@ class Lineage(Strict):
     environment: ShortText | None = Field(
         default=None, description="Environment or container image digest (E)."
     )
-    hyperparameters: dict[str, FiniteJson] = Field(
-        default_factory=dict, description="Hyperparameters (lambda)."
+    hyperparameters: dict[str, FiniteJson] | None = Field(
+        default=None,
+        description="Hyperparameters (lambda); `{}` states that there are none, which "
+        "lineage_complete counts as present.",
     )
     seed: int | None = Field(default=None, description="Random seed (s).")
     training_run_id: ShortText | None = None

@@ -18,9 +18,10 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app import gates
 from app.audit import service as audit
 from app.audit.hashing import canonical_json
-from app.auth.roles import Principal
+from app.auth.roles import Principal, Role, role_allows
 from app.db.base import utcnow
 from app.errors import (
+    Forbidden,
     MetricConflict,
     ModelAlreadyExists,
     ModelNotFound,
@@ -46,6 +47,23 @@ from app.registry.schemas import (
     VersionCreate,
     VersionRead,
 )
+
+# Gate inputs: what a gate reads changes only with the rights to change the policy.
+# The default production policy compares the model's primary metric on its primary
+# dataset, and every comparing rule reads production's (and, after a rollback, an
+# archived version's) metrics and evidence: a submitter who could change these could
+# turn a failing gate into a passing one without touching the policy.
+GATE_MODEL_FIELDS = ("primary_metric", "primary_dataset")
+BASELINE_STAGES = (Stage.PRODUCTION, Stage.ARCHIVED)
+
+
+def _require_policy_rights(actor: Principal, what: str) -> None:
+    if not role_allows(actor.role, Role.ADMIN):
+        raise Forbidden(
+            f"{what} changes what the promotion gates compare; it needs the rights to change "
+            "the gate policy (admin)"
+        )
+
 
 # Models -----------------------------------------------------------------------
 
@@ -103,6 +121,9 @@ def update_model(
     model = lock_model(session, name)
     changes = data.model_dump(mode="json", exclude_unset=True)
     before = {field: getattr(model, field) for field in changes}
+    gate_fields = [f for f in GATE_MODEL_FIELDS if f in changes and changes[f] != before[f]]
+    if gate_fields:
+        _require_policy_rights(actor, "changing " + " and ".join(gate_fields))
     for field, value in changes.items():
         if field == "description" and value is None:
             value = ""
@@ -355,6 +376,10 @@ def add_metrics(
             continue
         ev.version_id = version.id
         new_evidence.append(ev)
+    if (new_metrics or new_evidence) and version.stage in BASELINE_STAGES:
+        _require_policy_rights(
+            actor, f"adding metrics or evidence to a version in {Stage(version.stage).value}"
+        )
     if new_metrics or new_evidence:
         repository.add_all(session, [*new_metrics, *new_evidence])
         version.updated_at = utcnow()

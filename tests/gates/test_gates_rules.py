@@ -296,17 +296,29 @@ def test_lineage_complete_passes_when_every_field_has_a_value() -> None:
     assert_json(result)
 
 
-def test_lineage_complete_lists_every_missing_or_empty_field() -> None:
+def test_lineage_complete_lists_every_missing_or_blank_field() -> None:
     result = lineage_complete(
         rule="lineage",
         lineage=LINEAGE,
         required=["git_commit", "owner", "tags", "notes", "dataset_hash", "params"],
     )
     assert not result.passed
-    assert result.observed["missing"] == ["owner", "tags", "notes", "dataset_hash"]
-    for name in ("'owner'", "'tags'", "'notes'", "'dataset_hash'"):
+    # An empty list is a value (presence, not truthiness: issue 14, item 9).
+    assert result.observed["missing"] == ["owner", "notes", "dataset_hash"]
+    for name in ("'owner'", "'notes'", "'dataset_hash'"):
         assert name in result.reason
     assert "git_commit" not in result.reason
+    assert "tags" not in result.reason
+
+
+def test_lineage_complete_counts_empty_containers_as_present() -> None:
+    lineage = {"hyperparameters": {}, "extra": [], "seed": 0, "dirty": False, "blank": ""}
+    result = lineage_complete(
+        rule="lineage", lineage=lineage, required=["hyperparameters", "extra", "seed", "dirty"]
+    )
+    assert result.passed
+    assert not lineage_complete(rule="l", lineage=lineage, required=["blank"]).passed
+    assert not lineage_complete(rule="l", lineage={"seed": None}, required=["seed"]).passed
 
 
 def test_lineage_complete_reaches_into_nested_fields() -> None:

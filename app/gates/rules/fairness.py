@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -53,7 +54,7 @@ class FairnessRule(RuleConfig):
         if direction is None:
             return unknown_direction(name, "fairness", self.metric)
         compare = facts.production is not None and self.max_slice_regression is not None
-        return fairness(
+        result = fairness(
             rule=name,
             metric=self.metric,
             direction=direction,
@@ -64,6 +65,7 @@ class FairnessRule(RuleConfig):
             max_slice_regression=self.max_slice_regression if compare else None,
             min_slices=self.min_slices,
         )
+        return replace(result, observed={**result.observed, "dataset": self.dataset})
 
 
 def fairness(

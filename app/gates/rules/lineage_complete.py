@@ -1,4 +1,9 @@
-"""``lineage_complete``: the named lineage fields are present and non-empty."""
+"""``lineage_complete``: the named lineage fields are present.
+
+Present means recorded with a value: an absent key, ``None`` and a blank string are
+missing; ``0``, ``False`` and an empty mapping or list are values (``"hyperparameters": {}``
+says the model has none, which is lineage).
+"""
 
 from __future__ import annotations
 
@@ -58,29 +63,25 @@ def _lookup(lineage: Mapping[str, Any], name: str) -> Any:
     return node
 
 
-def _is_blank(value: Any) -> bool:
+def _is_missing(value: Any) -> bool:
     if value is None or value is _MISSING:
         return True
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, Mapping | list | tuple | set | frozenset | bytes | bytearray):
-        return len(value) == 0
-    return False
+    return isinstance(value, str) and not value.strip()
 
 
 def lineage_complete(
     *, rule: str, lineage: Mapping[str, Any], required: Sequence[str]
 ) -> RuleResult:
-    """The named lineage fields must be present and non-empty.
+    """The named lineage fields must be present.
 
-    Empty means absent, ``None``, a blank string or an empty container; ``0`` and
-    ``False`` are values. A dotted name (``data.train_uri``) reaches into nested
+    Missing means absent, ``None`` or a blank string; ``0``, ``False`` and empty
+    containers are values. A dotted name (``data.train_uri``) reaches into nested
     mappings when no key has that exact name.
     """
     if isinstance(required, str):
         raise ValueError("required must be a list of field names, not a string")
     wanted = list(dict.fromkeys(required))
-    missing = [name for name in wanted if _is_blank(_lookup(lineage, name))]
+    missing = [name for name in wanted if _is_missing(_lookup(lineage, name))]
     observed = {"required": wanted, "missing": missing}
     if missing:
         return RuleResult(

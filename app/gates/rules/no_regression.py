@@ -86,6 +86,16 @@ class NoRegressionRule(RuleConfig):
             has_production=facts.production is not None,
             when_no_production=self.when_no_production,
         )
+        # Name where the compared metric and dataset came from: the model's primary ones
+        # change only with the rights to change the policy, but a reader should see which.
+        result = replace(
+            result,
+            observed={
+                **result.observed,
+                "metric_from": "rule" if self.metric else "model.primary_metric",
+                "dataset_from": "rule" if self.dataset else "model.primary_dataset",
+            },
+        )
         undefined = {
             who: m.undefined_reason
             for who, m in (("candidate", cand), ("production", prod))

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
@@ -98,7 +98,7 @@ class SignificanceRule(RuleConfig):
                 "significance",
                 passed,
                 f"no production version to compare with; the policy says {self.when_no_production}",
-                {"test": self.test, "alpha": self.alpha},
+                {"test": self.test, "alpha": self.alpha, "dataset": self.dataset},
                 delta=self.delta,
             )
         candidate = load_evidence(facts.candidate, self.dataset, self.test)
@@ -112,10 +112,15 @@ class SignificanceRule(RuleConfig):
                     False,
                     f"{who} evidence on {self.dataset!r} has {n} examples; the rule needs at "
                     f"least {self.min_samples}",
-                    {"test": self.test, "n": n, "min_samples": self.min_samples},
+                    {
+                        "test": self.test,
+                        "dataset": self.dataset,
+                        "n": n,
+                        "min_samples": self.min_samples,
+                    },
                     delta=self.delta,
                 )
-        return significance(
+        result = significance(
             rule=name,
             test=self.test,
             delta=self.delta,
@@ -124,6 +129,7 @@ class SignificanceRule(RuleConfig):
             production=production,
             seed=self.seed,
         )
+        return replace(result, observed={**result.observed, "dataset": self.dataset})
 
 
 def load_evidence(version: VersionFacts, dataset: str, test: str) -> Evidence | None:
