@@ -24,6 +24,7 @@ from app.api import (
     operations,
     problems,
     promotions,
+    reproductions,
     tokens,
     versions,
     webhooks,
@@ -170,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit.router,
         webhooks.router,
         drift.router,
+        reproductions.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)

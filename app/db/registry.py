@@ -8,6 +8,7 @@ from app.events import models as events_models
 from app.idempotency import models as idempotency_models
 from app.promotion import models as promotion_models
 from app.registry import models as registry_models
+from app.reproductions import models as reproductions_models
 
 __all__ = [
     "Base",
@@ -18,4 +19,5 @@ __all__ = [
     "idempotency_models",
     "promotion_models",
     "registry_models",
+    "reproductions_models",
 ]

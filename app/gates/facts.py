@@ -8,7 +8,7 @@ methods, so everything a gate depends on is listed here, and nothing in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,6 +33,16 @@ class ArtifactFacts:
     """The digest computed at upload (``None`` before an upload)."""
     expected_sha256: str | None
     """The digest the submitter declared when creating the version, if any."""
+
+
+@dataclass(frozen=True)
+class ReproductionFact:
+    """A re-run of the version's training specification, submitted as evidence."""
+
+    id: int
+    artifact_sha256: str | None
+    metrics: Mapping[tuple[str, str, str], float]
+    """Values by (name, dataset, slice); slice ``""`` is the whole dataset."""
 
 
 class StoredCheck(Protocol):
@@ -70,6 +80,10 @@ class VersionFacts(Protocol):
 
     def evidence(self, dataset: str, kind: str) -> Mapping[str, Any] | None:
         """The stored evaluation evidence of this kind on the dataset, as submitted."""
+        ...
+
+    def reproductions(self) -> Sequence[ReproductionFact]:
+        """Re-runs submitted for this version, newest first (at most the 20 latest)."""
         ...
 
 

@@ -21,6 +21,7 @@ from app.gates.rules.base import PolicyProblem, RuleConfig
 from app.gates.rules.fairness import FairnessRule
 from app.gates.rules.lineage_complete import LineageRule
 from app.gates.rules.no_regression import NoRegressionRule
+from app.gates.rules.reproducible import ReproducibleRule
 from app.gates.rules.schema_compatible import SchemaRule
 from app.gates.rules.significance import SignificanceRule
 from app.gates.rules.threshold import ThresholdRule
@@ -33,6 +34,7 @@ RULES: tuple[type[RuleConfig], ...] = (
     LineageRule,
     SchemaRule,
     ArtifactRule,
+    ReproducibleRule,
 )
 """Every rule kind, in the order the policy schema lists them."""
 

@@ -16,12 +16,13 @@ from app.audit.hashing import canonical_json
 from app.db.base import utcnow
 from app.gates import registry as gate_registry
 from app.gates.catalogue import Direction
-from app.gates.facts import ArtifactFacts, MetricFact
+from app.gates.facts import ArtifactFacts, MetricFact, ReproductionFact
 from app.gates.signature import Column, Signature
 from app.promotion import repository
 from app.promotion.policy import PolicyInForce, metric_direction
 from app.promotion.schemas import GateReportRead, RuleReport, StagePolicy
 from app.registry.models import Metric, ModelVersion, RegisteredModel, Stage
+from app.reproductions import service as reproductions
 from app.storage.base import ArtifactStore, IntegrityResult
 
 
@@ -184,6 +185,9 @@ class _Version:
 
     def evidence(self, dataset: str, kind: str) -> dict[str, Any] | None:
         return repository.evidence_payload(self._ctx.session, self.row.id, dataset, kind)
+
+    def reproductions(self) -> list[ReproductionFact]:
+        return reproductions.facts_of(self._ctx.session, self.row.id)
 
 
 def _signature(document: dict[str, Any] | None) -> Signature | None:

@@ -304,6 +304,12 @@ class VersionRead(BaseModel):
     stage: Stage
     description: str
     lineage: dict[str, Any]
+    lineage_fingerprint: str = Field(
+        description="sha256 of the training specification in the lineage (code commit, data "
+        "version, feature pipeline version, environment, hyperparameters, seed; absent fields "
+        "as null): versions with equal fingerprints claim the same training run. Find them "
+        "with GET /models/{model}/versions?fingerprint=."
+    )
     signature: dict[str, Any] | None
     tags: dict[str, str]
     metrics: list[MetricRead]

@@ -30,6 +30,7 @@ from app.errors import (
 )
 from app.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
 from app.registry import repository
+from app.registry.fingerprint import lineage_fingerprint
 from app.registry.models import (
     EvaluationEvidence,
     Metric,
@@ -208,12 +209,14 @@ def create_version(
     number = repository.next_version_number(session, model.id)
     model.last_version = number
     now = utcnow()
+    lineage = data.lineage.model_dump(mode="json", exclude_none=True)
     version = ModelVersion(
         model_id=model.id,
         version=number,
         stage=Stage.CANDIDATE.value,
         description=data.description,
-        lineage=data.lineage.model_dump(mode="json", exclude_none=True),
+        lineage=lineage,
+        lineage_fingerprint=lineage_fingerprint(lineage),
         signature=data.signature.model_dump(mode="json") if data.signature else None,
         tags=dict(data.tags),
         artifact_expected_sha256=data.artifact.sha256 if data.artifact else None,
@@ -284,8 +287,10 @@ def list_versions(
     dataset: str | None,
     cursor: str | None,
     limit: int = DEFAULT_LIMIT,
+    fingerprint: str | None = None,
 ) -> Page[VersionRead]:
-    """Versions of a model, newest first by default, or ordered by a metric on a dataset."""
+    """Versions of a model, newest first by default, or ordered by a metric on a dataset;
+    with ``fingerprint``, only the versions of that training specification."""
     model = get_model(session, model_name)
     descending = order_by.startswith("-")
     key = order_by[1:] if descending else order_by
@@ -296,6 +301,7 @@ def list_versions(
             session,
             model_id=model.id,
             stage=stage_value,
+            fingerprint=fingerprint,
             descending=descending,
             after_version=int(after[0]) if after else None,
             limit=limit + 1,
@@ -316,6 +322,7 @@ def list_versions(
             session,
             model_id=model.id,
             stage=stage_value,
+            fingerprint=fingerprint,
             metric=metric,
             dataset=dataset,
             descending=descending,
@@ -531,6 +538,7 @@ def _version_read_fields(
         "stage": v.stage,
         "description": v.description,
         "lineage": v.lineage,
+        "lineage_fingerprint": v.lineage_fingerprint,
         "signature": v.signature,
         "tags": v.tags,
         "metrics": [

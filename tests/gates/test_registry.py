@@ -3,6 +3,8 @@ policy checks; each configuration reads its facts and calls its pure rule."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any, Literal
 
 import pytest
@@ -28,6 +30,7 @@ def test_every_kind_is_in_the_table_once_and_the_schema_follows_it() -> None:
         "lineage_complete",
         "schema_compatible",
         "artifact_intact",
+        "reproducible",
     ]
     assert set(registry.BY_KIND) == set(kinds)
     schema = GatePolicyDocument.model_json_schema()
@@ -138,3 +141,17 @@ def test_policy_problems_come_from_each_kind(
     facts = Facts(Version(), primary_metric=metric, primary_dataset=dataset)
     found = registry.policy_problems(RULE.validate_python(rule), facts)
     assert [p.field for p in found] == problems
+
+
+def test_the_gates_package_imports_no_database_storage_or_http_code() -> None:
+    code = (
+        "import sys, app.gates, app.gates.registry\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('sqlalchemy', 'fastapi', 'starlette', 'httpx', 'boto3', 'botocore')"
+        " or m.startswith(('app.db', 'app.api', 'app.storage', 'app.registry', 'app.promotion')))\n"
+        "print(','.join(bad))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == ""
