@@ -28,6 +28,7 @@ from app.api import (
     operations,
     problems,
     promotions,
+    reproductions,
     serving,
     tokens,
     versions,
@@ -188,6 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         drift.router,
         observations.router,
         serving.router,
+        reproductions.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)

@@ -28,15 +28,16 @@ from typing import Any
 import psycopg
 
 from app.audit.hashing import GENESIS_HASH, canonical_json, event_hash
+from app.registry.fingerprint import lineage_fingerprint
 
 DATASET = "holdout"
 ACTOR = "seed"
 ACTOR_ROLE = "admin"
 
 VERSION_COLUMNS = (
-    "id", "model_id", "version", "stage", "description", "lineage", "signature", "tags",
-    "artifact_status", "created_by", "created_at", "updated_at", "stage_changed_at",
-    "rolled_back",
+    "id", "model_id", "version", "stage", "description", "lineage", "lineage_fingerprint",
+    "signature", "tags", "artifact_status", "created_by", "created_at", "updated_at",
+    "stage_changed_at", "rolled_back",
 )  # fmt: skip
 METRIC_COLUMNS = (
     "version_id", "model_id", "name", "dataset", "slice", "value", "sample_count", "source",
@@ -172,7 +173,7 @@ def seed(
             for vid, number, stage, _acc, created, bits in versions:
                 copy.write_row(
                     (vid, model_id, number, stage, "seeded", json.dumps(lineage_of(number, bits)),
-                     None, tags,
+                     lineage_fingerprint(lineage_of(number, bits)), None, tags,
                      "missing", ACTOR, created, created, created, False)
                 )  # fmt: skip
         timings["copy_versions_s"] = time.perf_counter() - t

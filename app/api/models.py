@@ -84,6 +84,9 @@ def read_model(model: ModelPath, uow: UowDep, principal: ModelReader) -> ModelRe
 def update_model(
     model: ModelPath, body: ModelUpdate, uow: UowDep, principal: ModelSubmitter
 ) -> ModelRead:
-    """Edit a model's description, owner, tags or primary metric; only the fields sent change."""
+    """Edit a model's description, owner, tags or primary metric; only the fields sent change.
+
+    The primary metric and dataset are what the default production gate compares: changing
+    them needs the rights to change the gate policy (admin)."""
     service.update_model(uow.session, actor=principal, name=model, data=body)
     return service.read_model(uow.session, model)

@@ -77,8 +77,16 @@ def list_versions(
     ] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    fingerprint: Annotated[
+        str | None,
+        Query(
+            pattern="^[0-9a-f]{64}$",
+            description="Only versions with this lineage fingerprint (same training spec).",
+        ),
+    ] = None,
 ) -> Page[VersionRead]:
-    """List a model's versions, filtered by stage and ordered by number or by a metric."""
+    """List a model's versions, filtered by stage or lineage fingerprint, and ordered by
+    number or by a metric."""
     return service.list_versions(
         uow.session,
         model_name=model,
@@ -87,6 +95,7 @@ def list_versions(
         dataset=dataset,
         cursor=cursor,
         limit=limit,
+        fingerprint=fingerprint,
     )
 
 

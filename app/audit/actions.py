@@ -27,6 +27,7 @@ class AuditAction(StrEnum):
     VERSION_ARCHIVED = "version.archived"
     VERSION_UPDATED = "version.updated"
     VERSION_IMPORTED = "version.imported"
+    REPRODUCTION_RECORDED = "reproduction.recorded"
     METRICS_ADDED = "metrics.added"
     ARTIFACT_UPLOADED = "artifact.uploaded"
     ARTIFACT_CORRUPT = "artifact.corrupt"

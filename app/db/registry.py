@@ -11,6 +11,7 @@ from app.mlflow import models as mlflow_models
 from app.observations import models as observations_models
 from app.promotion import models as promotion_models
 from app.registry import models as registry_models
+from app.reproductions import models as reproductions_models
 from app.serving import models as serving_models
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "observations_models",
     "promotion_models",
     "registry_models",
+    "reproductions_models",
     "serving_models",
 ]

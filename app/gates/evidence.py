@@ -17,7 +17,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import ClassVar, TypeAlias
 
 import numpy as np
 
@@ -35,6 +35,7 @@ def _as_1d(name: str, values: Sequence[object]) -> np.ndarray:
 class Correctness:
     """Whether the model got each evaluation example right (paired across models)."""
 
+    KIND: ClassVar[str] = "correctness"
     values: Sequence[bool]
 
     def __post_init__(self) -> None:
@@ -50,6 +51,7 @@ class Correctness:
 class Counts:
     """How many evaluation examples the model got right out of how many (unpaired)."""
 
+    KIND: ClassVar[str] = "counts"
     successes: int
     total: int
 
@@ -71,6 +73,7 @@ class Counts:
 class Losses:
     """The model's loss on each evaluation example, lower is better (paired across models)."""
 
+    KIND: ClassVar[str] = "losses"
     values: Sequence[float]
 
     def __post_init__(self) -> None:

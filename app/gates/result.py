@@ -19,20 +19,6 @@ import numpy as np
 
 from app.gates._numbers import as_count, as_real
 
-RULE_KINDS: frozenset[str] = frozenset(
-    {
-        "threshold",
-        "no_regression",
-        "significance",
-        "fairness",
-        "lineage_complete",
-        "schema_compatible",
-        "artifact_intact",
-        "approvals",
-    }
-)
-"""The rule kinds this package evaluates (``RuleResult.kind`` is one of them)."""
-
 
 def to_json_value(value: Any, *, where: str = "value") -> Any:
     """Return ``value`` as plain JSON data (dict, list, str, int, float, bool, None).

@@ -26,19 +26,14 @@ from app.audit.hashing import canonical_json
 from app.auth.roles import Principal
 from app.db.base import utcnow
 from app.errors import InvalidPolicy
+from app.gates import registry as gate_registry
 from app.gates.catalogue import Direction, direction_of
+from app.gates.rules.artifact_intact import ArtifactRule
+from app.gates.rules.lineage_complete import LineageRule
+from app.gates.rules.no_regression import NoRegressionRule
 from app.promotion import repository
 from app.promotion.models import GatePolicy
-from app.promotion.schemas import (
-    ArtifactRule,
-    FairnessRule,
-    GatePolicyDocument,
-    LineageRule,
-    NoRegressionRule,
-    ProductionPolicy,
-    StagePolicy,
-    ThresholdRule,
-)
+from app.promotion.schemas import GatePolicyDocument, ProductionPolicy, StagePolicy
 from app.registry import service as registry
 from app.registry.models import RegisteredModel
 
@@ -125,37 +120,32 @@ def metric_direction(
     return direction_of(metric, document.metric_directions)
 
 
+@dataclass(frozen=True)
+class _PolicyFacts:
+    """What a policy's rules are checked against when it is saved."""
+
+    primary_metric: str | None
+    primary_dataset: str | None
+    document: GatePolicyDocument
+
+    def direction(self, metric: str, override: Direction | None) -> Direction | None:
+        return metric_direction(metric, override, self.document)
+
+
 def validate(document: GatePolicyDocument, model: RegisteredModel) -> None:
-    """Checks a schema cannot express: every metric a rule compares has a known direction,
-    and a no-regression rule without a metric has the model's primary metric to fall back on."""
+    """Checks a schema cannot express (each rule kind says which: every metric a rule
+    compares has a known direction, a no-regression rule without a metric has the model's
+    primary metric to fall back on)."""
+    facts = _PolicyFacts(model.primary_metric, model.primary_dataset, document)
     errors: list[dict[str, Any]] = []
     for stage in ("staging", "production"):
         policy: StagePolicy = getattr(document, stage)
         for index, rule in enumerate(policy.rules):
             loc: list[str | int] = ["body", stage, "rules", index]
-            metric: str | None = None
-            if isinstance(rule, ThresholdRule | FairnessRule):
-                metric = rule.metric
-            elif isinstance(rule, NoRegressionRule):
-                metric = rule.metric or model.primary_metric
-                if metric is None:
-                    errors.append({"loc": [*loc, "metric"], "msg": "no metric given and the model "
-                                   "has no primary_metric"})  # fmt: skip
-                    continue
-                if (rule.dataset or model.primary_dataset) is None:
-                    errors.append({"loc": [*loc, "dataset"], "msg": "no dataset given and the "
-                                   "model has no primary_dataset"})  # fmt: skip
-            if (
-                metric is not None
-                and metric_direction(metric, getattr(rule, "direction", None), document) is None
-            ):
-                errors.append(
-                    {
-                        "loc": [*loc, "metric"],
-                        "msg": f"direction of metric {metric!r} is unknown: set the rule's "
-                        "direction or metric_directions (higher or lower)",
-                    }
-                )
+            errors.extend(
+                {"loc": [*loc, problem.field], "msg": problem.message}
+                for problem in gate_registry.policy_problems(rule, facts)
+            )
     if errors:
         raise InvalidPolicy(
             "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors),

@@ -5,130 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.gates.catalogue import Direction
+from app.gates.registry import Rule
 from app.promotion.models import PromotionStatus
 from app.registry.models import Stage
-from app.registry.schemas import Label, MetricName
+from app.registry.schemas import MetricName
 from app.serving.schemas import AliasName
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-RuleName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Comment = Annotated[str, Field(max_length=4000)]
-
-DEFAULT_LINEAGE_FIELDS = (
-    "code_commit",
-    "data_version",
-    "feature_pipeline_version",
-    "environment",
-    "hyperparameters",
-    "seed",
-)
-LINEAGE_FIELD_NAMES = (
-    "code_commit",
-    "code_repository",
-    "code_dirty",
-    "data_version",
-    "feature_pipeline_version",
-    "environment",
-    "hyperparameters",
-    "seed",
-    "training_run_id",
-    "ci_run_id",
-    "ci_run_url",
-)
-
-
-class _Rule(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: RuleName | None = Field(
-        default=None, description="Name shown in reports; defaults to kind:metric."
-    )
-
-
-class ThresholdRule(_Rule):
-    kind: Literal["threshold"]
-    metric: MetricName
-    dataset: Label
-    value: Finite = Field(description="metric >= value (or <= when lower is better).")
-    direction: Direction | None = Field(default=None, description="Overrides the catalogue.")
-
-
-class NoRegressionRule(_Rule):
-    kind: Literal["no_regression"]
-    metric: MetricName | None = Field(
-        default=None, description="Defaults to the model's primary metric."
-    )
-    dataset: Label | None = Field(
-        default=None, description="Defaults to the model's primary dataset."
-    )
-    delta: Finite = Field(
-        default=0.0, description="Required improvement; negative tolerates a loss."
-    )
-    direction: Direction | None = None
-    when_no_production: Literal["pass", "fail"] = "pass"
-
-
-class SignificanceRule(_Rule):
-    kind: Literal["significance"]
-    test: Literal["mcnemar", "two_proportion", "paired_t", "wilcoxon", "bootstrap"]
-    dataset: Label
-    delta: Finite = Field(default=0.0, description="Improvement the test must show.")
-    alpha: Finite = Field(default=0.05, gt=0.0, lt=1.0, description="Significance level.")
-    min_samples: int = Field(default=0, ge=0, description="Fewest paired examples accepted.")
-    when_no_production: Literal["pass", "fail"] = "pass"
-    seed: int = Field(default=0, ge=0, description="Seed of the bootstrap.")
-
-
-class FairnessRule(_Rule):
-    kind: Literal["fairness"]
-    metric: MetricName
-    dataset: Label
-    floor: Finite | None = None
-    max_gap: Finite | None = Field(default=None, ge=0.0)
-    max_slice_regression: Finite | None = Field(default=None, ge=0.0)
-    min_slices: int = Field(default=2, ge=1)
-    direction: Direction | None = None
-
-    @model_validator(mode="after")
-    def _needs_a_bound(self) -> FairnessRule:
-        if self.floor is None and self.max_gap is None and self.max_slice_regression is None:
-            raise ValueError("a fairness rule needs floor, max_gap or max_slice_regression")
-        return self
-
-
-class LineageRule(_Rule):
-    kind: Literal["lineage_complete"]
-    fields: list[Literal[LINEAGE_FIELD_NAMES]] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: list(DEFAULT_LINEAGE_FIELDS), min_length=1
-    )
-
-
-class SchemaRule(_Rule):
-    kind: Literal["schema_compatible"]
-
-
-class ArtifactRule(_Rule):
-    kind: Literal["artifact_intact"]
-    deep: bool = Field(
-        default=False,
-        description="Always re-hash the bytes, even where the store keeps a SHA-256 checksum "
-        "of the object (content is verified either way).",
-    )
-
-
-Rule = Annotated[
-    ThresholdRule
-    | NoRegressionRule
-    | SignificanceRule
-    | FairnessRule
-    | LineageRule
-    | SchemaRule
-    | ArtifactRule,
-    Field(discriminator="kind"),
-]
 
 
 class StagePolicy(BaseModel):

@@ -79,6 +79,7 @@ class ModelVersion(Base):
             sqlite_where=text("stage = 'production'"),
         ),
         Index("ix_model_versions_model_id_stage_version", "model_id", "stage", "version"),
+        Index("ix_model_versions_model_id_lineage_fingerprint", "model_id", "lineage_fingerprint"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
@@ -89,6 +90,8 @@ class ModelVersion(Base):
     stage: Mapped[Stage] = mapped_column(StrEnumText(Stage, 16), default=Stage.CANDIDATE)
     description: Mapped[str] = mapped_column(Text, default="")
     lineage: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    lineage_fingerprint: Mapped[str] = mapped_column(String(64))
+    """sha256 of the training specification in ``lineage`` (app/registry/fingerprint.py)."""
     signature: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
 

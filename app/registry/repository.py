@@ -164,6 +164,7 @@ VERSION_COLUMNS = (
     ModelVersion.stage,
     ModelVersion.description,
     ModelVersion.lineage,
+    ModelVersion.lineage_fingerprint,
     ModelVersion.signature,
     ModelVersion.tags,
     ModelVersion.artifact_status,
@@ -255,10 +256,13 @@ def page_versions(
     descending: bool,
     after_version: int | None,
     limit: int,
+    fingerprint: str | None = None,
 ) -> list[VersionRows]:
     stmt = select(*VERSION_COLUMNS, _has_evidence()).where(ModelVersion.model_id == model_id)
     if stage is not None:
         stmt = stmt.where(ModelVersion.stage == stage)
+    if fingerprint is not None:
+        stmt = stmt.where(ModelVersion.lineage_fingerprint == fingerprint)
     if after_version is not None:
         stmt = stmt.where(
             ModelVersion.version < after_version
@@ -279,6 +283,7 @@ def page_versions_by_metric(
     descending: bool,
     after: tuple[float, int] | None,
     limit: int,
+    fingerprint: str | None = None,
 ) -> list[tuple[VersionRows, float]]:
     """Versions ordered by one metric's value (versions without a defined value are left out)."""
     stmt = (
@@ -298,6 +303,8 @@ def page_versions_by_metric(
         # metrics.stage is the version's stage (kept equal on every change): filtering
         # on it makes the page a range of ix_metrics_model_id_name_dataset_stage_value.
         stmt = stmt.where(Metric.stage == stage)
+    if fingerprint is not None:
+        stmt = stmt.where(ModelVersion.lineage_fingerprint == fingerprint)
     if after is not None:
         value, number = after
         # The same keyset as "(value, version) after the cursor", written so that the

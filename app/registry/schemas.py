@@ -134,8 +134,10 @@ class Lineage(Strict):
     environment: ShortText | None = Field(
         default=None, description="Environment or container image digest (E)."
     )
-    hyperparameters: dict[str, FiniteJson] = Field(
-        default_factory=dict, description="Hyperparameters (lambda)."
+    hyperparameters: dict[str, FiniteJson] | None = Field(
+        default=None,
+        description="Hyperparameters (lambda); `{}` states that there are none, which "
+        "lineage_complete counts as present.",
     )
     seed: int | None = Field(default=None, description="Random seed (s).")
     training_run_id: ShortText | None = None
@@ -302,6 +304,12 @@ class VersionRead(BaseModel):
     stage: Stage
     description: str
     lineage: dict[str, Any]
+    lineage_fingerprint: str = Field(
+        description="sha256 of the training specification in the lineage (code commit, data "
+        "version, feature pipeline version, environment, hyperparameters, seed; absent fields "
+        "as null): versions with equal fingerprints claim the same training run. Find them "
+        "with GET /models/{model}/versions?fingerprint=."
+    )
     signature: dict[str, Any] | None
     tags: dict[str, str]
     metrics: list[MetricRead]

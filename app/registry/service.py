@@ -19,9 +19,10 @@ from app import gates
 from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.audit.hashing import canonical_json
-from app.auth.roles import Principal
+from app.auth.roles import Principal, Role, role_allows
 from app.db.base import utcnow
 from app.errors import (
+    Forbidden,
     MetricConflict,
     ModelAlreadyExists,
     ModelNotFound,
@@ -30,6 +31,7 @@ from app.errors import (
 )
 from app.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
 from app.registry import repository
+from app.registry.fingerprint import lineage_fingerprint
 from app.registry.models import (
     EvaluationEvidence,
     Metric,
@@ -47,6 +49,23 @@ from app.registry.schemas import (
     VersionCreate,
     VersionRead,
 )
+
+# Gate inputs: what a gate reads changes only with the rights to change the policy.
+# The default production policy compares the model's primary metric on its primary
+# dataset, and every comparing rule reads production's (and, after a rollback, an
+# archived version's) metrics and evidence: a submitter who could change these could
+# turn a failing gate into a passing one without touching the policy.
+GATE_MODEL_FIELDS = ("primary_metric", "primary_dataset")
+BASELINE_STAGES = (Stage.PRODUCTION, Stage.ARCHIVED)
+
+
+def _require_policy_rights(actor: Principal, what: str) -> None:
+    if not role_allows(actor.role, Role.ADMIN):
+        raise Forbidden(
+            f"{what} changes what the promotion gates compare; it needs the rights to change "
+            "the gate policy (admin)"
+        )
+
 
 # Models -----------------------------------------------------------------------
 
@@ -104,6 +123,9 @@ def update_model(
     model = lock_model(session, name)
     changes = data.model_dump(mode="json", exclude_unset=True)
     before = {field: getattr(model, field) for field in changes}
+    gate_fields = [f for f in GATE_MODEL_FIELDS if f in changes and changes[f] != before[f]]
+    if gate_fields:
+        _require_policy_rights(actor, "changing " + " and ".join(gate_fields))
     for field, value in changes.items():
         if field == "description" and value is None:
             value = ""
@@ -188,12 +210,14 @@ def create_version(
     number = repository.next_version_number(session, model.id)
     model.last_version = number
     now = utcnow()
+    lineage = data.lineage.model_dump(mode="json", exclude_none=True)
     version = ModelVersion(
         model_id=model.id,
         version=number,
         stage=Stage.CANDIDATE,
         description=data.description,
-        lineage=data.lineage.model_dump(mode="json", exclude_none=True),
+        lineage=lineage,
+        lineage_fingerprint=lineage_fingerprint(lineage),
         signature=data.signature.model_dump(mode="json") if data.signature else None,
         tags=dict(data.tags),
         artifact_expected_sha256=data.artifact.sha256 if data.artifact else None,
@@ -264,8 +288,10 @@ def list_versions(
     dataset: str | None,
     cursor: str | None,
     limit: int = DEFAULT_LIMIT,
+    fingerprint: str | None = None,
 ) -> Page[VersionRead]:
-    """Versions of a model, newest first by default, or ordered by a metric on a dataset."""
+    """Versions of a model, newest first by default, or ordered by a metric on a dataset;
+    with ``fingerprint``, only the versions of that training specification."""
     model = get_model(session, model_name)
     descending = order_by.startswith("-")
     key = order_by[1:] if descending else order_by
@@ -276,6 +302,7 @@ def list_versions(
             session,
             model_id=model.id,
             stage=stage_value,
+            fingerprint=fingerprint,
             descending=descending,
             after_version=int(after[0]) if after else None,
             limit=limit + 1,
@@ -296,6 +323,7 @@ def list_versions(
             session,
             model_id=model.id,
             stage=stage_value,
+            fingerprint=fingerprint,
             metric=metric,
             dataset=dataset,
             descending=descending,
@@ -356,6 +384,10 @@ def add_metrics(
             continue
         ev.version_id = version.id
         new_evidence.append(ev)
+    if (new_metrics or new_evidence) and version.stage in BASELINE_STAGES:
+        _require_policy_rights(
+            actor, f"adding metrics or evidence to a version in {Stage(version.stage).value}"
+        )
     if new_metrics or new_evidence:
         repository.add_all(session, [*new_metrics, *new_evidence])
         version.updated_at = utcnow()
@@ -544,6 +576,7 @@ def _version_read_fields(
         "stage": v.stage,
         "description": v.description,
         "lineage": v.lineage,
+        "lineage_fingerprint": v.lineage_fingerprint,
         "signature": v.signature,
         "tags": v.tags,
         "metrics": [

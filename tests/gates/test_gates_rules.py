@@ -1,4 +1,4 @@
-"""Threshold, no-regression, lineage, artifact and approval rules, and RuleResult itself."""
+"""Threshold, no-regression, lineage and artifact rules, and RuleResult itself."""
 
 import json
 import math
@@ -10,7 +10,6 @@ import pytest
 from app.gates import (
     Direction,
     RuleResult,
-    approvals,
     artifact_intact,
     lineage_complete,
     no_regression,
@@ -297,17 +296,29 @@ def test_lineage_complete_passes_when_every_field_has_a_value() -> None:
     assert_json(result)
 
 
-def test_lineage_complete_lists_every_missing_or_empty_field() -> None:
+def test_lineage_complete_lists_every_missing_or_blank_field() -> None:
     result = lineage_complete(
         rule="lineage",
         lineage=LINEAGE,
         required=["git_commit", "owner", "tags", "notes", "dataset_hash", "params"],
     )
     assert not result.passed
-    assert result.observed["missing"] == ["owner", "tags", "notes", "dataset_hash"]
-    for name in ("'owner'", "'tags'", "'notes'", "'dataset_hash'"):
+    # An empty list is a value (presence, not truthiness: issue 14, item 9).
+    assert result.observed["missing"] == ["owner", "notes", "dataset_hash"]
+    for name in ("'owner'", "'notes'", "'dataset_hash'"):
         assert name in result.reason
     assert "git_commit" not in result.reason
+    assert "tags" not in result.reason
+
+
+def test_lineage_complete_counts_empty_containers_as_present() -> None:
+    lineage = {"hyperparameters": {}, "extra": [], "seed": 0, "dirty": False, "blank": ""}
+    result = lineage_complete(
+        rule="lineage", lineage=lineage, required=["hyperparameters", "extra", "seed", "dirty"]
+    )
+    assert result.passed
+    assert not lineage_complete(rule="l", lineage=lineage, required=["blank"]).passed
+    assert not lineage_complete(rule="l", lineage={"seed": None}, required=["seed"]).passed
 
 
 def test_lineage_complete_reaches_into_nested_fields() -> None:
@@ -383,36 +394,3 @@ def test_artifact_detail_is_reported() -> None:
     result = check_artifact(present=False, observed=None, detail="NoSuchKey from S3")
     assert "NoSuchKey from S3" in result.reason
     assert result.observed["detail"] == "NoSuchKey from S3"
-
-
-# approvals --------------------------------------------------------------------
-
-
-def test_approvals_counts_distinct_reviewers_other_than_the_submitter() -> None:
-    result = approvals(rule="approvals", required=2, approvers=["bob", "carol"], submitter="alice")
-    assert result.passed
-    assert result.kind == "approvals"
-    assert result.observed["approvers"] == ["bob", "carol"]
-    assert_json(result)
-
-
-def test_self_approval_and_repeats_do_not_count() -> None:
-    result = approvals(
-        rule="approvals", required=2, approvers=["alice", "bob", "bob", ""], submitter="alice"
-    )
-    assert not result.passed
-    assert result.observed["approvers"] == ["bob"]
-    assert result.observed["ignored_self_approval"] is True
-    assert "1 of 2" in result.reason
-    assert "own approval does not count" in result.reason
-
-
-def test_zero_required_approvals_pass() -> None:
-    assert approvals(rule="a", required=0, approvers=[], submitter="alice").passed
-
-
-def test_invalid_approval_requirements_raise() -> None:
-    with pytest.raises(ValueError, match="required"):
-        approvals(rule="a", required=-1, approvers=[], submitter="alice")
-    with pytest.raises(ValueError, match="list of names"):
-        approvals(rule="a", required=1, approvers="bob", submitter="alice")

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from app.gates import Correctness, Counts, Evidence, Losses, RuleResult, significance
-from app.gates.rules import EXACT_MCNEMAR_MAX_DISCORDANT, SignificanceTest
+from app.gates.rules.significance import EXACT_MCNEMAR_MAX_DISCORDANT, SignificanceTest
 
 
 def run(

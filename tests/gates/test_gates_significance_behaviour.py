@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from app.gates import Correctness, Counts, Losses, significance
-from app.gates.rules import SignificanceTest
+from app.gates.rules.significance import SignificanceTest
 
 ALPHA = 0.05
 

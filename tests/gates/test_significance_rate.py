@@ -19,9 +19,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.auth.roles import SYSTEM
+from app.gates.rules.significance import SignificanceRule
 from app.promotion.evaluation import evaluate
 from app.promotion.policy import PolicyInForce
-from app.promotion.schemas import GatePolicyDocument, ProductionPolicy, SignificanceRule
+from app.promotion.schemas import GatePolicyDocument, ProductionPolicy
 from app.registry import service as registry
 from app.registry.models import ModelVersion, Stage
 from app.registry.schemas import CorrectnessEvidence, MetricsAdd, ModelCreate, VersionCreate

@@ -1,0 +1,1 @@
+"""Reproductions: re-runs of a version's training specification, submitted as evidence."""
