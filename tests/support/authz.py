@@ -118,6 +118,16 @@ GET    /api/v1/models/{model}/versions/{version}/reference-profile       401  40
 POST   /api/v1/models/{model}/drift-reports                              401  401     401     401     403    ok        ok       ok       ok    403     ok     403    submitter
 GET    /api/v1/models/{model}/drift-reports                              401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
 GET    /api/v1/models/{model}/drift-reports/{report_id}                  401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
+GET    /api/v1/models/{model}/aliases                                    401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
+GET    /api/v1/models/{model}/aliases/{alias}                            401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
+PUT    /api/v1/models/{model}/aliases/{alias}                            401  401     401     401     403    ok        ok       ok       ok    403     ok     403    submitter
+DELETE /api/v1/models/{model}/aliases/{alias}                            401  401     401     401     403    ok        ok       ok       ok    403     ok     403    submitter
+GET    /api/v1/models/{model}/aliases/{alias}/history                    401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
+GET    /api/v1/models/{model}/versions/@{alias}                          401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
+GET    /api/v1/models/{model}/versions/@{alias}/artifact                 401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
+POST   /api/v1/models/{model}/versions/{version}/reproductions           401  401     401     401     403    ok        ok       ok       ok    403     ok     403    submitter
+GET    /api/v1/models/{model}/versions/{version}/reproductions           401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
+POST   /api/v1/artifacts/scrub                                           401  401     401     401     403    403       403      403      ok    403     403    403    admin
 GET    /api/v1/models/{model}/serving                                    401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
 GET    /api/v1/models/-/serving                                          401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
 POST   /api/v1/models/{model}/observations                               401  401     401     401     403    ok        ok       ok       ok    403     ok     403    submitter
