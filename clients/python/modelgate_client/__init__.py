@@ -18,6 +18,7 @@ from modelgate_client.client import (  # after __version__: client.py reads it
     ModelgateClient,
     ModelgateConnectionError,
     ModelgateError,
+    SubmittedVersion,
     all_items,
 )
 
@@ -29,6 +30,7 @@ __all__ = [
     "ModelgateClient",
     "ModelgateConnectionError",
     "ModelgateError",
+    "SubmittedVersion",
     "__version__",
     "all_items",
 ]
