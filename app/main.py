@@ -17,6 +17,7 @@ from app import __version__
 from app.api import (
     artifacts,
     audit,
+    datachecks,
     drift,
     health,
     metrics_endpoint,
@@ -172,6 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks.router,
         drift.router,
         reproductions.router,
+        datachecks.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)

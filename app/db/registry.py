@@ -2,6 +2,7 @@
 
 from app.audit import models as audit_models
 from app.auth import models as auth_models
+from app.datachecks import models as datachecks_models
 from app.db.base import Base
 from app.drift import models as drift_models
 from app.events import models as events_models
@@ -14,6 +15,7 @@ __all__ = [
     "Base",
     "audit_models",
     "auth_models",
+    "datachecks_models",
     "drift_models",
     "events_models",
     "idempotency_models",
