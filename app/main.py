@@ -19,6 +19,7 @@ from app.api import (
     artifacts,
     audit,
     docs,
+    datachecks,
     drift,
     health,
     metrics_endpoint,
@@ -190,6 +191,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         observations.router,
         serving.router,
         reproductions.router,
+        datachecks.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)

@@ -3,6 +3,7 @@
 from app.audit import models as audit_models
 from app.auth import models as auth_models
 from app.console import models as console_models
+from app.datachecks import models as datachecks_models
 from app.db.base import Base
 from app.drift import models as drift_models
 from app.events import models as events_models
@@ -19,6 +20,7 @@ __all__ = [
     "audit_models",
     "auth_models",
     "console_models",
+    "datachecks_models",
     "drift_models",
     "events_models",
     "idempotency_models",

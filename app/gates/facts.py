@@ -45,6 +45,18 @@ class ReproductionFact:
     """Values by (name, dataset, slice); slice ``""`` is the whole dataset."""
 
 
+@dataclass(frozen=True)
+class DataCheckFact:
+    """The latest data-contract check of a dataset against the version."""
+
+    id: int
+    purpose: str
+    passed: bool
+    rows: float
+    failed: Sequence[str]
+    """The failed checks, as ``check:column``."""
+
+
 class StoredCheck(Protocol):
     """The store's answer to "is this object still what was uploaded?"."""
 
@@ -92,6 +104,10 @@ class VersionFacts(Protocol):
 
     def reproductions(self) -> Sequence[ReproductionFact]:
         """Re-runs submitted for this version, newest first (at most the 20 latest)."""
+        ...
+
+    def data_check(self, dataset: str) -> DataCheckFact | None:
+        """The latest data-contract check of the dataset against this version, if any."""
         ...
 
 

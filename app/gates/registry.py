@@ -18,6 +18,7 @@ from app.gates.facts import Facts, PolicyFacts
 from app.gates.result import RuleResult
 from app.gates.rules.artifact_intact import ArtifactRule
 from app.gates.rules.base import PolicyProblem, RuleConfig
+from app.gates.rules.data_contract import DataContractRule
 from app.gates.rules.fairness import FairnessRule
 from app.gates.rules.lineage_complete import LineageRule
 from app.gates.rules.no_regression import NoRegressionRule
@@ -35,6 +36,7 @@ RULES: tuple[type[RuleConfig], ...] = (
     SchemaRule,
     ArtifactRule,
     ReproducibleRule,
+    DataContractRule,
 )
 """Every rule kind, in the order the policy schema lists them."""
 

@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.audit.hashing import canonical_json
+from app.datachecks import service as datachecks
 from app.db.base import utcnow
 from app.gates import registry as gate_registry
 from app.gates.catalogue import Direction
-from app.gates.facts import ArtifactFacts, MetricFact, ReproductionFact
+from app.gates.facts import ArtifactFacts, DataCheckFact, MetricFact, ReproductionFact
 from app.gates.result import RuleResult
 from app.gates.signature import Column, Signature
 from app.promotion import repository
@@ -195,6 +196,9 @@ class _Version:
 
     def reproductions(self) -> list[ReproductionFact]:
         return reproductions.facts_of(self._ctx.session, self.row.id)
+
+    def data_check(self, dataset: str) -> DataCheckFact | None:
+        return datachecks.latest_fact(self._ctx.session, self.row.id, dataset)
 
 
 def _signature(document: dict[str, Any] | None) -> Signature | None:

@@ -1,4 +1,5 @@
-"""Lineage fingerprints on versions, and reproductions (re-runs of a version's training).
+"""Lineage fingerprints on versions, reproductions (re-runs of a version's training), and
+data checks (datasets checked against a version's data contract).
 
 ``model_versions.lineage_fingerprint`` is the sha256 of the canonical JSON of the lineage
 fields that make up a training specification (``app/registry/fingerprint.py``); existing
@@ -7,7 +8,8 @@ copied below (a migration must not change when the application's code does). An 
 (model, fingerprint) finds the versions of one specification.
 
 ``reproductions`` holds re-runs submitted as evidence: the artifact digest and metrics a
-re-run produced, for the ``reproducible`` gate rule.
+re-run produced, for the ``reproducible`` gate rule. ``data_checks`` holds data-contract
+reports, for the ``data_contract`` gate rule.
 
 Revision ID: 0007
 Revises: 0006
@@ -117,8 +119,48 @@ def upgrade() -> None:
         "ix_reproductions_version_id_id", "reproductions", ["version_id", "id"], unique=False
     )
 
+    op.create_table(
+        "data_checks",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("model_id", sa.BigInteger(), nullable=False),
+        sa.Column("version_id", sa.BigInteger(), nullable=False),
+        sa.Column("dataset", sa.String(length=256), nullable=False),
+        sa.Column("purpose", sa.String(length=16), nullable=False),
+        sa.Column("passed", sa.Boolean(), nullable=False),
+        sa.Column("rows", sa.Float(), nullable=False),
+        sa.Column("checks", sa.JSON(), nullable=False),
+        sa.Column("created_by", sa.String(length=256), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["model_id"],
+            ["registered_models.id"],
+            name=op.f("fk_data_checks_model_id_registered_models"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["version_id"],
+            ["model_versions.id"],
+            name=op.f("fk_data_checks_version_id_model_versions"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_data_checks")),
+    )
+    op.create_index(
+        "ix_data_checks_version_id_dataset_id",
+        "data_checks",
+        ["version_id", "dataset", "id"],
+        unique=False,
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_data_checks_version_id_dataset_id", table_name="data_checks")
+    op.drop_table("data_checks")
     op.drop_index("ix_reproductions_version_id_id", table_name="reproductions")
     op.drop_table("reproductions")
     op.drop_index(INDEX, table_name="model_versions")
