@@ -21,6 +21,7 @@ from app.audit.hashing import canonical_json
 from app.auth.roles import Principal
 from app.db.base import utcnow
 from app.errors import (
+    BadRequest,
     MetricConflict,
     ModelAlreadyExists,
     ModelNotFound,
@@ -301,6 +302,15 @@ def list_versions(
             after=(float(after_m[0]), int(after_m[1])) if after_m else None,
             limit=limit + 1,
         )
+        if (
+            not metric_rows
+            and cursor is None
+            and not repository.metric_recorded(session, model_id=model.id, metric=metric)
+        ):
+            raise BadRequest(
+                f"no version of {model.name!r} has recorded metric {metric!r}",
+                errors=[{"loc": ["query", "order_by"], "msg": f"unknown metric {metric!r}"}],
+            )
         metric_page = metric_rows[:limit]
         next_cursor = (
             encode_cursor([metric_page[-1][1], metric_page[-1][0].row.version])
