@@ -38,6 +38,7 @@ from app.api import (
 from app.api.deps import reject_unstorable_text
 from app.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.api.problems import Problem
+from app.api.query import reject_unknown_query
 from app.auth import service as auth_service
 from app.auth.cache import TokenCache
 from app.auth.roles import SYSTEM, Role
@@ -170,7 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served by app/api/docs.py with local assets
         redoc_url=None,
         generate_unique_id_function=docs.operation_id,
-        dependencies=[Depends(reject_unstorable_text)],
+        dependencies=[Depends(reject_unstorable_text), Depends(reject_unknown_query)],
     )
     app.state.settings = settings
     app.state.token_cache = TokenCache(settings.auth_cache_seconds)

@@ -379,3 +379,9 @@ def referenced_artifact_keys(session: Session) -> set[str]:
         select(ModelVersion.artifact_key).where(ModelVersion.artifact_key.is_not(None)).distinct()
     )
     return {key for key in session.scalars(stmt) if key is not None}
+
+
+def metric_recorded(session: Session, *, model_id: int, metric: str) -> bool:
+    """Whether any version of the model has recorded ``metric`` (on any dataset)."""
+    stmt = select(Metric.id).where(Metric.model_id == model_id, Metric.name == metric).limit(1)
+    return session.execute(stmt).first() is not None

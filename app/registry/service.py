@@ -22,6 +22,7 @@ from app.audit.hashing import canonical_json
 from app.auth.roles import Principal, Role, role_allows
 from app.db.base import utcnow
 from app.errors import (
+    BadRequest,
     Forbidden,
     MetricConflict,
     ModelAlreadyExists,
@@ -330,6 +331,15 @@ def list_versions(
             after=(float(after_m[0]), int(after_m[1])) if after_m else None,
             limit=limit + 1,
         )
+        if (
+            not metric_rows
+            and cursor is None
+            and not repository.metric_recorded(session, model_id=model.id, metric=metric)
+        ):
+            raise BadRequest(
+                f"no version of {model.name!r} has recorded metric {metric!r}",
+                errors=[{"loc": ["query", "order_by"], "msg": f"unknown metric {metric!r}"}],
+            )
         metric_page = metric_rows[:limit]
         next_cursor = (
             encode_cursor([metric_page[-1][1], metric_page[-1][0].row.version])

@@ -1,0 +1,53 @@
+"""Unknown query parameters are a 400 naming them, on every route; an unknown metric to
+order by is a 400 too (both used to answer an unfiltered or empty 200)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.support.api import API, assert_problem, create_model
+from tests.support.flows import new_version
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/models", {"q": "fraud"}),
+        ("/models/fraud/versions", {"filter": "stage=production", "tag": "x"}),
+        ("/models/fraud/versions/1", {"expand": "all"}),
+        ("/audit", {"actr": "someone"}),
+    ],
+)
+def test_unknown_query_parameters_are_named_in_a_400(
+    client: TestClient, path: str, params: dict[str, str]
+) -> None:
+    create_model(client, "fraud")
+    new_version(client, "fraud")
+
+    problem = assert_problem(client.get(f"{API}{path}", params=params), 400, "bad-request")
+
+    assert [e["loc"] for e in problem["errors"]] == [["query", n] for n in sorted(params)]
+    for name in params:
+        assert name in problem["detail"]
+
+
+def test_declared_parameters_still_work(client: TestClient) -> None:
+    create_model(client, "fraud", primary_dataset="holdout")
+    new_version(client, "fraud")
+    response = client.get(
+        f"{API}/models/fraud/versions", params={"limit": 5, "order_by": "-metric:accuracy"}
+    )
+    assert response.status_code == 200, response.text
+    assert [v["version"] for v in response.json()["items"]] == [1]
+
+
+def test_ordering_by_an_unknown_metric_is_a_400(client: TestClient) -> None:
+    create_model(client, "fraud", primary_dataset="holdout")
+    new_version(client, "fraud")
+
+    response = client.get(f"{API}/models/fraud/versions", params={"order_by": "-metric:nope"})
+
+    problem = assert_problem(response, 400, "bad-request")
+    assert "'nope'" in problem["detail"]
+    assert problem["errors"][0]["loc"] == ["query", "order_by"]
