@@ -209,6 +209,16 @@ def main(argv: list[str]) -> int:
             if total >= args.cases and round_number > len(roles):
                 break
             role = roles[(round_number - 1) % len(roles)]
+            if round_number > 1 and not token_works(base, token):
+                # Another admin (made by the fuzzer) revoked ours, which the last-admin rule
+                # allows: a fresh server and database, or the rest would be 401s.
+                print("fuzz: the admin token was revoked by a fuzzed call; restarting", flush=True)
+                process.terminate()
+                process.wait(timeout=15)
+                workdir = Path(tempfile.mkdtemp(prefix="modelgate-fuzz-"))
+                process, base = start_server(workdir, token, args.database_url)
+                seed(base, token)
+                tokens = make_tokens(base, token)
             ndjson = reports / f"round-{round_number}.ndjson"
             command = [
                 str(Path(sys.executable).parent / "schemathesis"),
@@ -244,15 +254,6 @@ def main(argv: list[str]) -> int:
             )
             if found:
                 print(result.stdout[-6000:])
-            if not token_works(base, token):
-                # A fresh server and database: the rest would be a run of 401s.
-                print("fuzz: the admin token was revoked by a fuzzed call; restarting", flush=True)
-                process.terminate()
-                process.wait(timeout=15)
-                workdir = Path(tempfile.mkdtemp(prefix="modelgate-fuzz-"))
-                process, base = start_server(workdir, token, args.database_url)
-                seed(base, token)
-                tokens = make_tokens(base, token)
     finally:
         process.terminate()
         try:

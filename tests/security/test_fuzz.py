@@ -26,6 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.security.conftest import TEST_DB
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,8 +37,6 @@ SEED = os.environ.get("MODELGATE_FUZZ_SEED", "1")
 # Disagreements still open: the server enforces a rule the document does not state, or
 # accepts what it declares invalid. Remove an entry when its rule is in the schema.
 KNOWN_OPEN = {
-    # order_by=metric:NAME of a metric a version list cannot order by
-    "GET /api/v1/models/{model}/versions: positive_data_acceptance (422 validation-failed)",
     # either features or sample; sample columns of one length (JSON Schema cannot say it)
     "POST /api/v1/models/{model}/drift-reports: positive_data_acceptance (422 validation-failed)",
     "POST /api/v1/models/{model}/versions/{version}/reference-profile: positive_data_acceptance (422 validation-failed)",  # noqa: E501
@@ -47,16 +47,19 @@ KNOWN_OPEN = {
     "POST /api/v1/models/{model}/versions/{version}/metrics: negative_data_rejection (200 Schema-violating request accepted)",  # noqa: E501
     "PUT /api/v1/models/{model}/drift-settings: negative_data_rejection (200 Schema-violating request accepted)",  # noqa: E501
     "PUT /api/v1/models/{model}/policy: negative_data_rejection (200 Schema-violating request accepted)",  # noqa: E501
-    # "*" alone or named types; a policy's cross-field rules (metric directions, ranges)
+    # a webhook URL's host must resolve here (the document's example host does not)
     "POST /api/v1/webhooks: positive_data_acceptance (422 validation-failed)",
+    # a policy's cross-field rules (metric directions, ranges)
     "PUT /api/v1/models/{model}/policy: positive_data_acceptance (422 invalid-policy)",
     "PUT /api/v1/models/{model}/policy: positive_data_acceptance (422 validation-failed)",
-    # an empty artifact body; a declared digest that does not match the body
+    # an empty artifact body; a declared digest that does not match the body; a
+    # X-Artifact-SHA256 the generator sends against its pattern
     "PUT /api/v1/models/{model}/versions/{version}/artifact: positive_data_acceptance (422 validation-failed)",  # noqa: E501
     "PUT /api/v1/models/{model}/versions/{version}/artifact: positive_data_acceptance (422 checksum-mismatch)",  # noqa: E501
 }  # fmt: skip
 
 
+@pytest.mark.timeout(900)  # about 2 minutes alone; much more on a loaded machine
 def test_schemathesis_finds_no_disagreement(module_database: str, tmp_path: Path) -> None:
     command = [
         sys.executable, str(ROOT / "scripts" / "fuzz.py"),
@@ -74,7 +77,6 @@ def test_schemathesis_finds_no_disagreement(module_database: str, tmp_path: Path
     failed = {line.strip().removeprefix("FAILED ") for line in output.splitlines()
               if line.startswith("  FAILED ")}  # fmt: skip
     assert failed <= KNOWN_OPEN, "\n".join(sorted(failed - KNOWN_OPEN)) + output[-6000:]
-    assert "was revoked by a fuzzed call" not in output, output[-4000:]
     total = re.search(r"fuzz: (\d+) test cases", output)
     assert total is not None, output[-4000:]
     assert int(total.group(1)) >= 1000, output[-4000:]
