@@ -1,130 +1,82 @@
-"""Schemathesis against the generated spec, in process, with an admin token.
+"""Schemathesis over the whole API, every phase and every check, as CI can afford.
 
-Every operation of the spec gets the cases of schemathesis's examples and fuzzing phases,
-positive and negative, a bounded number per operation (about 870 cases in all, under a
-minute per backend; ``scripts/fuzz`` adds the coverage phase and sends 10,000 and more
-against a live server). Each answer must pass four checks: no 5xx, a status the
-operation declares, a content type declared for that status, and a body matching the
-declared schema.
+Runs ``scripts/fuzz.py`` (the same driver as ``scripts/fuzz``, at a smaller size): a live
+server on this module's database (PostgreSQL, or SQLite in a temporary directory), the
+examples, coverage, fuzzing and stateful phases (the stateful one walks the document's
+links: a created model to its versions, a version to its artifact, evaluation and
+promotions, a promotion to approve and reject, a webhook to its deliveries), and every
+check schemathesis has, among them: no 5xx; status, content type, headers and body as
+declared; schema-valid requests accepted and invalid ones refused; 405s whose ``Allow``
+is true; no answer without authentication. ``scripts/fuzz.py`` excuses only the documented
+cases (a made-up opaque cursor answered 400, an Idempotency-Key reused with another
+body). Any other disagreement fails this test unless it is one of :data:`KNOWN_OPEN`:
+the server-side rules the schema does not state yet, each named, so that nothing new
+slips in while they are closed one by one (``scripts/fuzz`` itself fails on them).
 
-The application runs in this process through schemathesis's ASGI transport; its
-database and store are the module's own, seeded with the spec's example model
-(``fraud-detector``) so that generated requests also reach existing resources.
+About 4,500 cases in 2-3 minutes with an admin token. ``MODELGATE_FUZZ_EXAMPLES`` and
+``MODELGATE_FUZZ_SEED`` change the size and the cases; ``scripts/fuzz`` runs 10,000 and
+more with a token of every role.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator
-from typing import Any
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-import schemathesis
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.config import SchemathesisConfig
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
-from app.main import create_app
-from app.openapi_export import render_openapi
-from app.settings import Settings
-from tests.support.api import ADMIN_TOKEN, API, auth
+from tests.security.conftest import TEST_DB
 
-# Cases per operation; MODELGATE_FUZZ_EXAMPLES=200 for a longer run by hand. (At 25,
-# schemathesis 4.32 trips over its own negative generation for POST .../versions: the
-# negation of the evidence union has no values and it raises InvalidSchema "Cannot
-# generate an array with 1 demanded elements". A generator limit, not an app defect.)
-MAX_EXAMPLES = int(os.environ.get("MODELGATE_FUZZ_EXAMPLES", "20"))
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
-SENT: list[tuple[str, int]] = []
-"""(operation, status) of every case sent, for the count at the end."""
+ROOT = Path(__file__).resolve().parents[2]
+MAX_EXAMPLES = os.environ.get("MODELGATE_FUZZ_EXAMPLES", "5")
+SEED = os.environ.get("MODELGATE_FUZZ_SEED", "1")
 
-
-class Deferred:
-    """An ASGI application that forwards HTTP requests to the one the fixture starts.
-
-    The pytest integration of schemathesis needs its schema when the module is collected,
-    before any fixture (database, store) exists; the spec itself needs neither, so it is
-    rendered from the code and the requests reach the real application later. Lifespan
-    events are answered here: the fixture runs the application's own lifespan."""
-
-    def __init__(self) -> None:
-        self.app: FastAPI | None = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                kind = message["type"].rsplit(".", 1)[-1]  # startup or shutdown
-                await send({"type": f"lifespan.{kind}.complete"})
-                if kind == "shutdown":
-                    return
-        assert self.app is not None, "the fuzzed_app fixture has not started the application"
-        await self.app(scope, receive, send)
+# Disagreements still open: the server enforces a rule the document does not state, or
+# accepts what it declares invalid. Remove an entry when its rule is in the schema.
+KNOWN_OPEN = {
+    # either features or sample; sample columns of one length (JSON Schema cannot say it)
+    "POST /api/v1/models/{model}/drift-reports: positive_data_acceptance (422 validation-failed)",
+    "POST /api/v1/models/{model}/versions/{version}/reference-profile: positive_data_acceptance (422 validation-failed)",  # noqa: E501
+    # evidence and confusion matrices: one per (dataset, kind), consistent sizes
+    "POST /api/v1/models/{model}/versions/{version}/metrics: positive_data_acceptance (422 validation-failed)",  # noqa: E501
+    "POST /api/v1/models/{model}/versions: positive_data_acceptance (422 validation-failed)",
+    # pydantic's lax mode takes false for 0 and 0 for false
+    "POST /api/v1/models/{model}/versions/{version}/metrics: negative_data_rejection (200 Schema-violating request accepted)",  # noqa: E501
+    "PUT /api/v1/models/{model}/drift-settings: negative_data_rejection (200 Schema-violating request accepted)",  # noqa: E501
+    "PUT /api/v1/models/{model}/policy: negative_data_rejection (200 Schema-violating request accepted)",  # noqa: E501
+    # a webhook URL's host must resolve here (the document's example host does not)
+    "POST /api/v1/webhooks: positive_data_acceptance (422 validation-failed)",
+    # a policy's cross-field rules (metric directions, ranges)
+    "PUT /api/v1/models/{model}/policy: positive_data_acceptance (422 invalid-policy)",
+    "PUT /api/v1/models/{model}/policy: positive_data_acceptance (422 validation-failed)",
+    # an empty artifact body; a declared digest that does not match the body; a
+    # X-Artifact-SHA256 the generator sends against its pattern
+    "PUT /api/v1/models/{model}/versions/{version}/artifact: positive_data_acceptance (422 validation-failed)",  # noqa: E501
+    "PUT /api/v1/models/{model}/versions/{version}/artifact: positive_data_acceptance (422 checksum-mismatch)",  # noqa: E501
+}  # fmt: skip
 
 
-DEFERRED = Deferred()
-# The coverage phase (boundary and negative cases of every parameter, about 4,000 cases)
-# runs in scripts/fuzz; in CI the examples and fuzzing phases keep the run under a minute.
-CONFIG = SchemathesisConfig.from_dict({"phases": {"coverage": {"enabled": False}}})
-schema = schemathesis.openapi.from_dict(json.loads(render_openapi()), config=CONFIG)
-schema.app = DEFERRED  # the ASGI transport, in this process
-
-
-@pytest.fixture(scope="module")
-def fuzzed_app(module_settings: Settings) -> Iterator[FastAPI]:
-    app = create_app(module_settings)
-    with TestClient(app) as client:
-        # The spec's example model, with a version and its artifact.
-        headers = auth(ADMIN_TOKEN)
-        model = client.post(f"{API}/models", json={"name": "fraud-detector"}, headers=headers)
-        assert model.status_code == 201, model.text
-        version = client.post(f"{API}/models/fraud-detector/versions", json={}, headers=headers)
-        assert version.status_code == 201, version.text
-        upload = client.put(
-            f"{API}/models/fraud-detector/versions/1/artifact",
-            content=b"fuzzed",
-            headers={**headers, "Content-Type": "application/octet-stream"},
-        )
-        assert upload.status_code == 200, upload.text
-        DEFERRED.app = app
-        yield app
-        DEFERRED.app = None
-
-
-@schema.parametrize()
-@settings(
-    max_examples=MAX_EXAMPLES,
-    deadline=None,
-    derandomize=True,  # the same cases on every run: a failure in CI reproduces locally
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
-@pytest.mark.usefixtures("fuzzed_app")
-def test_every_answer_conforms_to_the_spec(case: Any) -> None:
-    case.headers = {**(case.headers or {}), **auth(ADMIN_TOKEN)}
-    response = case.call_and_validate(checks=CHECKS)
-    SENT.append((case.operation.label, response.status_code))
-
-
-def test_the_fuzzer_ran() -> None:
-    """Runs last: the cases above were sent, and the admin token survived them."""
-    if not SENT:
-        pytest.skip("the fuzzing tests were deselected")
-    operations = {op for op, _ in SENT}
-    statuses = sorted({s for _, s in SENT})
-    print(f"\nschemathesis: {len(SENT)} cases over {len(operations)} operations; {statuses}")
-    assert 401 not in statuses, "the admin token stopped working during the run"
-    assert len(operations) >= 40
+@pytest.mark.timeout(900)  # about 2 minutes alone; much more on a loaded machine
+def test_schemathesis_finds_no_disagreement(module_database: str, tmp_path: Path) -> None:
+    command = [
+        sys.executable, str(ROOT / "scripts" / "fuzz.py"),
+        "--cases", "0", "--max-rounds", "1", "--roles", "admin",
+        "--max-examples", MAX_EXAMPLES, "--seed", SEED,
+        "--report-dir", str(tmp_path / "reports"),
+    ]  # fmt: skip
+    if TEST_DB == "postgres":
+        command += ["--database-url", module_database]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=900, check=False, cwd=ROOT
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode in (0, 1), output[-12000:]
+    failed = {line.strip().removeprefix("FAILED ") for line in output.splitlines()
+              if line.startswith("  FAILED ")}  # fmt: skip
+    assert failed <= KNOWN_OPEN, "\n".join(sorted(failed - KNOWN_OPEN)) + output[-6000:]
+    total = re.search(r"fuzz: (\d+) test cases", output)
+    assert total is not None, output[-4000:]
+    assert int(total.group(1)) >= 1000, output[-4000:]
