@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from tests.mlflow.conftest import MlflowServer, run_client
 from tests.support.api import ADMIN_TOKEN, auth
@@ -69,9 +70,22 @@ def test_import_copies_a_registry_and_a_second_run_imports_nothing(
     assert first.returncode == 0, first.stdout + first.stderr
     assert "done: 9 imported, 0 resumed, 0 already imported (skipped), 0 failed" in first.stdout
     assert "[3/3] ranker: 2 version(s)" in first.stdout
+    # An import interrupted while copying fraud v2 left it pending, without files.
+    engine = create_engine(settings["DATABASE_URL"])
+    with engine.begin() as conn:
+        changed = conn.execute(
+            text(
+                "UPDATE mlflow_versions SET status = 'PENDING_REGISTRATION', files = NULL "
+                "WHERE origin = :origin"
+            ),
+            {"origin": f"{mlflow_server.uri}#fraud/2"},
+        ).rowcount
+    engine.dispose()
+    assert changed == 1
     second = run_import(env, mlflow_server.uri)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "done: 0 imported, 0 resumed, 9 already imported (skipped), 0 failed" in second.stdout
+    assert "done: 0 imported, 1 resumed, 8 already imported (skipped), 0 failed" in second.stdout
+    assert "fraud v2 (2/3): resumed as version 2: READY" in second.stdout
 
     api = httpx.Client(base_url=modelgate.base_url, headers=auth(ADMIN_TOKEN), timeout=30)
     churn = api.get("/api/v1/models/churn").json()
