@@ -20,7 +20,9 @@ router = APIRouter(prefix="/models/{model}", tags=["aliases"])
 AliasPath = Annotated[str, Path(min_length=1, max_length=64, description="The alias's name.")]
 
 
-@router.get("/aliases", response_model=list[AliasRead], responses=responses(401, 403, 404, 503))
+@router.get(
+    "/aliases", response_model=list[AliasRead], responses=responses(401, 403, 404, 422, 503)
+)
 def list_aliases(model: ModelPath, uow: UowDep, principal: ModelReader) -> list[AliasRead]:
     """Every alias of the model and the version it points at."""
     return aliases.list_aliases(uow.session, model_name=model)

@@ -217,14 +217,22 @@ async def serving_plan(
             errors=[{"loc": ["query", "wait"], "msg": "wait needs after"}],
         )
 
-    async def reread() -> dict[str, int]:
-        return {
-            model: await _read(request, lambda s: service.current_revision(s, model_name=model))
-        }
-
     hub = _hub(request)
+
+    async def reread() -> dict[str, int]:
+        generation = hub.generation
+        found = await _read(request, lambda s: service.current_revision(s, model_name=model))
+        hub.remember(model, found, generation)
+        return {model: found}
+
     generation = hub.generation
-    known = await reread()
+    cached = hub.latest(model)
+    # What the hub knows is as good as a read (see ServingHub.latest), unless the caller
+    # claims a newer revision: then the database decides whether it is from the future.
+    if cached is not None and (after is None or after <= cached):
+        known = {model: cached}
+    else:
+        known = await reread()
     revision = known[model]
     if after is not None:
         if after > revision:

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -37,6 +38,9 @@ POLL_SECONDS = 0.2
 """How often a process on SQLite looks for revisions committed by other processes."""
 
 MAX_CACHED_PLANS = 10_000
+
+PING_SECONDS = 10.0
+"""How long the PostgreSQL listener stays quiet before it checks its connection."""
 
 Woken = tuple[str, int] | None
 """What a watcher's future resolves to: the model and its newer revision, or None when
@@ -74,6 +78,7 @@ class ServingHub:
         self._sessions = sessions
         self._read_bind = read_bind
         self._poll_seconds = poll_seconds
+        self._authoritative = engine.dialect.name == "postgresql"
         self._loop: asyncio.AbstractEventLoop | None = None
         # model -> {future: the revision its watcher has}; touched on the loop only.
         self._waiters: dict[str, dict[asyncio.Future[Woken], int]] = {}
@@ -95,7 +100,7 @@ class ServingHub:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        if self._engine.dialect.name == "postgresql":
+        if self._authoritative:
             target: Callable[[], None] = self._listen
         else:
             target = self._poll
@@ -155,6 +160,22 @@ class ServingHub:
                         self._watched.pop(model, None)
         if not future.done():
             future.cancel()
+
+    def latest(self, model: str) -> int | None:
+        """The model's revision as this hub knows it, when the hub is authoritative: a
+        PostgreSQL listener that has been connected since the revision was learnt hears
+        every later change, so its knowledge lags the database only by a NOTIFY in
+        flight, and a watcher that starts from it is woken by that NOTIFY. None when the
+        hub does not know (SQLite's poller sees only watched models)."""
+        if not self._authoritative or not self.listening.is_set():
+            return None
+        return self._latest.get(model)
+
+    def remember(self, model: str, revision: int, generation: int) -> None:
+        """A revision read from the database under ``generation`` (see :meth:`latest`)."""
+        fresh = self._authoritative and generation == self.generation
+        if fresh and revision > self._latest.get(model, -1):
+            self._latest[model] = revision
 
     def publish(self, model: str, revision: int) -> None:
         """``model`` is at ``revision``: wake its watchers that have an older one."""
@@ -230,12 +251,20 @@ class ServingHub:
                     self.listening.set()
                     # Anything committed while there was no listener: read again.
                     self._call(self._wake_all)
+                    quiet_since = time.monotonic()
                     while not self._stopping.is_set():
                         for note in conn.notifies(timeout=1.0):
+                            quiet_since = time.monotonic()
                             revision, _, model = note.payload.partition(" ")
                             self._call(self.publish, model, int(revision))
+                        if time.monotonic() - quiet_since > PING_SECONDS:
+                            # A connection that died silently must not leave the hub
+                            # trusting what it knows: a failing ping reconnects.
+                            conn.execute("SELECT 1")
+                            quiet_since = time.monotonic()
             except Exception as exc:
                 self.listening.clear()
+                self._call(self._wake_all)
                 if self._stopping.is_set():
                     break
                 log.warning("serving listener lost its connection (%s); retrying", exc)
