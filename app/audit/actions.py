@@ -28,6 +28,7 @@ class AuditAction(StrEnum):
     VERSION_UPDATED = "version.updated"
     VERSION_IMPORTED = "version.imported"
     REPRODUCTION_RECORDED = "reproduction.recorded"
+    DATA_CHECK_RECORDED = "data_check.recorded"
     METRICS_ADDED = "metrics.added"
     ARTIFACT_UPLOADED = "artifact.uploaded"
     ARTIFACT_CORRUPT = "artifact.corrupt"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
+from app.audit.actions import AuditAction
 from app.auth.roles import Principal
 from app.datachecks import contract, repository
 from app.datachecks.models import DataCheck
@@ -64,7 +65,7 @@ def record(
     audit.record(
         session,
         actor=actor,
-        action="data_check.recorded",
+        action=AuditAction.DATA_CHECK_RECORDED,
         model=model.name,
         version=number,
         details={
