@@ -118,13 +118,18 @@ def test_unmigrated_postgres_then_db_upgrade_then_token(unmigrated_pg: str, tmp_
     assert inspect(engine).get_table_names() == []  # the server does not migrate PostgreSQL
     engine.dispose()
 
-    # A token cannot be made in a schema that is not there either.
-    assert_one_line_failure(
-        modelgate(
-            "tokens", "create", "--role", "admin", "--name", "x", settings=settings, cwd=tmp_path
-        ),
-        "modelgate db upgrade",
-    )
+    # A token cannot be made in a schema that is not there either; the bootstrap names
+    # the database it used, then why it refuses.
+    refused_token = modelgate(
+        "tokens", "create", "--bootstrap", "--role", "admin", "--name", "x",
+        settings=settings, cwd=tmp_path,
+    )  # fmt: skip
+    assert refused_token.returncode == 2, refused_token.stderr
+    assert refused_token.stdout == ""
+    lines = refused_token.stderr.strip().splitlines()
+    assert lines[0].startswith("modelgate: using database postgresql+psycopg://")
+    assert "modelgate db upgrade" in lines[-1]
+    assert "Traceback" not in refused_token.stderr
 
     upgraded = modelgate("db", "upgrade", settings=settings, cwd=tmp_path)
     assert upgraded.returncode == 0, upgraded.stderr
@@ -139,13 +144,18 @@ def test_unmigrated_postgres_then_db_upgrade_then_token(unmigrated_pg: str, tmp_
 def test_cli_token_on_the_embedded_default(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/embedded.db"
     settings = {"DATABASE_URL": url, "ARTIFACT_STORE": str(tmp_path / "artifacts")}
+    # The bootstrap never creates a database (issue 14 item 7): the server (or
+    # `db upgrade`) makes the embedded one first.
+    upgraded = modelgate("db", "upgrade", settings=settings, cwd=tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
     check_cli_token(settings, tmp_path, url)
 
 
 def check_cli_token(settings: dict[str, str], cwd: Path, database_url: str) -> None:
     created = modelgate(
-        "tokens", "create", "--role", "admin", "--name", "x", settings=settings, cwd=cwd
-    )
+        "tokens", "create", "--bootstrap", "--role", "admin", "--name", "x",
+        settings=settings, cwd=cwd,
+    )  # fmt: skip
     assert created.returncode == 0, created.stderr
     secret = created.stdout.strip()
     assert secret.startswith("mgt_")

@@ -38,7 +38,7 @@ from app.storage.streaming import store_stream
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/models/{model}/versions/{version}", tags=["artifacts"])
+router = APIRouter(prefix="/models/{model}/versions/{version:int}", tags=["artifacts"])
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MEDIA_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")

@@ -47,6 +47,7 @@ class Check:
     intact: bool
     sha256_observed: str | None
     detail: str | None
+    method: str = "sha256 re-computed"
 
 
 @dataclass

@@ -140,8 +140,10 @@ def test_a_rollback_reads_no_metrics_or_evidence(
     assert counts["select metrics"] == 0, counts
     assert counts["select evaluation_evidence"] == 0, counts
     assert counts["select production_history"] == 0, counts
-    # The version rolled back from is written once (archived and flagged together).
-    assert counts["update model_versions"] == 2, counts
+    # The version rolled back from is written once (archived and flagged together), the
+    # target once for its stage and once for the verification of its artifact
+    # (artifact_checked_at: what was checked, how, and when).
+    assert counts["update model_versions"] == 3, counts
 
 
 def test_the_policy_in_force_is_validated_once_per_revision(client: TestClient) -> None:

@@ -307,6 +307,12 @@ BUILDERS: dict[tuple[str, str], Builder] = {
     ("GET", f"{API}/models/{{model}}/versions/{{version}}/reproductions"): _fixed(
         "GET", f"{V}/reproductions"
     ),
+    ("POST", f"{API}/models/{{model}}/versions/{{version}}/data-checks"): _fixed(
+        "POST", f"{V}/data-checks", json={"dataset": "matrix", "sample": {"amount": [1.0]}}
+    ),
+    ("GET", f"{API}/models/{{model}}/versions/{{version}}/data-checks"): _fixed(
+        "GET", f"{V}/data-checks"
+    ),
     ("POST", f"{API}/artifacts/scrub"): _fixed("POST", f"{API}/artifacts/scrub", json={"limit": 1}),
     ("GET", f"{API}/models/{{model}}/serving"): _fixed("GET", f"{M}/serving"),
     ("GET", f"{API}/models/-/serving"): _fixed(

@@ -128,6 +128,8 @@ GET    /api/v1/models/{model}/versions/@{alias}/artifact                 401  40
 POST   /api/v1/models/{model}/versions/{version}/reproductions           401  401     401     401     403    ok        ok       ok       ok    403     ok     403    submitter
 GET    /api/v1/models/{model}/versions/{version}/reproductions           401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
 POST   /api/v1/artifacts/scrub                                           401  401     401     401     403    403       403      403      ok    403     403    403    admin
+POST   /api/v1/models/{model}/versions/{version}/data-checks             401  401     401     401     403    ok        ok       ok       ok    403     ok     403    submitter
+GET    /api/v1/models/{model}/versions/{version}/data-checks             401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
 GET    /api/v1/models/{model}/serving                                    401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
 GET    /api/v1/models/-/serving                                          401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
 POST   /api/v1/models/{model}/observations                               401  401     401     401     403    ok        ok       ok       ok    403     ok     403    submitter

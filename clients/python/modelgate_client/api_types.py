@@ -61,7 +61,7 @@ class EvidenceRead(TypedDict):
 
 
 class ArtifactRead(TypedDict):
-    status: Literal["missing", "verified"]
+    status: Literal["missing", "verified", "corrupt"]
     sha256: str | None
     size: int | None
     media_type: str | None
@@ -87,6 +87,11 @@ class VersionRead(TypedDict):
     stage_changed_at: str
     archived_reason: NotRequired[str | None]
     """Why the version was archived (replaced, rolled back, retired)."""
+    aliases: NotRequired[list[str]]
+    """The aliases pointing at this version."""
+    lineage_fingerprint: NotRequired[str]
+    """sha256 of the training specification (code, data, features, environment,
+    hyperparameters, seed): versions with the same one are re-runs of one recipe."""
 
 
 class StageRead(TypedDict):
