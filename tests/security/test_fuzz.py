@@ -88,6 +88,11 @@ def is_known(line: str) -> bool:
     """An open disagreement named above (one entry, or an endpoint not reconciled yet)."""
     if line in KNOWN_OPEN or line.endswith(UNDECLARED_UNKNOWN_QUERY):
         return True
+    if re.search(r": error in the \w+ phase$", line):
+        # schemathesis itself failed to generate cases for an operation (seen on GET
+        # /audit's coverage phase, not every run): no request was judged, so no
+        # disagreement was found; scripts/fuzz still fails on it.
+        return True
     _, _, rest = line.partition(" ")
     path = rest.split(":", 1)[0]
     return any(path == p or path.startswith(p + "/") for p in NOT_YET_RECONCILED)
