@@ -306,6 +306,32 @@ def _fixed_p(z: float) -> float:
 # Per-metric judgements -------------------------------------------------------------
 
 
+def _nodata(
+    spec: MetricSpec,
+    *,
+    alpha: float,
+    samples: tuple[int, int],
+    seen: str,
+    canary: float | None = None,
+    incumbent: float | None = None,
+) -> MetricResult:
+    """Too little data on a side to judge: what was seen, and from how much it is judged."""
+    return MetricResult(
+        metric=spec.name,
+        kind=spec.kind,
+        verdict=Verdict.NODATA,
+        reason=f"{seen}; judged from {spec.min_sample} on each side",
+        canary=canary,
+        incumbent=incumbent,
+        effect=None,
+        tolerance=spec.tolerance,
+        p_value=None,
+        fixed_p_value=None,
+        alpha=alpha,
+        samples=samples,
+    )
+
+
 def _rate_metric(
     spec: MetricSpec, canary: Rates | None, incumbent: Rates | None, alpha: float
 ) -> MetricResult:
@@ -321,16 +347,13 @@ def _rate_metric(
         "samples": (n_c, n_i),
     }
     if canary is None or incumbent is None or min(n_c, n_i) < spec.min_sample:
-        return MetricResult(
-            verdict=Verdict.NODATA,
-            reason=f"{what}: {n_c} canary and {n_i} incumbent observations; "
-            f"judged from {spec.min_sample} on each side",
+        return _nodata(
+            spec,
+            alpha=alpha,
+            samples=(n_c, n_i),
+            seen=f"{what}: {n_c} canary and {n_i} incumbent observations",
             canary=canary.rate if canary else None,
             incumbent=incumbent.rate if incumbent else None,
-            effect=None,
-            p_value=None,
-            fixed_p_value=None,
-            **base,  # type: ignore[arg-type]
         )
     # Harm is oriented so that a positive difference is bad.
     if higher_is_harm:
@@ -392,16 +415,13 @@ def _latency_metric(
         "samples": (n_c, n_i),
     }
     if min(n_c, n_i) < spec.min_sample:
-        return MetricResult(
-            verdict=Verdict.NODATA,
-            reason=f"latency: {n_c} canary and {n_i} incumbent samples; "
-            f"judged from {spec.min_sample} on each side",
+        return _nodata(
+            spec,
+            alpha=alpha,
+            samples=(n_c, n_i),
+            seen=f"latency: {n_c} canary and {n_i} incumbent samples",
             canary=float(np.median(c)) if n_c else None,
             incumbent=float(np.median(y)) if n_i else None,
-            effect=None,
-            p_value=None,
-            fixed_p_value=None,
-            **base,  # type: ignore[arg-type]
         )
     if np.any(c <= 0) or np.any(y <= 0):
         # Latencies are positive; a zero would break the logarithm. Clamp to 1 us.
@@ -478,16 +498,11 @@ def _distribution_metric(
         "samples": (n_c, n_i),
     }
     if min(n_c, n_i) < spec.min_sample:
-        return MetricResult(
-            verdict=Verdict.NODATA,
-            reason=f"predictions: {n_c} canary and {n_i} incumbent; "
-            f"judged from {spec.min_sample} on each side",
-            canary=None,
-            incumbent=None,
-            effect=None,
-            p_value=None,
-            fixed_p_value=None,
-            **base,  # type: ignore[arg-type]
+        return _nodata(
+            spec,
+            alpha=alpha,
+            samples=(n_c, n_i),
+            seen=f"predictions: {n_c} canary and {n_i} incumbent",
         )
     keys = sorted(set(canary) | set(incumbent))
     table = np.array(
