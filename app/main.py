@@ -24,6 +24,7 @@ from app.api import (
     health,
     metrics_endpoint,
     models,
+    monitoring,
     observations,
     openapi_contract,
     operations,
@@ -49,6 +50,7 @@ from app.errors import ConfigurationError
 from app.events.dispatcher import Dispatcher
 from app.logging_setup import configure_logging
 from app.mlflow import routes as mlflow_routes
+from app.monitoring.checker import MonitoringChecker
 from app.observability.middleware import MetricsMiddleware
 from app.serving.hub import ServingHub
 from app.settings import Settings, get_settings
@@ -123,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = build_engine(settings)
         dispatcher: Dispatcher | None = None
         serving_hub: ServingHub | None = None
+        monitor: MonitoringChecker | None = None
         try:
             prepare_database(engine, settings)
             app.state.engine = engine
@@ -148,6 +151,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
                 dispatcher.start()
             app.state.dispatcher = dispatcher
+            monitor = MonitoringChecker(
+                sessions=app.state.sessions, settings=settings, store=app.state.store
+            )
+            if settings.monitoring_enabled:
+                monitor.start()
+            app.state.monitor = monitor
             log.info(
                 "modelgate %s ready: database %s, artifacts %s",
                 __version__,
@@ -160,6 +169,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await serving_hub.stop()
             if dispatcher is not None:
                 dispatcher.stop()
+            if monitor is not None:
+                monitor.stop()
             engine.dispose()
 
     app = FastAPI(
@@ -190,6 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks.router,
         drift.router,
         observations.router,
+        monitoring.router,
         serving.router,
         reproductions.router,
         datachecks.router,

@@ -53,6 +53,7 @@ class AuditAction(StrEnum):
     WEBHOOK_REDELIVERY_REQUESTED = "webhook.redelivery_requested"
     ALIAS_MOVED = "alias.moved"
     ALIAS_REMOVED = "alias.removed"
+    PRODUCTION_DEGRADED = "production.degraded"
 
     @property
     def event_type(self) -> str | None:
@@ -83,6 +84,7 @@ EVENT_TYPE_OF: dict[AuditAction, str] = {
     AuditAction.ARTIFACT_VERIFIED: "artifact.verified",
     AuditAction.ALIAS_MOVED: "alias.moved",
     AuditAction.ALIAS_REMOVED: "alias.removed",
+    AuditAction.PRODUCTION_DEGRADED: "production.degraded",
 }
 
 _PROMOTION_OUTCOMES: dict[AuditAction, str] = {
