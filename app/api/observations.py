@@ -20,12 +20,12 @@ from app.api.problems import responses
 from app.observations import reports, service
 from app.observations.schemas import (
     ABReport,
-    ShadowReport,
     IngestResult,
     LabelBatch,
     LabelResult,
     ObservationBatch,
     ObservationSummary,
+    ShadowReport,
 )
 
 router = APIRouter(prefix="/models/{model}", tags=["observations"])
@@ -133,9 +133,13 @@ def get_shadow_report(
     until: Until = None,
     primary: Annotated[
         int | None,
-        Query(ge=1, le=2_000_000_000, description="The primary version compared with "
-              "(default: the one that answered most paired requests, else production)."),
-    ] = None,  # fmt: skip
+        Query(
+            ge=1,
+            le=2_000_000_000,
+            description="The primary version compared with "
+            "(default: the one that answered most paired requests, else production).",
+        ),
+    ] = None,
 ) -> ShadowReport:
     """The version in shadow against the primary over the same requests: prediction
     agreement (classes, or the side of 0.5 of scores) and mean absolute difference

@@ -135,7 +135,9 @@ def ab_latency(
         b = rng.lognormal(3.0 + np.log(ratio), 0.5, size=per_look * looks)
         for k in range(1, looks + 1):
             n = per_look * k
-            if compare_latency(a[:n].tolist(), b[:n].tolist(), alpha=alpha, min_sample=100).significant:
+            if compare_latency(
+                a[:n].tolist(), b[:n].tolist(), alpha=alpha, min_sample=100
+            ).significant:
                 hits += 1
                 break
     return Rate(runs, hits / runs)

@@ -122,7 +122,9 @@ def shadow_agreement(
     }
 
     def result(passed: bool, reason: str) -> RuleResult:
-        return RuleResult(rule, "shadow_agreement", passed, reason, observed, threshold=min_agreement)
+        return RuleResult(
+            rule, "shadow_agreement", passed, reason, observed, threshold=min_agreement
+        )
 
     if pairs is None or pairs.pairs == 0:
         return result(

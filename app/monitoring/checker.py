@@ -31,9 +31,7 @@ class MonitoringChecker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._loop, name="modelgate-monitoring", daemon=True
-        )
+        self._thread = threading.Thread(target=self._loop, name="modelgate-monitoring", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -33,7 +33,7 @@ from app.errors import AppError
 from app.gates.canary import AnalysisPlan, MetricKind, MetricSpec, Verdict, judge
 from app.monitoring.models import ProductionWatch
 from app.monitoring.schemas import Degradation, MonitoringRead
-from app.observations.service import arm_data
+from app.observations.service import arm_data, window_start
 from app.promotion import operations
 from app.promotion.models import ProductionPeriod
 from app.promotion.policy import in_force
@@ -168,14 +168,17 @@ def check(
         watch.status = Status.NO_BASELINE
         return watch
     watch.baseline_version = baseline.version
-    width = timedelta(seconds=settings.observation_window_seconds)
+    # Windows are the store's grain: a window is read when it starts in the range, so the
+    # range starts at the start of the window the period (or baseline) began in.
+    seconds = settings.observation_window_seconds
     incumbent = arm_data(
         session, model_id=model.id, version=baseline.version, role="primary",
-        since=baseline.since, until=baseline.until,
+        since=window_start(baseline.since, seconds), until=baseline.until,
     )  # fmt: skip
     current = arm_data(
         session, model_id=model.id, version=period.version, role="primary",
-        since=_aware(period.started_at), until=now + width,
+        since=window_start(_aware(period.started_at), seconds),
+        until=now + timedelta(seconds=seconds),
     )  # fmt: skip
     plan = plan_of(policy)
     watch.looks += 1
@@ -268,7 +271,9 @@ def status(session: Session, *, model_name: str) -> MonitoringRead:
     policy = in_force(session, model).document.monitoring_in_force
     period = _open_period(session, model.id)
     watch = (
-        session.scalars(select(ProductionWatch).where(ProductionWatch.period_id == period.id)).first()
+        session.scalars(
+            select(ProductionWatch).where(ProductionWatch.period_id == period.id)
+        ).first()
         if period is not None
         else None
     )

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import ValidationFailed, VersionNotFound
+from app.errors import ValidationFailed
 from app.gates import ab, shadow
 from app.gates.canary import Rates
 from app.gates.shadow import ShadowPairs
@@ -131,9 +131,13 @@ def shadow_report(
         [
             r
             for r in repository.windows(
-                session, model.id, since=window_start(since, width), until=until,
-                versions=[primary], role="primary",
-            )  # fmt: skip
+                session,
+                model.id,
+                since=window_start(since, width),
+                until=until,
+                versions=[primary],
+                role="primary",
+            )
             if r.window_start in starts
         ]
         if primary is not None
@@ -169,7 +173,9 @@ def shadow_report(
             )
         ),
         predictions=DistributionComparison(
-            **shadow.distribution_comparison(p_data.predictions if p_data else {}, s_data.predictions)
+            **shadow.distribution_comparison(
+                p_data.predictions if p_data else {}, s_data.predictions
+            )
         ),
     )
 

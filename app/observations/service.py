@@ -427,7 +427,7 @@ def arm_summary(number: int, role: str, arm: _Arm) -> ArmSummary:
     class_labelled = arm.labelled - arm.value_labelled
     return ArmSummary(
         version=number,
-        role=role,  # type: ignore[arg-type]
+        role=role,
         requests=arm.requests,
         errors=arm.errors,
         error_rate=arm.errors / arm.requests if arm.requests else None,
