@@ -24,6 +24,7 @@ from app.api import (
     health,
     metrics_endpoint,
     models,
+    monitoring,
     observations,
     openapi_contract,
     operations,
@@ -50,6 +51,7 @@ from app.errors import ConfigurationError
 from app.events.dispatcher import Dispatcher
 from app.logging_setup import configure_logging
 from app.mlflow import routes as mlflow_routes
+from app.monitoring.checker import MonitoringChecker
 from app.observability.middleware import MetricsMiddleware
 from app.rollouts.driver import Driver as RolloutDriver
 from app.serving.hub import ServingHub
@@ -126,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dispatcher: Dispatcher | None = None
         serving_hub: ServingHub | None = None
         rollout_driver: RolloutDriver | None = None
+        monitor: MonitoringChecker | None = None
         try:
             prepare_database(engine, settings)
             app.state.engine = engine
@@ -155,6 +158,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 rollout_driver = RolloutDriver(sessions=app.state.sessions, settings=settings)
                 rollout_driver.start()
             app.state.rollout_driver = rollout_driver
+            monitor = MonitoringChecker(
+                sessions=app.state.sessions, settings=settings, store=app.state.store
+            )
+            if settings.monitoring_enabled:
+                monitor.start()
+            app.state.monitor = monitor
             log.info(
                 "modelgate %s ready: database %s, artifacts %s",
                 __version__,
@@ -169,6 +178,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await serving_hub.stop()
             if dispatcher is not None:
                 dispatcher.stop()
+            if monitor is not None:
+                monitor.stop()
             engine.dispose()
 
     app = FastAPI(
@@ -199,6 +210,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks.router,
         drift.router,
         observations.router,
+        monitoring.router,
         serving.router,
         reproductions.router,
         datachecks.router,

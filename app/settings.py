@@ -182,6 +182,14 @@ class Settings(BaseSettings):
         default=300, ge=0, le=86_400,
         description="How far in the future an observation's time may lie (serving clocks).",
     )  # fmt: skip
+    monitoring_enabled: bool = Field(
+        default=True,
+        description="Run the after-release monitoring checker in this server process.",
+    )
+    monitoring_poll_seconds: float = Field(
+        default=5.0, gt=0, le=3600,
+        description="How often the checker wakes (each model's policy says when a check is due).",
+    )  # fmt: skip
     console_session_seconds: int = Field(
         default=12 * 3600, ge=1, le=30 * 24 * 3600,
         description="Longest life of a console sign-in session (never past its token's expiry).",

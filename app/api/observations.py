@@ -7,16 +7,25 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime
 
-from app.api.deps import ModelPath, ModelReader, ModelSubmitter, SettingsDep, UowDep
+from app.api.deps import (
+    ModelPath,
+    ModelReader,
+    ModelSubmitter,
+    SettingsDep,
+    UowDep,
+    VersionPath,
+)
 from app.api.idempotent import IdempotencyDep
 from app.api.problems import responses
-from app.observations import service
+from app.observations import reports, service
 from app.observations.schemas import (
+    ABReport,
     IngestResult,
     LabelBatch,
     LabelResult,
     ObservationBatch,
     ObservationSummary,
+    ShadowReport,
 )
 
 router = APIRouter(prefix="/models/{model}", tags=["observations"])
@@ -99,4 +108,86 @@ def get_observations(
         until=until,
         version=version,
         role=role,
+    )
+
+
+Since = Annotated[
+    AwareDatetime | None,
+    Query(description="Start (default: the observation retention before until)."),
+]
+Until = Annotated[AwareDatetime | None, Query(description="End (default: now).")]
+
+
+@router.get(
+    "/versions/{version}/shadow-report",
+    response_model=ShadowReport,
+    responses=responses(400, 401, 403, 404, 422, 503),
+)
+def get_shadow_report(
+    model: ModelPath,
+    version: VersionPath,
+    uow: UowDep,
+    principal: ModelReader,
+    settings: SettingsDep,
+    since: Since = None,
+    until: Until = None,
+    primary: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=2_000_000_000,
+            description="The primary version compared with "
+            "(default: the one that answered most paired requests, else production).",
+        ),
+    ] = None,
+) -> ShadowReport:
+    """The version in shadow against the primary over the same requests: prediction
+    agreement (classes, or the side of 0.5 of scores) and mean absolute difference
+    (values, scores) of the predictions paired by request key, error rate (two
+    proportions), latency (Mann-Whitney) and prediction distributions (Jensen-Shannon,
+    chi-square) over the windows where both were seen (a is the primary, b the shadow)."""
+    return reports.shadow_report(
+        uow.session,
+        settings=settings,
+        model_name=model,
+        version=version,
+        primary=primary,
+        since=since,
+        until=until,
+    )
+
+
+@router.get(
+    "/ab-report",
+    response_model=ABReport,
+    responses=responses(400, 401, 403, 404, 422, 503),
+)
+def get_ab_report(
+    model: ModelPath,
+    uow: UowDep,
+    principal: ModelReader,
+    settings: SettingsDep,
+    a: Annotated[int, Query(ge=1, le=2_000_000_000, description="Version of arm a.")],
+    b: Annotated[int, Query(ge=1, le=2_000_000_000, description="Version of arm b.")],
+    since: Since = None,
+    until: Until = None,
+    alpha: Annotated[float, Query(gt=0, lt=0.5, description="Level of each test.")] = 0.05,
+    min_sample: Annotated[
+        int, Query(ge=1, le=100_000_000, description="Observations per arm before a test.")
+    ] = 200,
+) -> ABReport:
+    """Two versions serving side by side (role primary): per arm requests, error rate,
+    accuracy, latency; per metric the effect (b - a), an always-valid p-value and
+    confidence interval (valid however often the report is read), and the fixed-sample
+    ones beside them. Nothing is promoted."""
+    return reports.ab_report(
+        uow.session,
+        settings=settings,
+        model_name=model,
+        a=a,
+        b=b,
+        since=since,
+        until=until,
+        alpha=alpha,
+        min_sample=min_sample,
     )

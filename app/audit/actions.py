@@ -60,6 +60,7 @@ class AuditAction(StrEnum):
     ROLLOUT_APPROVED = "rollout.approved"
     ROLLOUT_ABORTED = "rollout.aborted"
     ROLLOUT_COMPLETED = "rollout.completed"
+    PRODUCTION_DEGRADED = "production.degraded"
 
     @property
     def event_type(self) -> str | None:
@@ -97,6 +98,7 @@ EVENT_TYPE_OF: dict[AuditAction, str] = {
     AuditAction.ROLLOUT_APPROVED: "rollout.approved",
     AuditAction.ROLLOUT_ABORTED: "rollout.aborted",
     AuditAction.ROLLOUT_COMPLETED: "rollout.completed",
+    AuditAction.PRODUCTION_DEGRADED: "production.degraded",
 }
 
 _PROMOTION_OUTCOMES: dict[AuditAction, str] = {

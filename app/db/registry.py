@@ -9,6 +9,7 @@ from app.drift import models as drift_models
 from app.events import models as events_models
 from app.idempotency import models as idempotency_models
 from app.mlflow import models as mlflow_models
+from app.monitoring import models as monitoring_models
 from app.observations import models as observations_models
 from app.promotion import models as promotion_models
 from app.registry import models as registry_models
@@ -26,6 +27,7 @@ __all__ = [
     "events_models",
     "idempotency_models",
     "mlflow_models",
+    "monitoring_models",
     "observations_models",
     "promotion_models",
     "registry_models",

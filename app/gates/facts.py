@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.gates.catalogue import Direction
+from app.gates.shadow import ShadowPairs
 from app.gates.signature import Signature
 
 
@@ -134,4 +135,9 @@ class Facts(PolicyFacts, Protocol):
 
     def verify_artifact(self, *, deep: bool) -> StoredCheck:
         """Check the candidate's stored artifact against its recorded digest and size."""
+        ...
+
+    def shadow_pairs(self, hours: int) -> ShadowPairs | None:
+        """The candidate's shadow predictions paired by request key with the primary's,
+        over the last ``hours`` (``None``: nothing paired)."""
         ...

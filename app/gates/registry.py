@@ -24,6 +24,7 @@ from app.gates.rules.lineage_complete import LineageRule
 from app.gates.rules.no_regression import NoRegressionRule
 from app.gates.rules.reproducible import ReproducibleRule
 from app.gates.rules.schema_compatible import SchemaRule
+from app.gates.rules.shadow_agreement import ShadowAgreementRule
 from app.gates.rules.significance import SignificanceRule
 from app.gates.rules.threshold import ThresholdRule
 
@@ -37,6 +38,7 @@ RULES: tuple[type[RuleConfig], ...] = (
     ArtifactRule,
     ReproducibleRule,
     DataContractRule,
+    ShadowAgreementRule,
 )
 """Every rule kind, in the order the policy schema lists them."""
 

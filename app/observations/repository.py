@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, select, tuple_
+from sqlalchemy import Table, and_, case, delete, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.db.dialect import insert_ignore
 from app.observations.models import ObservationWindow, ObservedPrediction
@@ -122,4 +122,57 @@ def prune(session: Session, model_id: int, before: datetime) -> None:
         delete(ObservedPrediction).where(
             ObservedPrediction.model_id == model_id, ObservedPrediction.observed_at < before
         )
+    )
+
+
+def paired_predictions(
+    session: Session, model_id: int, shadow_version: int, *, since: datetime, until: datetime
+) -> list[Any]:
+    """Aggregates of the shadow version's predictions joined by request key with the
+    primary's, per primary version: pairs, class pairs, agreeing pairs, value pairs, and
+    the sum and sum of squares of the absolute differences of values (or scores).
+
+    The join reads the kept predictions (bounded by the observation retention) through
+    the unique (model, request key, role) index."""
+    primary = aliased(ObservedPrediction)
+    shadow = aliased(ObservedPrediction)
+    both_class = and_(primary.prediction_kind == "class", shadow.prediction_kind == "class")
+    both_score = and_(primary.prediction_kind == "score", shadow.prediction_kind == "score")
+    both_value = and_(primary.prediction_kind == "value", shadow.prediction_kind == "value")
+    agree = or_(
+        and_(both_class, primary.prediction_class == shadow.prediction_class),
+        and_(both_score, (primary.prediction_value >= 0.5) == (shadow.prediction_value >= 0.5)),
+    )
+    numeric = or_(both_score, both_value)
+    diff = func.abs(shadow.prediction_value - primary.prediction_value)
+    return list(
+        session.execute(
+            select(
+                primary.version,
+                func.count(),
+                func.sum(case((or_(both_class, both_score), 1), else_=0)),
+                func.sum(case((agree, 1), else_=0)),
+                func.sum(case((numeric, 1), else_=0)),
+                func.sum(case((numeric, diff), else_=0.0)),
+                func.sum(case((numeric, diff * diff), else_=0.0)),
+            )
+            .select_from(shadow)
+            .join(
+                primary,
+                and_(
+                    primary.model_id == shadow.model_id,
+                    primary.request_key == shadow.request_key,
+                    primary.role == "primary",
+                ),
+            )
+            .where(
+                shadow.model_id == model_id,
+                shadow.role == "shadow",
+                shadow.version == shadow_version,
+                shadow.observed_at >= since,
+                shadow.observed_at < until,
+            )
+            .group_by(primary.version)
+            .order_by(primary.version)
+        ).all()
     )

@@ -117,3 +117,93 @@ class ObservationSummary(Strict):
     until: datetime
     window_seconds: int
     arms: list[ArmSummary]
+
+
+class PairsRead(Strict):
+    """Shadow and primary predictions of the same requests, paired by request key."""
+
+    pairs: int = Field(description="Requests with both a primary and a shadow prediction.")
+    class_pairs: int = Field(description="Pairs of class predictions (or of scores).")
+    agreeing: int = Field(description="Class pairs with the same class (scores: same side of 0.5).")
+    agreement: float | None
+    value_pairs: int = Field(description="Pairs of values (or of scores).")
+    mean_absolute_difference: float | None
+    primary_versions: dict[str, int] = Field(description="Pairs by the version that answered.")
+
+
+class RateComparison(Strict):
+    rate_a: float | None
+    rate_b: float | None
+    difference: float | None = Field(description="b - a.")
+    z: float | None
+    p_value: float | None = Field(description="Two-sided, fixed-sample.")
+
+
+class LatencyComparison(Strict):
+    median_a: float | None
+    median_b: float | None
+    samples: list[int]
+    shift: float | None = Field(description="Hodges-Lehmann relative shift of b over a.")
+    p_value: float | None = Field(description="Two-sided Mann-Whitney, fixed-sample.")
+
+
+class DistributionComparison(Strict):
+    samples: list[int]
+    jensen_shannon: float | None = Field(description="Distance in [0, 1] (base 2).")
+    chi_square: float | None
+    p_value: float | None = Field(description="Chi-square test of homogeneity.")
+
+
+class ShadowReport(Strict):
+    """A shadow version against the primary that answered the same requests (a: the
+    primary, b: the shadow)."""
+
+    model: str
+    version: int = Field(description="The shadow version.")
+    primary_version: int | None = Field(
+        description="The version that answered (most pairs; else production)."
+    )
+    since: datetime
+    until: datetime
+    pairs: PairsRead
+    shadow: ArmSummary | None
+    primary: ArmSummary | None
+    windows: int = Field(description="Windows in which both arms were seen (latency, errors).")
+    error_rate: RateComparison
+    latency: LatencyComparison
+    predictions: DistributionComparison
+
+
+class ABMetric(Strict):
+    metric: Literal["error_rate", "accuracy", "latency"]
+    a: float | None
+    b: float | None
+    effect: float | None
+    effect_name: str
+    confidence_interval: list[float] | None = Field(
+        description="Always-valid (confidence sequence) at 1 - alpha."
+    )
+    fixed_confidence_interval: list[float] | None = Field(
+        description="Fixed-sample Wald interval at 1 - alpha (one planned look)."
+    )
+    p_value: float | None = Field(description="Always-valid two-sided p-value.")
+    fixed_p_value: float | None = Field(description="Fixed-sample two-sided p-value.")
+    significant: bool
+    better: Literal["a", "b"] | None
+    samples: list[int]
+    reason: str
+    shift: float | None = Field(default=None, description="Latency: Hodges-Lehmann shift.")
+
+
+class ABReport(Strict):
+    """Two versions over the same time (role primary); nothing is promoted."""
+
+    model: str
+    a: int
+    b: int
+    since: datetime
+    until: datetime
+    alpha: float
+    min_sample: int
+    arms: list[ArmSummary]
+    metrics: list[ABMetric]

@@ -434,35 +434,55 @@ def summary(
         versions=[version] if version is not None else None,
         role=role,
     )
-    out: list[ArmSummary] = []
-    for (number, arm_role), arm in sorted(_merge(rows).items()):
-        sample = np.asarray(_combined_sample(arm.samples, 5000, seed=number))
-        class_labelled = arm.labelled - arm.value_labelled
-        out.append(
-            ArmSummary(
-                version=number,
-                role=arm_role,
-                requests=arm.requests,
-                errors=arm.errors,
-                error_rate=arm.errors / arm.requests if arm.requests else None,
-                latency_ms_mean=arm.latency_sum / arm.latency_count if arm.latency_count else None,
-                latency_ms_p50=float(np.quantile(sample, 0.5)) if sample.size else None,
-                latency_ms_p99=float(np.quantile(sample, 0.99)) if sample.size else None,
-                latency_sample_size=int(sample.size),
-                labelled=arm.labelled,
-                accuracy=arm.correct / class_labelled if class_labelled else None,
-                mean_absolute_error=(
-                    arm.abs_error_sum / arm.value_labelled if arm.value_labelled else None
-                ),
-                predictions=dict(arm.predictions),
-                first_window=arm.first,
-                last_window=arm.last,
-            )
-        )
+    out = [
+        arm_summary(number, arm_role, arm)
+        for (number, arm_role), arm in sorted(_merge(rows).items())
+    ]
     return ObservationSummary(
         model=model_name,
         since=since,
         until=until,
         window_seconds=settings.observation_window_seconds,
         arms=out,
+    )
+
+
+def arm_summary(number: int, role: str, arm: _Arm) -> ArmSummary:
+    """What one merged arm shows: rates, latency quantiles of the kept sample, labels."""
+    sample = np.asarray(_combined_sample(arm.samples, 5000, seed=number))
+    class_labelled = arm.labelled - arm.value_labelled
+    return ArmSummary(
+        version=number,
+        role=role,
+        requests=arm.requests,
+        errors=arm.errors,
+        error_rate=arm.errors / arm.requests if arm.requests else None,
+        latency_ms_mean=arm.latency_sum / arm.latency_count if arm.latency_count else None,
+        latency_ms_p50=float(np.quantile(sample, 0.5)) if sample.size else None,
+        latency_ms_p99=float(np.quantile(sample, 0.99)) if sample.size else None,
+        latency_sample_size=int(sample.size),
+        labelled=arm.labelled,
+        accuracy=arm.correct / class_labelled if class_labelled else None,
+        mean_absolute_error=(
+            arm.abs_error_sum / arm.value_labelled if arm.value_labelled else None
+        ),
+        predictions=dict(arm.predictions),
+        first_window=arm.first,
+        last_window=arm.last,
+    )
+
+
+def merged_arm(rows: Iterable[ObservationWindow], version: int, role: str) -> _Arm:
+    return _merge(rows).get((version, role), _Arm())
+
+
+def arm_data_of(arm: _Arm, version: int, sample_cap: int = 5000) -> ArmData:
+    """An arm's data as the analyses take it (the same as :func:`arm_data` builds)."""
+    return ArmData(
+        errors=Rates(arm.errors, arm.requests),
+        correct=Rates(arm.correct, arm.labelled - arm.value_labelled)
+        if arm.labelled - arm.value_labelled
+        else None,
+        latency_sample=tuple(_combined_sample(arm.samples, sample_cap, seed=version)),
+        predictions=dict(arm.predictions),
     )

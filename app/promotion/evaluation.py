@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import inspect
@@ -20,7 +21,9 @@ from app.gates import registry as gate_registry
 from app.gates.catalogue import Direction
 from app.gates.facts import ArtifactFacts, DataCheckFact, MetricFact, ReproductionFact
 from app.gates.result import RuleResult
+from app.gates.shadow import ShadowPairs
 from app.gates.signature import Column, Signature
+from app.observations import reports as observation_reports
 from app.promotion import repository
 from app.promotion.policy import PolicyInForce, metric_direction
 from app.promotion.schemas import GateReportRead, RuleReport, StagePolicy
@@ -133,6 +136,20 @@ class _Context:
             etag=v.artifact_etag,
             rehash=deep,
         )
+
+    def shadow_pairs(self, hours: int) -> ShadowPairs | None:
+        """The candidate's shadow predictions paired with production's answers to the
+        same requests (any primary's when there is no production) over the last hours."""
+        until = utcnow()
+        found = observation_reports.pairs(
+            self.session,
+            self.model.id,
+            self.version.version,
+            since=until - timedelta(hours=hours),
+            until=until,
+            primary=self.production.version if self.production is not None else None,
+        )
+        return found if found.pairs else None
 
     def metrics(self, version: ModelVersion) -> list[Metric]:
         """The version's metrics, read (for the candidate and production at once) the

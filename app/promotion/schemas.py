@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from app.gates.catalogue import Direction
 from app.gates.registry import Rule
@@ -40,6 +45,61 @@ class ProductionPolicy(StagePolicy):
     )
 
 
+class MonitoringMetric(BaseModel):
+    """One metric production is watched on, against the previous version's baseline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    kind: Literal["error_rate", "accuracy", "latency", "prediction_distribution"]
+    tolerance: float = Field(
+        default=0.0, ge=0, allow_inf_nan=False,
+        description="Harm tolerated: absolute for rates, relative for latency, a "
+        "Jensen-Shannon distance for prediction distributions.",
+    )  # fmt: skip
+    weight: float = Field(default=1.0, gt=0, le=1000, allow_inf_nan=False)
+    min_sample: int = Field(default=500, ge=1, le=100_000_000)
+
+
+def _default_monitoring_metrics() -> list[MonitoringMetric]:
+    return [
+        MonitoringMetric(name="errors", kind="error_rate", tolerance=0.0),
+        MonitoringMetric(name="latency", kind="latency", tolerance=0.1),
+    ]
+
+
+class MonitoringPolicy(BaseModel):
+    """How production is watched after release (decision record 0020): its observations
+    since it became production against the previous version's while that served, with an
+    always-valid test; a degradation raises ``production.degraded`` once per production
+    period and, with ``on_degraded: rollback``, rolls production back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    metrics: list[MonitoringMetric] = Field(
+        default_factory=_default_monitoring_metrics, min_length=1, max_length=20
+    )
+    alpha: float = Field(
+        default=0.05, gt=0, lt=0.5,
+        description="Chance of a false alarm over the whole production period, every "
+        "check included (shared between metrics by weight).",
+    )  # fmt: skip
+    on_degraded: Literal["alert", "rollback"] = "alert"
+    baseline_hours: int = Field(
+        default=24, ge=1, le=24 * 366,
+        description="The baseline: the previous version's last hours in production.",
+    )  # fmt: skip
+    interval_seconds: int = Field(default=30, ge=1, le=86_400, description="Time between checks.")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> MonitoringPolicy:
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names):
+            raise ValueError("monitoring metric names must be unique")
+        return self
+
+
 class GatePolicyDocument(BaseModel):
     """A model's gate policy: rules per target stage, approvals and auto-promotion."""
 
@@ -56,6 +116,18 @@ class GatePolicyDocument(BaseModel):
         "production's are) a version must pass before the alias moves to it. An alias "
         "not named here is moved by submitters.",
     )
+    # Left out of the dump when absent, so that a policy without the section dumps (and
+    # digests) as it did before the section existed: stored policies keep their digests.
+    monitoring: MonitoringPolicy | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Watching production after release; absent: the defaults (error rate "
+        "and latency, alpha 0.05, alert only).",
+    )
+
+    @property
+    def monitoring_in_force(self) -> MonitoringPolicy:
+        return self.monitoring if self.monitoring is not None else MonitoringPolicy()
 
 
 class GatePolicyRead(BaseModel):

@@ -9,6 +9,7 @@ from typing import Any
 
 from app.gates.catalogue import Direction, direction_of
 from app.gates.facts import ArtifactFacts, MetricFact
+from app.gates.shadow import ShadowPairs
 from app.gates.signature import Signature
 
 
@@ -59,6 +60,8 @@ class Facts:
     metric_directions: dict[str, Direction] = field(default_factory=dict)
     stored: Check = Check(present=True, intact=True, sha256_observed=None, detail="size matches")
     verified: list[bool] = field(default_factory=list)
+    shadow: ShadowPairs | None = None
+    shadow_hours: list[int] = field(default_factory=list)
 
     def direction(self, metric: str, override: Direction | None) -> Direction | None:
         return override or direction_of(metric, self.metric_directions)
@@ -66,3 +69,7 @@ class Facts:
     def verify_artifact(self, *, deep: bool) -> Check:
         self.verified.append(deep)
         return self.stored
+
+    def shadow_pairs(self, hours: int) -> ShadowPairs | None:
+        self.shadow_hours.append(hours)
+        return self.shadow

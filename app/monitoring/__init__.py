@@ -1,0 +1,1 @@
+"""Watching production after release against the previous version's baseline."""
