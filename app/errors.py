@@ -302,6 +302,9 @@ class AliasNeedsApproval(Conflict):
     code = "alias-needs-approval"
     title = "Alias moves only with approval"
 
+    keep_changes: bool = False
+    """The refusal recorded a promotion request the caller commits before answering."""
+
 
 class AliasGatesFailed(AppError):
     status = 422

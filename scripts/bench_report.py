@@ -135,6 +135,27 @@ def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
     if upload and "server_rss_rise_mib" in upload:
         rise = upload["server_rss_rise_mib"]
         add("upload: server RSS rise MiB", 1, rise, "< 64", rise < 64)
+    serving = result.get("serving", {})
+    cpu = serving.get("cpu_per_request", {})
+    ratio = serving.get("ratios", {}).get("mlflow_alias_cpu_over_plan_304")
+    if ratio is not None:
+        add("serving: CPU/req MLflow alias read / Modelgate 304", 1, ratio, ">= 10", ratio >= 10)
+    alias_ratio = serving.get("ratios", {}).get("mlflow_alias_cpu_over_version_by_alias")
+    if alias_ratio is not None:
+        add("serving: CPU/req MLflow alias read / Modelgate @alias read", 1, alias_ratio, "-",
+            None)  # fmt: skip
+    if "plan_304" in cpu and "plan_200" in cpu:
+        value = _ratio(cpu["plan_200"]["server_cpu_ms_per_request"],
+                       cpu["plan_304"]["server_cpu_ms_per_request"])  # fmt: skip
+        add("serving: CPU/req plan 200 / plan 304", 1, value, "-", None)
+    watch = serving.get("watch")
+    if watch:
+        n = watch["watchers"]
+        p99 = watch["wake_ms"]["p99"]
+        add(f"serving: wake-up p99 ms, {n} watchers", n, p99, "< 1000",
+            p99 is not None and p99 < 1000 and watch["woken_all_rounds"])  # fmt: skip
+        idle = watch["idle_server_cpu_percent_of_a_core"]
+        add(f"serving: idle server CPU % of a core, {n} watchers", n, idle, "< 2", idle < 2)
     scale = result.get("scale_test", {}).get("levels", [])
     if len(scale) == 2:
         small, large = scale
@@ -237,6 +258,37 @@ def render(result: dict[str, Any]) -> str:
         parts.append(table(PHASE_HEADERS, phase_rows(ml["phases"])))
     elif ml.get("skipped"):
         parts += ["", f"MLflow: skipped ({ml['skipped']})"]
+    serving = result.get("serving", {})
+    if serving.get("cpu_per_request"):
+        parts += [
+            "",
+            "Serving: server CPU per request (sequential, one kept-alive connection)",
+            table(
+                ["request", "requests", "req/s", "errors", "server CPU ms/req", "db CPU ms/req"],
+                [
+                    [name, r["requests"], r["rps"], r["errors"], r["server_cpu_ms_per_request"],
+                     r["db_cpu_ms_per_request"]]
+                    for name, r in serving["cpu_per_request"].items()
+                ],
+            ),  # fmt: skip
+        ]
+    watch = serving.get("watch")
+    if watch:
+        parts += [
+            "",
+            f"Serving: {watch['watchers']} long-poll watchers (wait {watch['wait_s']:.0f} s); "
+            f"idle {watch['idle_seconds']} s: server {watch['idle_server_cpu_percent_of_a_core']}"
+            f" % of a core, db {watch['idle_db_cpu_percent_of_a_core']} %; "
+            f"watcher errors {watch['watcher_errors']}",
+            table(
+                ["change", "revision", "woken", "p50 ms", "p99 ms", "max ms", "min ms"],
+                [
+                    [r["change"], r["revision"], r["woken"], r["wake_ms"]["p50"],
+                     r["wake_ms"]["p99"], r["wake_ms"]["max"], r["wake_ms"]["min"]]
+                    for r in watch["rounds"]
+                ],
+            ),  # fmt: skip
+        ]
     scale = result.get("scale_test", {})
     for level in scale.get("levels", []):
         seed = level["seed"]

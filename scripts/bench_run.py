@@ -6,7 +6,9 @@ fresh PostgreSQL database (modelgate_bench), the migrations, and
 request phases (create_version, promote, read, list_100); one artifact upload with
 the server's RSS sampled every 50 ms; the reference points (pgbench, direct boto3
 upload); list and search latency at a small and a large model (seeded with COPY);
-with --compare-mlflow the same workload through MLflow's REST API. A table goes to
+with --compare-mlflow the same workload through MLflow's REST API; the serving phase
+(scripts/bench_serving.py: server CPU per plan read and 304 beside MLflow's
+get-model-version-by-alias, long-poll watchers' wake-up and idle cost). A table goes to
 stdout and the whole result to OUT/bench-<time>.json (and OUT/latest.json).
 """
 
@@ -31,6 +33,7 @@ import bench_mlflow
 import bench_modelgate
 import bench_reference
 import bench_scale
+import bench_serving
 from bench_load import keepalive_probe, run_phase
 from bench_procs import (
     Group,
@@ -51,7 +54,7 @@ VENV_BIN = Path(sys.executable).parent
 DB_NAME = "modelgate_bench"
 MLFLOW_DB_NAME = "mlflow_bench"
 BUCKET = "modelgate-bench"
-PARTS = ("modelgate", "upload", "pgbench", "boto3", "scale")
+PARTS = ("modelgate", "serving", "upload", "pgbench", "boto3", "scale")
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -382,6 +385,27 @@ class Run:
             for side in sides:
                 side.monitor.stop()
 
+    def run_serving(self) -> None:
+        """The serving phase (scripts/bench_serving.py), MLflow's alias read beside it."""
+        if "serving" in self.args.skipped:
+            return
+        server_pid = self.server.pid if self.server else self.args.server_pid
+        monitor = self.monitor_for(server_pid, self.args.db_name if self.server else None)
+        mlflow_monitor = (
+            self.monitor_for(self.mlflow.pid, self.mlflow_db) if self.mlflow is not None else None
+        )
+        try:
+            self.result["serving"] = bench_serving.run_phase(
+                url=self.url or "", token=self.token, run_id=self.run_id,
+                scale=bench_serving.SERVING_SCALES[self.scale.name], monitor=monitor,
+                mlflow_url=self.mlflow.url if self.mlflow is not None else None,
+                mlflow_monitor=mlflow_monitor, bucket=self.bucket,
+            )  # fmt: skip
+        finally:
+            monitor.stop()
+            if mlflow_monitor is not None:
+                mlflow_monitor.stop()
+
     def run_upload(self) -> None:
         if "upload" in self.args.skipped:
             return
@@ -496,7 +520,9 @@ class Run:
     def start_mlflow(self) -> None:
         if not self.args.compare_mlflow:
             return
-        venv = self.out / "mlflow-venv"
+        # The repository's .venv-mlflow (scripts/setup-mlflow) when it is there.
+        prepared = ROOT / ".venv-mlflow"
+        venv = prepared if (prepared / "bin" / "mlflow").exists() else self.out / "mlflow-venv"
         log(f"mlflow: preparing {venv}")
         mlflow, version = bench_mlflow.ensure_venv(venv, self.logs / "mlflow-install.log")
         if mlflow is None:
@@ -563,6 +589,7 @@ class Run:
                 timed("start_modelgate", self.start_modelgate)
             timed("start_mlflow", self.start_mlflow)
             timed("requests", self.run_requests)
+            timed("serving", self.run_serving)
             # MLflow's part is over: free its CPU and memory for the rest.
             self.stop_mlflow()
             timed("upload", self.run_upload)

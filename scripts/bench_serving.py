@@ -1,18 +1,23 @@
-"""Benchmark phase of the serving watch (issue 16), runnable on its own:
+"""The serving phase of scripts/bench (issue 16): what a serving fleet costs the registry.
 
-    .venv/bin/python scripts/bench_serving.py [--clients 1000] [--idle 60] [--conditional 2000]
+Run by ``scripts/bench`` (the ``serving`` part) against the Modelgate it started
+(``modelgate serve --workers 2``: two server processes) and, with ``--compare-mlflow``,
+the MLflow server of the same run. It measures:
 
-Starts two server processes (uvicorn, one worker each) on a fresh PostgreSQL database
-and a local artifact directory, parks ``--clients`` long-poll watchers (asyncio, one
-process, spread over both servers), then measures:
+- **server CPU per request**, sequential requests on one kept-alive connection, in
+  alternating blocks so that both servers see the same machine: Modelgate's serving
+  plan read in full (200) and conditionally (``If-None-Match``, 304), Modelgate's
+  version by alias (``GET .../versions/@champion``), and MLflow's
+  ``GET /registered-models/alias`` (get-model-version-by-alias);
+- **watcher wake-up**: N long-poll watchers (asyncio, one process, one connection each,
+  ``wait`` 30 s as the router uses) spread over the server's processes; after a
+  rollback (then alias moves), the time from the change's answer to each watcher
+  seeing the new revision (p50, p99, max), every watcher accounted for;
+- **idle CPU** of the server processes (and of PostgreSQL) while the watchers wait.
 
-- the time from a rollback's answer to each watcher seeing the new revision (p50, p99,
-  max; negative: seen before the rollback's own answer arrived);
-- the servers' CPU while the watchers idle for ``--idle`` seconds;
-- the servers' CPU per conditional GET of the plan answered 304, beside a plain read
-  of one version (``GET .../versions/N``) in the same run.
-
-Prints one JSON document.
+Standalone: ``.venv/bin/python scripts/bench_serving.py [--scale small|full]`` starts
+its own S3-less Modelgate (local artifact directory, two uvicorn processes) on a fresh
+PostgreSQL database and prints the JSON section.
 """
 
 from __future__ import annotations
@@ -20,46 +25,363 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_procs import Service, cpu_seconds, free_port, start_service, stop_all
-from bench_run import database_url, recreate_database
+from bench_procs import (
+    Group,
+    Monitor,
+    Service,
+    descendants,
+    free_port,
+    loadavg,
+    pids_with_cmdline,
+    start_service,
+    stop_all,
+    usage_between,
+)
 
-TOKEN = "mgt_bench-serving-admin-token-0123456789"
 API = "/api/v1"
+MLFLOW_API = "/api/2.0/mlflow"
+ALIAS = "champion"
+
+
+@dataclass(frozen=True)
+class ServingScale:
+    watchers: int
+    idle_s: float
+    requests: int
+    """Requests per kind for the CPU figures (split over ``blocks``)."""
+    blocks: int
+    rounds: int
+    """Serving changes whose wake-up is measured (a rollback, then alias moves)."""
+    wait_s: float = 30.0
+
+
+SERVING_SCALES = {
+    "full": ServingScale(watchers=1000, idle_s=60.0, requests=3000, blocks=6, rounds=3),
+    "small": ServingScale(watchers=40, idle_s=2.0, requests=120, blocks=2, rounds=2),
+}
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] serving: {message}\n")
+    sys.stderr.flush()
 
 
 def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in [0, 1])."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def servers_cpu(services: list[Service]) -> float:
-    return sum(cpu_seconds(s.pid) for s in services)
+def _summary(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p99": None, "max": None, "min": None}
+    return {
+        "p50": round(statistics.median(values), 1),
+        "p99": round(percentile(values, 0.99), 1),
+        "max": round(max(values), 1),
+        "min": round(min(values), 1),
+    }
 
 
-def start_servers(db_url: str, store: str, log_dir: Path) -> list[Service]:
+# Setting up -----------------------------------------------------------------------------
+
+
+def setup_modelgate(url: str, token: str, model: str) -> dict[str, Any]:
+    """A model with two versions with artifacts, promoted in turn (v2 serves, v1 is
+    archived), and the alias ``champion`` on v2."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url + API, headers=headers, timeout=60) as http:
+        http.post("/models", json={"name": model}).raise_for_status()
+        http.put(f"/models/{model}/policy", json={
+            "staging": {"rules": [], "approvals_required": 0, "auto_promote": True},
+            "production": {"rules": [], "approvals_required": 0, "auto_promote": True,
+                           "require_staging": False},
+        }).raise_for_status()  # fmt: skip
+        for i in range(2):
+            number = http.post(f"/models/{model}/versions", json={}).json()["version"]
+            data = f"bench serving artifact {model} {i}".encode()
+            http.put(
+                f"/models/{model}/versions/{number}/artifact", content=data,
+                headers={"Content-Type": "application/octet-stream",
+                         "X-Artifact-SHA256": hashlib.sha256(data).hexdigest()},
+            ).raise_for_status()  # fmt: skip
+            promotion = {"version": number, "target": "production"}
+            answer = http.post(f"/models/{model}/promotions", json=promotion)
+            answer.raise_for_status()
+            if answer.json()["status"] != "applied":
+                raise RuntimeError(f"promotion of {model} v{number} not applied: {answer.text}")
+        http.put(f"/models/{model}/aliases/{ALIAS}", json={"version": 2}).raise_for_status()
+        plan = http.get(f"/models/{model}/serving")
+        plan.raise_for_status()
+        return {"revision": plan.json()["revision"], "etag": plan.headers["etag"]}
+
+
+def setup_mlflow(url: str, model: str, bucket: str) -> None:
+    """A registered model with one version and the alias ``champion`` on it."""
+    with httpx.Client(base_url=url.rstrip("/") + MLFLOW_API, timeout=60) as http:
+        http.post("/registered-models/create", json={"name": model}).raise_for_status()
+        http.post(
+            "/model-versions/create",
+            json={"name": model, "source": f"s3://{bucket}/mlflow/{model}/1"},
+        ).raise_for_status()
+        http.post(
+            "/registered-models/alias", json={"name": model, "alias": ALIAS, "version": "1"}
+        ).raise_for_status()
+
+
+# Server CPU per request -----------------------------------------------------------------
+
+
+@dataclass
+class Kind:
+    """One kind of request whose server CPU is measured."""
+
+    name: str
+    base_url: str
+    path: str
+    headers: dict[str, str]
+    params: dict[str, str]
+    expect: int
+    monitor: Monitor
+    requests: int = 0
+    errors: int = 0
+    server_cpu_s: float = 0.0
+    db_cpu_s: float = 0.0
+    seconds: float = 0.0
+
+    def result(self) -> dict[str, Any]:
+        per = 1000 / self.requests if self.requests else 0.0
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "rps": round(self.requests / self.seconds, 1) if self.seconds else None,
+            "server_cpu_ms_per_request": round(self.server_cpu_s * per, 4),
+            "db_cpu_ms_per_request": round(self.db_cpu_s * per, 4),
+        }
+
+
+def run_block(kind: Kind, count: int) -> None:
+    """``count`` sequential requests on one kept-alive connection; the server's (and its
+    database's) CPU over them is added to the kind's account."""
+    with httpx.Client(base_url=kind.base_url, headers=kind.headers, timeout=60) as http:
+        http.get(kind.path, params=kind.params)  # the connection, opened outside the count
+        before = kind.monitor.snapshot()
+        started = time.perf_counter()
+        for _ in range(count):
+            try:
+                response = http.get(kind.path, params=kind.params)
+                if response.status_code != kind.expect:
+                    kind.errors += 1
+            except httpx.HTTPError:
+                kind.errors += 1
+        kind.seconds += time.perf_counter() - started
+        used = usage_between(before, kind.monitor.snapshot())
+    kind.requests += count
+    kind.server_cpu_s += used.get("server_cpu_s", 0.0)
+    kind.db_cpu_s += used.get("db_cpu_s", 0.0)
+
+
+def cpu_per_request(kinds: list[Kind], scale: ServingScale) -> dict[str, Any]:
+    """Each kind in ``scale.blocks`` blocks, the order reversed from block to block."""
+    per_block = max(1, scale.requests // scale.blocks)
+    for block in range(scale.blocks):
+        for kind in kinds if block % 2 == 0 else reversed(kinds):
+            run_block(kind, per_block)
+    return {kind.name: kind.result() for kind in kinds}
+
+
+# Watchers ---------------------------------------------------------------------------------
+
+
+async def watch_and_change(
+    *, urls: list[str], token: str, model: str, scale: ServingScale, monitor: Monitor
+) -> dict[str, Any]:
+    """Park ``scale.watchers`` long polls (watcher i on ``urls[i % len(urls)]``), measure
+    the idle CPU, then make ``scale.rounds`` serving changes (through the first URL) and
+    time each watcher's wake-up."""
+    headers = {"Authorization": f"Bearer {token}"}
+    n = scale.watchers
+    limits = httpx.Limits(max_connections=n + 4, max_keepalive_connections=n + 4)
+    timeout = httpx.Timeout(scale.wait_s + 30, connect=30)
+    path = f"/models/{model}/serving"
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(
+                base_url=url + API, headers=headers, timeout=timeout, limits=limits))
+            for url in urls
+        ]  # fmt: skip
+        http = clients[0]
+        start = (await http.get(path)).json()["revision"]
+        target = {"revision": start}
+        seen: dict[int, dict[int, float]] = {}  # revision -> watcher -> when seen
+        parked: set[int] = set()
+        everyone = asyncio.Event()
+        failures: list[str] = []
+
+        async def watcher(i: int) -> None:
+            after = start
+            client = clients[i % len(clients)]
+            while True:
+                parked.add(i)
+                try:
+                    response = await client.get(path, params={"after": after, "wait": scale.wait_s})
+                except httpx.HTTPError as exc:
+                    failures.append(f"{type(exc).__name__}: {exc}")
+                    await asyncio.sleep(0.5)
+                    continue
+                if response.status_code == 304:
+                    continue
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code}: {response.text[:200]}")
+                    await asyncio.sleep(0.5)
+                    continue
+                now = time.monotonic()
+                after = response.json()["revision"]
+                wanted = target["revision"]
+                if after >= wanted:
+                    round_seen = seen.setdefault(wanted, {})
+                    if i not in round_seen:
+                        round_seen[i] = now
+                        if len(round_seen) == n:
+                            everyone.set()
+
+        tasks = [asyncio.create_task(watcher(i)) for i in range(n)]
+        try:
+            while len(parked) < n:
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(min(5.0, 1.0 + n / 500))  # the last requests reach a server
+            before = monitor.snapshot()
+            t0 = time.monotonic()
+            await asyncio.sleep(scale.idle_s)
+            idle = usage_between(before, monitor.snapshot())
+            idle_wall = time.monotonic() - t0
+
+            rounds: list[dict[str, Any]] = []
+            delays_all: list[float] = []
+            for r in range(scale.rounds):
+                everyone.clear()
+                target["revision"] += 1
+                if r == 0:
+                    change, call = "rollback", http.post(
+                        f"/models/{model}/rollback", json={"reason": "bench: serving wake-up"}
+                    )
+                else:
+                    version = 1 if r % 2 else 2
+                    change, call = f"alias {ALIAS} -> v{version}", http.put(
+                        f"/models/{model}/aliases/{ALIAS}",
+                        json={"version": version, "reason": "bench"},
+                    )
+                response = await call
+                answered = time.monotonic()
+                response.raise_for_status()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(everyone.wait(), timeout=30)
+                got = seen.get(target["revision"], {})
+                delays = [(t - answered) * 1000 for t in got.values()]
+                delays_all += delays
+                rounds.append({"change": change, "revision": target["revision"],
+                               "woken": len(got), "wake_ms": _summary(delays)})  # fmt: skip
+                await asyncio.sleep(1.0)  # every watcher parks again
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    return {
+        "watchers": n,
+        "wait_s": scale.wait_s,
+        "rounds": rounds,
+        "woken_all_rounds": all(r["woken"] == n for r in rounds),
+        "wake_ms": _summary(delays_all),
+        "idle_seconds": round(idle_wall, 1),
+        "idle_server_cpu_percent_of_a_core": round(idle["server_cpu_s"] / idle_wall * 100, 3),
+        "idle_db_cpu_percent_of_a_core": (
+            round(idle["db_cpu_s"] / idle_wall * 100, 3) if "db_cpu_s" in idle else None
+        ),
+        "watcher_errors": len(failures),
+        "watcher_error_samples": failures[:5],
+    }
+
+
+# The phase ------------------------------------------------------------------------------
+
+
+def run_phase(
+    *, url: str, token: str, run_id: str, scale: ServingScale, monitor: Monitor,
+    watch_urls: list[str] | None = None, mlflow_url: str | None = None, mlflow_monitor: Monitor | None = None,
+    bucket: str = "modelgate-bench",
+) -> dict[str, Any]:  # fmt: skip
+    """The whole serving phase; a dict for the benchmark's JSON result."""
+    model = f"bench-serving-{run_id}"
+    state = setup_modelgate(url, token, model)
+    auth = {"Authorization": f"Bearer {token}"}
+    base = url + API
+    kinds = [
+        Kind("plan_304", base, f"/models/{model}/serving",
+             {**auth, "If-None-Match": state["etag"]}, {}, 304, monitor),
+        Kind("plan_200", base, f"/models/{model}/serving", auth, {}, 200, monitor),
+        Kind("version_by_alias", base, f"/models/{model}/versions/@{ALIAS}", auth, {}, 200,
+             monitor),
+    ]  # fmt: skip
+    if mlflow_url is not None and mlflow_monitor is not None:
+        setup_mlflow(mlflow_url, model, bucket)
+        kinds.append(
+            Kind("mlflow_get_version_by_alias", mlflow_url.rstrip("/") + MLFLOW_API,
+                 "/registered-models/alias", {}, {"name": model, "alias": ALIAS}, 200,
+                 mlflow_monitor)
+        )  # fmt: skip
+    log(f"server CPU per request: {', '.join(k.name for k in kinds)}, "
+        f"{scale.requests} each")  # fmt: skip
+    result: dict[str, Any] = {"model": model, "cpu_per_request": cpu_per_request(kinds, scale)}
+    log(f"{scale.watchers} watchers: {scale.idle_s:.0f} s idle, {scale.rounds} changes")
+    result["watch"] = asyncio.run(
+        watch_and_change(urls=watch_urls or [url], token=token, model=model, scale=scale,
+                         monitor=monitor)
+    )
+    result["loadavg"] = loadavg()
+    cpu = result["cpu_per_request"]
+    mlflow = cpu.get("mlflow_get_version_by_alias")
+    if mlflow is not None:
+        ml = mlflow["server_cpu_ms_per_request"]
+        result["ratios"] = {
+            f"mlflow_alias_cpu_over_{name}": (
+                round(ml / cpu[name]["server_cpu_ms_per_request"], 2)
+                if cpu[name]["server_cpu_ms_per_request"] else None
+            )
+            for name in ("plan_304", "plan_200", "version_by_alias")
+        }  # fmt: skip
+    return result
+
+
+# Standalone -------------------------------------------------------------------------------
+
+
+def start_servers(db_url: str, store: str, token: str, log_dir: Path) -> list[Service]:
+    """Two uvicorn processes (one worker each) on one database and artifact directory."""
+    root = Path(__file__).resolve().parents[1]
     services = []
     for i in range(2):
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("MODELGATE_")}
         env.update({
             "MODELGATE_DATABASE_URL": db_url, "MODELGATE_ARTIFACT_STORE": store,
-            "MODELGATE_BOOTSTRAP_ADMIN_TOKEN": TOKEN, "MODELGATE_AUTO_MIGRATE": "true",
+            "MODELGATE_BOOTSTRAP_ADMIN_TOKEN": token, "MODELGATE_AUTO_MIGRATE": "true",
             "MODELGATE_LOG_LEVEL": "WARNING", "MODELGATE_WEBHOOK_DISPATCHER_ENABLED": "false",
-            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+            "PYTHONPATH": str(root),
         })  # fmt: skip
         argv = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
                 "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
@@ -73,139 +395,36 @@ def start_servers(db_url: str, store: str, log_dir: Path) -> list[Service]:
     return services
 
 
-def setup_model(url: str) -> str:
-    with httpx.Client(base_url=url + API, headers={"Authorization": f"Bearer {TOKEN}"},
-                      timeout=60) as http:  # fmt: skip
-        model = "bench-serving"
-        http.post("/models", json={"name": model}).raise_for_status()
-        http.put(f"/models/{model}/policy", json={
-            "staging": {"rules": [], "approvals_required": 0, "auto_promote": True},
-            "production": {"rules": [], "approvals_required": 0, "auto_promote": True,
-                           "require_staging": False},
-        }).raise_for_status()  # fmt: skip
-        for i in range(2):
-            number = http.post(f"/models/{model}/versions", json={}).json()["version"]
-            data = f"artifact {i}".encode()
-            import hashlib
-
-            http.put(
-                f"/models/{model}/versions/{number}/artifact", content=data,
-                headers={"Content-Type": "application/octet-stream",
-                         "X-Artifact-SHA256": hashlib.sha256(data).hexdigest()},
-            ).raise_for_status()  # fmt: skip
-            promotion = {"version": number, "target": "production"}
-            http.post(f"/models/{model}/promotions", json=promotion).raise_for_status()
-        return model
-
-
-async def run(args: argparse.Namespace, services: list[Service], model: str) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
-    clients = [
-        httpx.AsyncClient(base_url=s.url + API, headers=headers, timeout=120, limits=limits)
-        for s in services
-    ]
-    path = f"/models/{model}/serving"
-    start_revision = (await clients[0].get(path)).json()["revision"]
-    seen: dict[int, float] = {}
-    target: dict[str, int] = {"revision": start_revision + 1}
-    stop = asyncio.Event()
-    all_seen = asyncio.Event()
-
-    async def watcher(i: int) -> None:
-        client = clients[i % len(clients)]
-        after = start_revision
-        while not stop.is_set():
-            try:
-                response = await client.get(path, params={"after": after, "wait": args.wait})
-            except httpx.HTTPError:
-                await asyncio.sleep(0.5)
-                continue
-            if response.status_code == 200:
-                after = response.json()["revision"]
-                if after >= target["revision"] and i not in seen:
-                    seen[i] = time.monotonic()
-                    if len(seen) == args.clients:
-                        all_seen.set()
-
-    tasks = [asyncio.create_task(watcher(i)) for i in range(args.clients)]
-    await asyncio.sleep(5)  # all parked
-    cpu0, t0 = servers_cpu(services), time.monotonic()
-    await asyncio.sleep(args.idle)
-    idle_cpu = servers_cpu(services) - cpu0
-    idle_wall = time.monotonic() - t0
-
-    response = await clients[0].post(f"/models/{model}/rollback", json={"reason": "bench"})
-    answered = time.monotonic()
-    response.raise_for_status()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(all_seen.wait(), timeout=30)
-    delays = [(seen[i] - answered) * 1000 for i in seen]
-    stop.set()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    for client in clients:
-        await client.aclose()
-
-    return {
-        "clients": args.clients,
-        "servers": len(services),
-        "woken": len(delays),
-        "wake_ms": {
-            "p50": round(statistics.median(delays), 1) if delays else None,
-            "p99": round(percentile(delays, 0.99), 1) if delays else None,
-            "max": round(max(delays), 1) if delays else None,
-            "min": round(min(delays), 1) if delays else None,
-        },
-        "idle_seconds": round(idle_wall, 1),
-        "idle_cpu_percent_of_a_core": round(idle_cpu / idle_wall * 100, 2),
-    }
-
-
-def cpu_per_request(
-    args: argparse.Namespace, services: list[Service], path: str, extra: dict[str, str],
-    expect: int,
-) -> float:  # fmt: skip
-    """Server CPU milliseconds per sequential GET of ``path``."""
-    headers = {"Authorization": f"Bearer {TOKEN}", **extra}
-    with httpx.Client(base_url=services[0].url + API, headers=headers, timeout=60) as http:
-        before = servers_cpu(services)
-        for _ in range(args.conditional):
-            response = http.get(path, headers=extra)
-            assert response.status_code == expect, response.status_code
-        return (servers_cpu(services) - before) / args.conditional * 1000
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--idle", type=float, default=60.0)
-    parser.add_argument("--wait", type=float, default=30.0)
-    parser.add_argument("--conditional", type=int, default=2000)
-    admin = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-    parser.add_argument("--pg-admin-url", default=admin)
+    from bench_run import database_url, recreate_database
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--scale", choices=sorted(SERVING_SCALES), default="full")
+    parser.add_argument(
+        "--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="Maintenance database of the PostgreSQL server.",
+    )  # fmt: skip
     args = parser.parse_args()
     name = "modelgate_bench_serving"
-    recreate_database(args.pg_admin_url, name)
+    token = "mgt_bench-serving-" + os.urandom(8).hex()
+    recreate_database(args.pg_url, name)
     workdir = Path(tempfile.mkdtemp(prefix="modelgate-bench-serving-"))
-    services = start_servers(database_url(args.pg_admin_url, name), str(workdir / "artifacts"),
-                             workdir / "logs")  # fmt: skip
+    services = start_servers(database_url(args.pg_url, name), str(workdir / "artifacts"),
+                             token, workdir / "logs")  # fmt: skip
+    pids = [s.pid for s in services]
+    monitor = Monitor([
+        Group("server", lambda: [p for pid in pids for p in descendants(pid)]),
+        Group("db", lambda: pids_with_cmdline(f" {name} ")),
+    ])  # fmt: skip
+    monitor.start()
     try:
-        model = setup_model(services[0].url)
-        result = asyncio.run(run(args, services, model))
-        with httpx.Client(base_url=services[0].url + API, timeout=60,
-                          headers={"Authorization": f"Bearer {TOKEN}"}) as http:  # fmt: skip
-            revision = http.get(f"/models/{model}/serving").json()["revision"]
-        plan = f"/models/{model}/serving"
-        result["conditional_get_304_cpu_ms"] = round(
-            cpu_per_request(args, services, plan, {"If-None-Match": f'"{revision}"'}, 304), 3
-        )
-        result["version_read_cpu_ms"] = round(
-            cpu_per_request(args, services, f"/models/{model}/versions/1", {}, 200), 3
-        )
-        result["requests_per_cpu_figure"] = args.conditional
+        # Requests and changes go to the first server; watchers to both (the second
+        # learns of changes by NOTIFY).
+        result = run_phase(url=services[0].url, token=token, run_id=os.urandom(3).hex(),
+                           scale=SERVING_SCALES[args.scale], monitor=monitor,
+                           watch_urls=[s.url for s in services])  # fmt: skip
     finally:
+        monitor.stop()
         stop_all(services)
     print(json.dumps(result, indent=2))
     return 0

@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse
 
 from app.api.deps import ModelPath, ModelReader, ModelSubmitter, StoreDep, UowDep
 from app.api.problems import responses
+from app.errors import AliasNeedsApproval
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.registry import service as registry
 from app.registry.schemas import Page, VersionRead
@@ -47,12 +48,23 @@ def set_alias(
     model: ModelPath, alias: AliasPath, body: AliasSet, uow: UowDep, principal: ModelSubmitter,
     store: StoreDep,
 ) -> AliasRead:  # fmt: skip
-    """Point the alias at a version (creating it); a protected alias moves only when its
-    policy's gates pass. Audited, published as `alias.moved`, and a new serving revision."""
-    return aliases.set_alias(
-        uow.session, actor=principal, model_name=model, alias=alias, version=body.version,
-        reason=body.reason, store=store,
-    )  # fmt: skip
+    """Point the alias at a version (creating it). Audited, published as `alias.moved`,
+    and a new serving revision.
+
+    A protected alias moves only when its policy's gates pass (422 `alias-gates-failed`
+    otherwise). When its policy also asks for approvals, the answer is 409
+    `alias-needs-approval` with the `promotion_id` of a pending promotion request whose
+    target is the alias (recorded now, or the one already pending for this version);
+    reviewers approve it under `/promotions/{id}/approve` and the alias then moves."""
+    try:
+        return aliases.set_alias(
+            uow.session, actor=principal, model_name=model, alias=alias, version=body.version,
+            reason=body.reason, store=store,
+        )  # fmt: skip
+    except AliasNeedsApproval as refused:
+        if refused.keep_changes:
+            uow.commit()  # the promotion request stays; the answer is still the refusal
+        raise
 
 
 @router.delete("/aliases/{alias}", status_code=204, responses=responses(401, 403, 404, 422, 503))

@@ -20,6 +20,7 @@ from app.errors import Forbidden
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.registry import service
 from app.registry.schemas import ModelCreate, ModelRead, ModelUpdate, Page
+from app.serving import aliases
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -61,8 +62,8 @@ def list_models(
     owner: Annotated[str | None, Query(max_length=512)] = None,
     name_prefix: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Page[ModelRead]:
-    """List models by name, one page at a time."""
-    return service.list_models(
+    """List models by name, one page at a time, each with its aliases."""
+    page = service.list_models(
         uow.session,
         cursor=cursor,
         limit=limit,
@@ -70,12 +71,21 @@ def list_models(
         name_prefix=name_prefix,
         only_name=principal.model_scope,
     )
+    found = aliases.of_models(uow.session, [m.name for m in page.items])
+    for item in page.items:
+        item.aliases = found.get(item.name, {})
+    return page
+
+
+def _with_aliases(uow: UowDep, read: ModelRead) -> ModelRead:
+    read.aliases = aliases.of_models(uow.session, [read.name]).get(read.name, {})
+    return read
 
 
 @router.get("/{model}", response_model=ModelRead, responses=responses(401, 403, 404, 422, 503))
 def read_model(model: ModelPath, uow: UowDep, principal: ModelReader) -> ModelRead:
-    """Read one model, with its latest and production version numbers."""
-    return service.read_model(uow.session, model)
+    """Read one model, with its latest and production version numbers and its aliases."""
+    return _with_aliases(uow, service.read_model(uow.session, model))
 
 
 @router.patch(
@@ -89,4 +99,4 @@ def update_model(
     The primary metric and dataset are what the default production gate compares: changing
     them needs the rights to change the gate policy (admin)."""
     service.update_model(uow.session, actor=principal, name=model, data=body)
-    return service.read_model(uow.session, model)
+    return _with_aliases(uow, service.read_model(uow.session, model))

@@ -86,8 +86,8 @@ def list_versions(
     ] = None,
 ) -> Page[VersionRead]:
     """List a model's versions, filtered by stage or lineage fingerprint, and ordered by
-    number or by a metric."""
-    return service.list_versions(
+    number or by a metric; each with the aliases pointing at it."""
+    page = service.list_versions(
         uow.session,
         model_name=model,
         stage=stage,
@@ -97,6 +97,10 @@ def list_versions(
         limit=limit,
         fingerprint=fingerprint,
     )
+    by_version = aliases.names_by_version(uow.session, model)
+    for item in page.items:
+        item.aliases = by_version.get(item.version, [])
+    return page
 
 
 @router.get(
@@ -149,4 +153,7 @@ def versions_in_stage(
     page = service.versions_in_stage(
         uow.session, model_name=model, stage=stage, cursor=cursor, limit=limit
     )
+    by_version = aliases.names_by_version(uow.session, model)
+    for item in page.items:
+        item.aliases = by_version.get(item.version, [])
     return StageRead(model=model, stage=stage, items=page.items, next_cursor=page.next_cursor)

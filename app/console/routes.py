@@ -47,6 +47,7 @@ from app.promotion.schemas import GateReportRead, PromotionRead
 from app.registry import service as registry_service
 from app.registry.models import Stage
 from app.registry.schemas import ModelRead, VersionRead
+from app.serving import aliases as serving_aliases
 from app.settings import Settings
 from app.storage.base import ArtifactStore
 
@@ -451,9 +452,12 @@ def model_page(request: Request, model: str, db: Db, viewer: Viewer) -> Response
     if not principal.may_touch_model(model):
         raise Forbidden(f"your token is limited to model {principal.model_scope!r}")
     m = registry_service.read_model(db, model)
+    m.aliases = serving_aliases.of_models(db, [m.name]).get(m.name, {})
     versions = _versions(db, model)
     by_stage: dict[str, list[VersionRead]] = {s.value: [] for s in Stage}
+    named = serving_aliases.names_by_version(db, m.name)
     for v in versions:
+        v.aliases = named.get(v.version, [])
         by_stage[v.stage.value].append(v)
     history = operations.history(db, model_name=model, cursor=None, limit=50).items
     freeze = operations.freeze_state(registry_service.get_model(db, model))

@@ -64,6 +64,9 @@ class PromotionRequest(Base):
     version: Mapped[int] = mapped_column(Integer)
     from_stage: Mapped[Stage] = mapped_column(StrEnumText(Stage, 16))
     target_stage: Mapped[Stage] = mapped_column(StrEnumText(Stage, 16))
+    # A request that moves a protected alias: the alias (the version's stage does not
+    # change; ``target_stage`` is production, whose comparison the alias's gates use).
+    target_alias: Mapped[str | None] = mapped_column(String(64), default=None)
     status: Mapped[PromotionStatus] = mapped_column(StrEnumText(PromotionStatus, 24))
     requested_by: Mapped[str] = mapped_column(String(256))
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)

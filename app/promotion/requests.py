@@ -25,11 +25,18 @@ from app.promotion import repository, transitions
 from app.promotion.evaluation import Evaluation, evaluate, stage_policy
 from app.promotion.models import PromotionApproval, PromotionRequest, PromotionStatus
 from app.promotion.policy import PolicyInForce, in_force
-from app.promotion.schemas import ApprovalRead, GateReportRead, PromotionCreate, PromotionRead
-from app.promotion.transitions import Loaded, Move, StagePointer
+from app.promotion.schemas import (
+    ApprovalRead,
+    GateReportRead,
+    PromotionCreate,
+    PromotionRead,
+    StagePolicy,
+)
+from app.promotion.transitions import AliasPointer, Loaded, Move, StagePointer
 from app.registry import service as registry
 from app.registry.models import ModelVersion, RegisteredModel, Stage
 from app.registry.schemas import Page
+from app.serving import repository as serving_repository
 from app.storage.base import ArtifactStore
 
 FREEZE_CHECK = "model_not_frozen"
@@ -42,15 +49,25 @@ FREEZE_CHECK = "model_not_frozen"
 def _evaluate(
     session: Session, store: ArtifactStore, model: RegisteredModel, version: ModelVersion,
     target: Stage, policy: PolicyInForce, production: ModelVersion | None,
-    preconditions: Sequence[RuleResult] = (),
+    preconditions: Sequence[RuleResult] = (), stage: StagePolicy | None = None,
 ) -> Evaluation:  # fmt: skip
-    """The gates of ``target`` against ``production`` (which may be the version itself)."""
+    """The gates of ``target`` (or of ``stage``, an alias's) against ``production``
+    (which may be the version itself)."""
     if production is not None and production.id == version.id:
         production = None
     return evaluate(
         session, store=store, model=model, version=version, target=target, policy=policy,
-        production=production, preconditions=preconditions,
+        production=production, preconditions=preconditions, stage=stage,
     )  # fmt: skip
+
+
+def request_policy(policy: PolicyInForce, request: PromotionRequest) -> StagePolicy:
+    """The part of ``policy`` a request answers to: its alias's entry (an alias the
+    policy no longer protects asks for nothing), else its target stage's."""
+    if request.target_alias is not None:
+        protected = policy.document.aliases.get(request.target_alias)
+        return protected if protected is not None else StagePolicy(auto_promote=True)
+    return stage_policy(policy, request.target_stage)
 
 
 def _production_for_gates(session: Session, loaded: Loaded, target: Stage) -> ModelVersion | None:
@@ -111,7 +128,7 @@ def request_promotion(
     model, version, policy = loaded.model, loaded.version, loaded.policy
     assert policy is not None
     for other in loaded.pending:
-        if other.target_stage is target:
+        if other.target_alias is None and other.target_stage is target:
             raise Conflict(
                 f"promotion request {other.id} for version {version.version} to "
                 f"{target.value} is already pending",
@@ -172,6 +189,46 @@ def request_promotion(
     return to_read(session, request, model.name, [])
 
 
+def pending_alias_request(
+    session: Session, *, version: ModelVersion, alias: str
+) -> PromotionRequest | None:
+    """The version's pending request to move ``alias`` to it, if there is one (locked)."""
+    pending = repository.pending_for_version(session, version.id)
+    return next((r for r in pending if r.target_alias == alias), None)
+
+
+def request_alias_move(
+    session: Session, *, actor: Principal, loaded: Loaded, alias: str, result: Evaluation,
+    comment: str | None,
+) -> PromotionRequest:  # fmt: skip
+    """Record a pending request to point the protected ``alias`` at the version, whose
+    gates (``result``) passed; reviewers approve it as any promotion request, and the
+    alias moves through the transition core when enough of them have."""
+    model, version, policy = loaded.model, loaded.version, loaded.policy
+    assert policy is not None
+    stage = policy.document.aliases[alias]
+    now = utcnow()
+    request = PromotionRequest(
+        model_id=model.id, version_id=version.id, version=version.version,
+        from_stage=version.stage, target_stage=Stage.PRODUCTION, target_alias=alias,
+        status=PromotionStatus.PENDING_APPROVAL, requested_by=actor.name, requested_at=now,
+        comment=comment, policy_revision=policy.revision,
+        approvals_required=stage.approvals_required, auto_apply=stage.auto_promote,
+        evaluated_against=result.report.evaluated_against, report=result.document,
+        report_digest=result.report.digest,
+    )  # fmt: skip
+    repository.add(session, request)
+    session.flush()
+    audit.record(
+        session, actor=actor, action=AuditAction.PROMOTION_REQUESTED, model=model.name,
+        version=version.version, from_stage=version.stage, reason=comment,
+        details={"promotion_id": request.id, "alias": alias,
+                 "report_digest": result.report.digest, "gates_passed": True, "failed": [],
+                 "policy_revision": policy.revision},
+    )  # fmt: skip
+    return request
+
+
 def _rejected_by_gates(
     request: PromotionRequest, result: Evaluation, now: datetime, *, again: bool
 ) -> None:
@@ -191,8 +248,13 @@ def _record_decision(
     audit.record(
         session, actor=actor, action=action, model=model.name, version=request.version,
         to_stage=request.target_stage, reason=request.decision_comment,
-        details={"promotion_id": request.id, "report_digest": request.report_digest},
+        details={"promotion_id": request.id, "report_digest": request.report_digest,
+                 **_alias_detail(request)},
     )  # fmt: skip
+
+
+def _alias_detail(request: PromotionRequest) -> dict[str, str]:
+    return {"alias": request.target_alias} if request.target_alias is not None else {}
 
 
 def _apply(
@@ -201,6 +263,9 @@ def _apply(
 ) -> None:  # fmt: skip
     """Move the version through the transition core and mark the request applied."""
     model, version = loaded.model, loaded.version
+    if request.target_alias is not None:
+        _apply_alias(session, actor=actor, loaded=loaded, request=request, now=now)
+        return
     target = request.target_stage
     if target is Stage.PRODUCTION:
         transitions.ensure_not_frozen(model)
@@ -234,6 +299,34 @@ def _apply(
     supersede_others(session, actor=actor, loaded=loaded, keep=request.id)
 
 
+def _apply_alias(
+    session: Session, *, actor: Principal, loaded: Loaded, request: PromotionRequest,
+    now: datetime | None,
+) -> None:  # fmt: skip
+    """Point the request's alias at its version through the transition core (unless it
+    already points there) and mark the request applied. The version's stage stays, and
+    so do its other pending requests."""
+    model, version = loaded.model, loaded.version
+    alias = request.target_alias
+    assert alias is not None
+    request.status = PromotionStatus.APPLIED
+    request.applied_at = now or utcnow()
+    current = serving_repository.alias(session, model.id, alias, for_update=True)
+    if current is None or current.version_id != version.id:
+        transitions.move(
+            session, actor=actor, loaded=loaded,
+            change=Move(pointer=AliasPointer(alias), version=version, via="alias",
+                        reason=request.comment, promotion_id=request.id,
+                        details={"report_digest": request.report_digest}),
+        )  # fmt: skip
+    audit.record(
+        session, actor=actor, action=AuditAction.PROMOTION_APPLIED, model=model.name,
+        version=version.version, from_stage=request.from_stage,
+        details={"promotion_id": request.id, "alias": alias,
+                 "report_digest": request.report_digest},
+    )  # fmt: skip
+
+
 def supersede_others(
     session: Session, *, actor: Principal, loaded: Loaded, keep: int | None
 ) -> None:
@@ -241,8 +334,8 @@ def supersede_others(
     (``loaded.pending``, locked by :func:`transitions.load`)."""
     model, version = loaded.model, loaded.version
     for other in loaded.pending:
-        if other.id == keep:
-            continue
+        if other.id == keep or other.target_alias is not None:
+            continue  # an alias may point at a version of any stage
         other.status = PromotionStatus.SUPERSEDED
         other.decided_at = utcnow()
         other.decision_comment = f"version {version.version} moved to {version.stage}"
@@ -302,7 +395,7 @@ def approve(
     _check_scope(actor, model)
     if actor.name == request.requested_by:
         raise Forbidden("a reviewer cannot approve a promotion they requested")
-    if request.target_stage is Stage.PRODUCTION:
+    if request.target_stage is Stage.PRODUCTION and request.target_alias is None:
         transitions.ensure_not_frozen(model)
     existing = repository.approvals(session, [request.id])[request.id]
     if any(a.reviewer == actor.name for a in existing):
@@ -316,7 +409,7 @@ def approve(
     if policy.revision != request.policy_revision:
         # Approvals are part of the policy: one changed since the request was made asks
         # for its own number of them (and its gates run again before the request applies).
-        stage = stage_policy(policy, request.target_stage)
+        stage = request_policy(policy, request)
         request.approvals_required = stage.approvals_required
         request.auto_apply = stage.auto_promote
     audit.record(
@@ -329,7 +422,7 @@ def approve(
         reason=comment,
         details={"promotion_id": request.id, "approvals": count,
                  "approvals_required": request.approvals_required,
-                 "report_digest": request.report_digest},
+                 "report_digest": request.report_digest, **_alias_detail(request)},
     )  # fmt: skip
     # Someone has to say yes: without auto-promote one approval is needed even when the
     # policy requires none.
@@ -347,7 +440,7 @@ def _decide_and_apply(
 ) -> None:  # fmt: skip
     model, version = loaded.model, loaded.version
     now = utcnow()
-    if version.stage != request.from_stage:
+    if request.target_alias is None and version.stage != request.from_stage:
         request.status = PromotionStatus.SUPERSEDED
         request.decided_at = now
         request.decision_comment = f"version moved from {request.from_stage} to {version.stage}"
@@ -377,7 +470,8 @@ def reevaluate(
     current_against = production.version if production else None
     if current_against == request.evaluated_against and policy.revision == request.policy_revision:
         return True
-    result = _evaluate(session, store, model, version, target, policy, production)
+    result = _evaluate(session, store, model, version, target, policy, production,
+                       stage=request_policy(policy, request))  # fmt: skip
     request.report = result.document
     request.report_digest = result.report.digest
     request.evaluated_against = result.report.evaluated_against
@@ -473,6 +567,7 @@ def to_read(
         version=request.version,
         from_stage=request.from_stage,
         target=request.target_stage,
+        alias=request.target_alias,
         status=request.status,
         requested_by=request.requested_by,
         requested_at=request.requested_at,

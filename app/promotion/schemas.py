@@ -200,6 +200,12 @@ class PromotionRead(BaseModel):
     version: int
     from_stage: Stage
     target: Stage
+    alias: AliasName | None = Field(
+        default=None,
+        description="Set when the request moves this protected alias to the version "
+        "instead of changing its stage; `target` is then production, the stage its "
+        "gates compare with.",
+    )
     status: PromotionStatus
     requested_by: str
     requested_at: datetime

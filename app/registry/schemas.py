@@ -88,6 +88,9 @@ class ModelRead(BaseModel):
     primary_dataset: str | None
     latest_version: int
     production_version: int | None = None
+    aliases: dict[str, int] = Field(
+        default_factory=dict, description="The model's aliases and the version each points at."
+    )
     frozen: bool = False
     frozen_by: str | None = None
     frozen_reason: str | None = None
@@ -324,7 +327,7 @@ class VersionRead(BaseModel):
     updated_at: datetime
     stage_changed_at: datetime
     aliases: list[str] = Field(
-        default_factory=list, description="Aliases pointing at this version (on single reads)."
+        default_factory=list, description="Aliases pointing at this version, by name."
     )
 
 

@@ -92,18 +92,36 @@ def aliases_by_version(session: Session, version_ids: Sequence[int]) -> dict[int
     return repository.aliases_of_versions(session, version_ids)
 
 
+def of_models(session: Session, model_names: Sequence[str]) -> dict[str, dict[str, int]]:
+    """``{alias: version}`` per model, for showing aliases on lists of models."""
+    return repository.aliases_of_models(session, model_names)
+
+
+def names_by_version(session: Session, model_name: str) -> dict[int, list[str]]:
+    """Alias names per version number of one model (for lists of its versions)."""
+    found: dict[int, list[str]] = {}
+    for pointers in of_models(session, [model_name]).values():
+        for alias, version in pointers.items():
+            found.setdefault(version, []).append(alias)
+    return found
+
+
 def set_alias(
     session: Session, *, actor: Principal, model_name: str, alias: str, version: int,
     reason: str | None, store: ArtifactStore | None = None,
 ) -> AliasRead:  # fmt: skip
     """Point ``alias`` at ``version`` (creating it), through the transition core: the
-    alias's policy, if any, is checked first (:func:`app.serving.alias_policy.check`)."""
+    alias's policy, if any, is checked first (:func:`app.serving.alias_policy.check`;
+    a protected alias that needs approvals raises ``AliasNeedsApproval`` after recording
+    a promotion request, which the caller commits when ``keep_changes`` says so)."""
     from app.promotion import transitions
     from app.serving import alias_policy
 
     check_name(alias)
     loaded = transitions.load_for_alias(session, model_name=model_name, number=version)
-    alias_policy.check(session, actor=actor, loaded=loaded, alias=alias, store=store)
+    alias_policy.check(
+        session, actor=actor, loaded=loaded, alias=alias, store=store, reason=reason
+    )
     current = repository.alias(session, loaded.model.id, alias, for_update=True)
     if current is not None and current.version_id == loaded.version.id:
         return _read(loaded.model.name, current, loaded.version.stage)  # already there

@@ -123,6 +123,23 @@ def aliases_of_versions(session: Session, version_ids: Sequence[int]) -> dict[in
     return found
 
 
+def aliases_of_models(session: Session, model_names: Sequence[str]) -> dict[str, dict[str, int]]:
+    """``{alias: version number}`` per model name (for lists of models and versions): one
+    statement; models without aliases are left out."""
+    found: dict[str, dict[str, int]] = {}
+    if not model_names:
+        return found
+    stmt = (
+        select(RegisteredModel.name, ModelAlias.name, ModelAlias.version)
+        .join(ModelAlias, ModelAlias.model_id == RegisteredModel.id)
+        .where(RegisteredModel.name.in_(list(model_names)))
+        .order_by(RegisteredModel.name, ModelAlias.name)
+    )
+    for model, name, version in session.execute(stmt):
+        found.setdefault(str(model), {})[str(name)] = int(version)
+    return found
+
+
 def add(session: Session, obj: Any) -> None:
     session.add(obj)
 

@@ -164,13 +164,139 @@ def test_a_protected_alias_moves_only_when_its_gates_pass(client: TestClient) ->
     assert client.delete(f"{API}/models/{model}/aliases/champion").status_code == 204
 
 
-def test_a_protected_alias_asking_for_approvals_is_refused_clearly(client: TestClient) -> None:
+def approve(client: TestClient, promotion_id: int, headers: dict[str, str]) -> Any:
+    return client.post(
+        f"{API}/promotions/{promotion_id}/approve", json={"comment": "ok"}, headers=headers
+    )
+
+
+def test_a_protected_alias_asking_for_approvals_moves_when_reviewers_approve(
+    client: TestClient,
+) -> None:
+    team = make_team(client)  # type: ignore[arg-type]
     model = model_in_production(client, "alias-approvals", versions=1)
-    put_policy(client, model, protected(approvals=1))  # type: ignore[arg-type]
+    put_policy(client, model, protected(approvals=2))  # type: ignore[arg-type]
+    weak = new_version(client, model, accuracy=0.90)
     strong = new_version(client, model, accuracy=0.97)
-    assert_problem(put_alias(client, model, "champion", strong, {}), 409, "alias-needs-approval")
-    policy = client.get(f"{API}/models/{model}/policy").json()
-    assert "champion" in policy["policy"]["aliases"]
+    start = revision(client, model)
+
+    # Gates first: a failing version gets no request.
+    assert_problem(
+        put_alias(client, model, "champion", weak, team.submitter), 422, "alias-gates-failed"
+    )
+    body = assert_problem(
+        put_alias(client, model, "champion", strong, team.submitter, "strong one"),
+        409, "alias-needs-approval",
+    )  # fmt: skip
+    promotion_id = body["promotion_id"]
+    assert body["alias"] == "champion"
+    assert f"promotions approve {promotion_id}" in body["detail"]
+    # The refusal kept the request; the alias did not move.
+    request = client.get(f"{API}/promotions/{promotion_id}").json()
+    assert (request["status"], request["alias"], request["version"], request["target"]) == (
+        "pending_approval", "champion", strong, "production",
+    )  # fmt: skip
+    assert request["approvals_required"] == 2
+    assert request["report"]["passed"] is True
+    assert request["comment"] == "strong one"
+    assert client.get(f"{API}/models/{model}/aliases").json() == []
+    assert revision(client, model) == start
+    # Asking again points to the same request.
+    again = assert_problem(
+        put_alias(client, model, "champion", strong, team.submitter2), 409, "alias-needs-approval"
+    )
+    assert again["promotion_id"] == promotion_id
+    pending = client.get(f"{API}/promotions", params={"status": "pending_approval",
+                                                      "model": model}).json()["items"]
+    assert [p["id"] for p in pending] == [promotion_id]
+
+    # Reviewers approve through the promotions API; the requester may not.
+    assert_problem(approve(client, promotion_id, team.submitter), 403)
+    first = approve(client, promotion_id, team.reviewer)
+    assert first.status_code == 200, first.text
+    assert first.json()["status"] == "pending_approval"
+    assert client.get(f"{API}/models/{model}/aliases").json() == []
+    second = approve(client, promotion_id, team.reviewer2)
+    assert second.status_code == 200, second.text
+    assert second.json()["status"] == "applied"
+    assert second.json()["alias"] == "champion"
+
+    # The alias moved through the transition core: one revision, history, audit.
+    [alias] = client.get(f"{API}/models/{model}/aliases").json()
+    assert (alias["name"], alias["version"]) == ("champion", strong)
+    assert alias["updated_by"] == team.name(team.reviewer2)
+    assert client.get(f"{API}/models/{model}/versions/@champion").json()["version"] == strong
+    # The version's stage did not change.
+    assert client.get(f"{API}/models/{model}/versions/{strong}").json()["stage"] == "candidate"
+    assert revision(client, model) == start + 1
+    [move] = client.get(f"{API}/models/{model}/aliases/champion/history").json()["items"]
+    assert (move["from_version"], move["to_version"], move["promotion_id"], move["reason"]) == (
+        None, strong, promotion_id, "strong one",
+    )  # fmt: skip
+    events = audit_events(client, model=model)
+    moved = [e for e in events if e["action"] == "alias.moved"]
+    assert [e["details"]["promotion_id"] for e in moved] == [promotion_id]
+    applied = [e for e in events if e["action"] == "promotion.applied"]
+    assert [e["details"].get("alias") for e in applied][-1] == "champion"
+    plan = client.get(f"{API}/models/{model}/serving").json()
+    assert [(a["name"], a["version"]) for a in plan["aliases"]] == [("champion", strong)]
+    # Production itself was not touched.
+    assert plan["production"]["version"] == 1
+
+
+def test_a_pending_alias_request_can_be_rejected_and_survives_stage_moves(
+    client: TestClient,
+) -> None:
+    team = make_team(client)  # type: ignore[arg-type]
+    model = model_in_production(client, "alias-reject", versions=1)
+    put_policy(client, model, protected(approvals=1))  # type: ignore[arg-type]
+    v2 = new_version(client, model, accuracy=0.97)
+    v3 = new_version(client, model, accuracy=0.98)
+    first = assert_problem(
+        put_alias(client, model, "champion", v2, team.submitter), 409, "alias-needs-approval"
+    )["promotion_id"]
+    second = assert_problem(
+        put_alias(client, model, "champion", v3, team.submitter), 409, "alias-needs-approval"
+    )["promotion_id"]
+    assert first != second
+    # A stage promotion of v3 neither conflicts with nor supersedes its alias request.
+    response = client.post(
+        f"{API}/models/{model}/promotions", json={"version": v3, "target": "staging"},
+        headers=team.submitter,
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "applied"
+    assert client.get(f"{API}/promotions/{second}").json()["status"] == "pending_approval"
+
+    response = client.post(
+        f"{API}/promotions/{first}/reject", json={"comment": "not yet"}, headers=team.reviewer
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "rejected"
+    assert client.get(f"{API}/models/{model}/aliases").json() == []
+
+    assert approve(client, second, team.reviewer).json()["status"] == "applied"
+    assert client.get(f"{API}/models/{model}/versions/@champion").json()["version"] == v3
+    assert client.get(f"{API}/models/{model}/versions/{v3}").json()["stage"] == "staging"
+
+
+def test_an_alias_request_runs_its_gates_again_when_the_policy_changed(
+    client: TestClient,
+) -> None:
+    team = make_team(client)  # type: ignore[arg-type]
+    model = model_in_production(client, "alias-regate", versions=1)
+    put_policy(client, model, protected(approvals=1))  # type: ignore[arg-type]
+    v2 = new_version(client, model, accuracy=0.96)
+    promotion_id = assert_problem(
+        put_alias(client, model, "champion", v2, team.submitter), 409, "alias-needs-approval"
+    )["promotion_id"]
+    # The bar rises before the approval: the request's gates run again and fail.
+    put_policy(client, model, protected(approvals=1, minimum=0.99))  # type: ignore[arg-type]
+    answer = approve(client, promotion_id, team.reviewer)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "rejected"
+    assert answer.json()["decided_by"] == "gates"
+    assert client.get(f"{API}/models/{model}/aliases").json() == []
 
 
 def test_an_alias_move_wakes_a_watcher(client: TestClient) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from app.settings import Settings
 from tests.serving.conftest import admin, model_in_production, server_settings
@@ -57,3 +59,59 @@ def test_alias_and_serving_commands(settings: Settings) -> None:
         problem = run(server.base_url, "alias", "set", model, "Bad_Name", "1")
         assert problem.returncode == 3
         assert http.get(f"{API}/models/{model}/aliases").json() == []
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_download_by_alias_follows_the_alias_and_a_protected_alias_waits_for_review(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with running_servers(server_settings(settings)) as (server,), admin(server.base_url) as http:
+        model = model_in_production(http, versions=2)
+        digests = {
+            n: http.get(f"{API}/models/{model}/versions/{n}").json()["artifact"]["sha256"]
+            for n in (1, 2)
+        }
+        assert digests[1] != digests[2]
+        assert run(server.base_url, "alias", "set", model, "stable", "1").returncode == 0
+
+        first = tmp_path / "first.bin"
+        done = run(server.base_url, "versions", "download", model, "--alias", "stable",
+                   "--dest", str(first), "--output", "json")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["sha256"] == digests[1]
+        assert _sha256(first) == digests[1]
+
+        assert run(server.base_url, "alias", "set", model, "stable", "2").returncode == 0
+        second = tmp_path / "second.bin"
+        done = run(server.base_url, "versions", "download", model, "--alias", "stable",
+                   "--dest", str(second))  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert _sha256(second) == digests[2]
+
+        # The Python client names the version by alias too.
+        from modelgate_client import Client
+
+        with Client(server.base_url, ADMIN_TOKEN) as mg:
+            got = mg.download(model, alias="stable", dest=tmp_path / "third.bin")
+        assert got["sha256"] == digests[2]
+        assert _sha256(tmp_path / "third.bin") == digests[2]
+
+        missing = run(server.base_url, "versions", "download", model, "--alias", "nope",
+                      "--dest", str(tmp_path / "none.bin"))  # fmt: skip
+        assert missing.returncode != 0
+        assert not (tmp_path / "none.bin").exists()
+
+        # A protected alias asking for approval: the CLI names the request to approve.
+        policy = http.get(f"{API}/models/{model}/policy").json()["policy"]
+        policy["aliases"] = {"champion": {"rules": [], "approvals_required": 1}}
+        assert http.put(f"{API}/models/{model}/policy", json=policy).status_code == 200
+        refused = run(server.base_url, "alias", "set", model, "champion", "2")
+        assert refused.returncode != 0
+        pending = http.get(f"{API}/promotions", params={"model": model,
+                                                        "status": "pending_approval"}).json()
+        [request] = pending["items"]
+        assert request["alias"] == "champion"
+        assert f"promotions approve {request['id']}" in refused.stderr

@@ -35,6 +35,8 @@ class ModelRead(TypedDict):
     primary_dataset: str | None
     latest_version: int
     production_version: int | None
+    aliases: NotRequired[dict[str, int]]
+    """The model's aliases and the version each points at."""
     frozen: bool
     frozen_by: str | None
     frozen_reason: str | None
@@ -139,6 +141,8 @@ class PromotionRead(TypedDict):
     version: int
     from_stage: StageName
     target: StageName
+    alias: NotRequired[str | None]
+    """Set when the request moves this protected alias (its version keeps its stage)."""
     status: PromotionStatusName
     requested_by: str
     requested_at: str

@@ -1042,3 +1042,18 @@ class ModelgateClient:
             dict[str, Any],
             self._get(f"/models/{_segment(model)}/drift-reports/{_segment(report_id)}"),
         )
+
+    def get_drift_settings(self, model: str) -> dict[str, Any]:
+        """The model's drift thresholds (``tau``, ``max_null_rate``, ``alpha``; the
+        defaults until an admin sets them)."""
+        return cast(dict[str, Any], self._get(f"/models/{_segment(model)}/drift-settings"))
+
+    def put_drift_settings(
+        self, model: str, *, tau: float, max_null_rate: float, alpha: float
+    ) -> dict[str, Any]:
+        """Replace the model's drift thresholds (all three; admin). Idempotent."""
+        body = {"tau": tau, "max_null_rate": max_null_rate, "alpha": alpha}
+        return cast(
+            dict[str, Any],
+            self._json("PUT", f"/models/{_segment(model)}/drift-settings", retry=True, json=body),
+        )

@@ -1,5 +1,5 @@
-"""``webhooks`` (subscriptions and their delivery log) and ``drift`` (reference profiles
-and drift reports)."""
+"""``webhooks`` (subscriptions and their delivery log) and ``drift`` (reference profiles,
+drift reports and the model's drift thresholds)."""
 
 from __future__ import annotations
 
@@ -265,3 +265,58 @@ def profile_set(model: str, version: int, profile_file: str) -> None:
 def profile_show(model: str, version: int) -> None:
     """The reference profile of MODEL VERSION."""
     emit(client().get_reference_profile(model, version), render_profile)
+
+
+def render_settings(s: dict[str, Any]) -> str:
+    return kv(
+        [
+            ("model", s.get("model")),
+            ("tau (PSI)", s.get("tau")),
+            ("max null rate", s.get("max_null_rate")),
+            ("alpha", s.get("alpha")),
+            ("default", s.get("is_default")),
+            ("updated", f"{ts(s.get('updated_at'))} by {s.get('updated_by')}"
+             if s.get("updated_at") else None),
+        ]
+    )  # fmt: skip
+
+
+@drift.group("settings")
+def settings() -> None:
+    """The thresholds of a model's drift checks (an admin sets them)."""
+
+
+@settings.command("show")
+@click.argument("model")
+@api_options
+def settings_show(model: str) -> None:
+    """The drift thresholds of MODEL (the defaults until set)."""
+    emit(client().get_drift_settings(model), render_settings)
+
+
+@settings.command("set")
+@click.argument("model")
+@click.option("--tau", type=click.FloatRange(0, 100, min_open=True), default=None,
+              help="Drift when the largest feature score (PSI) exceeds this.")
+@click.option("--max-null-rate", type=click.FloatRange(0, 1), default=None,
+              help="A column with more nulls than this in a window is a schema issue.")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=None, help="Significance level of the KS and chi-square tests.")
+@api_options
+def settings_set(
+    model: str, tau: float | None, max_null_rate: float | None, alpha: float | None
+) -> None:  # fmt: skip
+    """Change the drift thresholds of MODEL; those not given keep their current values."""
+    if tau is None and max_null_rate is None and alpha is None:
+        raise click.UsageError("give at least one of --tau, --max-null-rate, --alpha")
+    mg = client()
+    now = mg.get_drift_settings(model)
+    emit(
+        mg.put_drift_settings(
+            model,
+            tau=now["tau"] if tau is None else tau,
+            max_null_rate=now["max_null_rate"] if max_null_rate is None else max_null_rate,
+            alpha=now["alpha"] if alpha is None else alpha,
+        ),
+        render_settings,
+    )
