@@ -9,6 +9,7 @@ declares ``format: date-time`` (RFC 3339, section 5.6), so it accepts exactly th
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BeforeValidator
@@ -28,3 +29,20 @@ def require_rfc3339(value: Any) -> Any:
 
 Rfc3339DateTime = Annotated[AwareDatetime, BeforeValidator(require_rfc3339)]
 """An aware datetime given as an RFC 3339 string (a number or a bare date is a 422)."""
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """An RFC 3339 date-time string as an aware UTC datetime; ``ValueError`` (saying why)
+    for anything else: another format, an impossible date, or a time out of range."""
+    require_rfc3339(value)
+    text = value.upper()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    head, dot, rest = text.partition(".")
+    if dot:  # Python takes at most six digits of a fraction: keep microseconds.
+        digits = rest[: len(rest) - 6]
+        text = f"{head}.{digits[:6]}{rest[len(digits):]}"
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"not a valid RFC 3339 date-time: {exc}") from None

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import ModelOperator, ModelPath, ModelReader, StoreDep, UowDep
 from app.api.idempotent import IdempotencyDep
 from app.api.problems import responses
+from app.errors import BadRequest
 from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.promotion import operations
 from app.promotion.schemas import (
     FreezeCreate,
     FreezeRead,
     HistoryEntry,
+    PointersAt,
     RollbackCreate,
     RollbackRead,
 )
 from app.registry.schemas import Page
+from app.rfc3339 import parse_rfc3339
 
 router = APIRouter(prefix="/models/{model}", tags=["operations"])
 
@@ -77,14 +80,45 @@ def unfreeze(
 
 
 @router.get(
-    "/history", response_model=Page[HistoryEntry], responses=responses(400, 401, 403, 404, 422, 503)
+    "/history",
+    response_model=Page[HistoryEntry] | PointersAt,
+    responses=responses(400, 401, 403, 404, 422, 503),
 )
 def history(
+    request: Request,
     model: ModelPath,
     uow: UowDep,
     principal: ModelReader,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-) -> Page[HistoryEntry]:
-    """The production timeline, newest first: version, from, until, how and why."""
-    return operations.history(uow.session, model_name=model, cursor=cursor, limit=limit)
+    at: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="An RFC 3339 date-time (e.g. `2026-11-26T08:00:00Z`): instead of "
+            "the timeline, what the pointers held then (a `PointersAt`: the production "
+            "period, every version's stage, every alias). Not with `cursor` or `limit`; "
+            "a malformed or future time is a 400.",
+            json_schema_extra={"format": "date-time"},
+        ),
+    ] = None,
+) -> Page[HistoryEntry] | PointersAt:
+    """The production timeline, newest first: version, from, until, how and why; with
+    `at`, what served (and where every pointer was) at that time."""
+    if at is None:
+        return operations.history(uow.session, model_name=model, cursor=cursor, limit=limit)
+    paging = sorted(name for name in ("cursor", "limit") if name in request.query_params)
+    if paging:
+        raise BadRequest(
+            f"at= answers one point in time; it takes no {' or '.join(paging)}",
+            errors=[{"loc": ["query", n], "msg": "not with at", "type": "conflict"}
+                    for n in paging],
+        )  # fmt: skip
+    try:
+        when = parse_rfc3339(at)
+    except ValueError as exc:
+        raise BadRequest(
+            f"at={at!r}: {exc}",
+            errors=[{"loc": ["query", "at"], "msg": str(exc), "type": "value_error"}],
+        ) from None
+    return operations.pointers_at(uow.session, model_name=model, at=when)

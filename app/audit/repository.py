@@ -134,3 +134,22 @@ def model_names(session: Session) -> list[str]:
     from app.registry.models import RegisteredModel
 
     return list(session.scalars(select(RegisteredModel.name)))
+
+
+def stage_moves_until(
+    session: Session, *, model: str, actions: Sequence[str], until: datetime
+) -> list[tuple[int, str]]:
+    """``(version, to_stage)`` of the model's stage-change events up to ``until``
+    (inclusive), oldest first."""
+    stmt = (
+        select(AuditEvent.version, AuditEvent.to_stage)
+        .where(
+            AuditEvent.model == model,
+            AuditEvent.action.in_(list(actions)),
+            AuditEvent.occurred_at <= until,
+            AuditEvent.version.is_not(None),
+            AuditEvent.to_stage.is_not(None),
+        )
+        .order_by(AuditEvent.id)
+    )
+    return [(int(v), str(s)) for v, s in session.execute(stmt)]

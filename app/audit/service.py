@@ -45,15 +45,20 @@ def record(
     to_stage: str | None = None,
     reason: str | None = None,
     details: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> AuditEvent:
     """Append one event to the model's chain (or the global one) in the current
-    transaction, and publish it (outbox, metrics)."""
+    transaction, and publish it (outbox, metrics).
+
+    ``at`` is the time of the change when the caller took it (a pointer move stamps its
+    stage, its production period and its event with one time, so that "what held the
+    pointer at T" reads the same from each); default: now."""
     stream = stream_for(model)
     head = repository.lock_stream_head(session, stream)
     fields: dict[str, Any] = {
         "stream": stream,
         "seq": head.seq + 1,
-        "occurred_at": utcnow(),
+        "occurred_at": at if at is not None else utcnow(),
         "actor": actor.name,
         "actor_role": actor.role.value,
         "token_id": actor.token_id,
@@ -102,6 +107,22 @@ def query(
             limit=limit,
         )
     )
+
+
+def stages_at(session: Session, *, model: str, at: datetime) -> dict[int, str]:
+    """The stage each version of ``model`` had reached at ``at``, as the audit log tells
+    it (every stage move is recorded, with the time of the move); versions without a
+    move by then are absent (they were candidates, or did not exist yet)."""
+    found: dict[int, str] = {}
+    moves = repository.stage_moves_until(
+        session,
+        model=model,
+        actions=(AuditAction.VERSION_STAGE_CHANGED.value, AuditAction.VERSION_ARCHIVED.value),
+        until=at,
+    )
+    for version, stage in moves:
+        found[version] = stage
+    return found
 
 
 def export(

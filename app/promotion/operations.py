@@ -7,6 +7,7 @@ Archive and rollback move a stage through the transition core
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -14,16 +15,24 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.roles import Principal
 from app.db.base import utcnow
-from app.errors import RollbackNotPossible, TransitionNotAllowed, VersionNotFound
+from app.errors import BadRequest, RollbackNotPossible, TransitionNotAllowed, VersionNotFound
 from app.pagination import decode_cursor, encode_cursor
 from app.promotion import repository, transitions
+from app.promotion.models import ProductionPeriod
 from app.promotion.requests import supersede_others
-from app.promotion.schemas import FreezeRead, HistoryEntry, RollbackRead
+from app.promotion.schemas import (
+    FreezeRead,
+    HistoryEntry,
+    PointersAt,
+    RollbackRead,
+    StagesAt,
+)
 from app.promotion.transitions import Loaded, Move, StagePointer
 from app.registry import artifacts
 from app.registry import service as registry
 from app.registry.models import ModelVersion, RegisteredModel, Stage
 from app.registry.schemas import Page
+from app.serving import aliases as serving_aliases
 from app.storage.base import ArtifactStore
 
 
@@ -241,19 +250,48 @@ def history(
     )
     page = rows[:limit]
     return Page[HistoryEntry](
-        items=[
-            HistoryEntry(
-                version=p.version,
-                started_at=p.started_at,
-                ended_at=p.ended_at,
-                via=p.via,
-                actor=p.actor,
-                reason=p.reason,
-                promotion_id=p.promotion_id,
-                replaced_version=p.replaced_version,
-                ended_by=p.ended_by,
-            )
-            for p in page
-        ],
+        items=[_entry(p) for p in page],
         next_cursor=encode_cursor([page[-1].id]) if len(rows) > limit else None,
+    )
+
+
+def _entry(p: ProductionPeriod) -> HistoryEntry:
+    return HistoryEntry(
+        version=p.version,
+        started_at=p.started_at,
+        ended_at=p.ended_at,
+        via=p.via,  # type: ignore[arg-type]
+        actor=p.actor,
+        reason=p.reason,
+        promotion_id=p.promotion_id,
+        replaced_version=p.replaced_version,
+        ended_by=p.ended_by,
+    )
+
+
+def pointers_at(session: Session, *, model_name: str, at: datetime) -> PointersAt:
+    """What the model's pointers held at ``at``: the production period that covered it
+    (the production timeline), each version's stage (the stage moves in the audit log,
+    which every move records with its time) and each alias (the alias history).
+
+    A time after now is a 400: what will serve then is not known yet."""
+    now = utcnow()
+    if at > now:
+        raise BadRequest(
+            f"at={at.isoformat()} is in the future (the server's time is {now.isoformat()}); "
+            "the history tells what held each pointer up to now",
+            errors=[{"loc": ["query", "at"], "msg": "in the future", "type": "value_error"}],
+        )
+    model = registry.get_model(session, model_name)
+    period = repository.period_at(session, model.id, at)
+    moved = audit.stages_at(session, model=model.name, at=at)
+    stages: dict[str, list[int]] = {s.value: [] for s in Stage}
+    for number in repository.versions_created_by(session, model.id, at):
+        stages[moved.get(number, Stage.CANDIDATE.value)].append(number)
+    return PointersAt(
+        model=model.name,
+        at=at,
+        production=_entry(period) if period is not None else None,
+        stages=StagesAt(**stages),
+        aliases=serving_aliases.aliases_at(session, model=model, at=at),
     )

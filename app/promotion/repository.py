@@ -244,3 +244,29 @@ def set_metrics_stage(session: Session, version: ModelVersion, stage: Stage) -> 
     )
     for metric in inspect(version).dict.get("metrics") or ():
         set_committed_value(metric, "stage", stage)
+
+
+def period_at(session: Session, model_id: int, at: datetime) -> ProductionPeriod | None:
+    """The production period that covered ``at`` (started at or before it, not ended by
+    then); the newest such when two share the instant of a hand-over."""
+    stmt = (
+        select(ProductionPeriod)
+        .where(
+            ProductionPeriod.model_id == model_id,
+            ProductionPeriod.started_at <= at,
+            or_(ProductionPeriod.ended_at.is_(None), ProductionPeriod.ended_at > at),
+        )
+        .order_by(ProductionPeriod.id.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
+
+
+def versions_created_by(session: Session, model_id: int, at: datetime) -> list[int]:
+    """Numbers of the model's versions that existed at ``at``."""
+    stmt = (
+        select(ModelVersion.version)
+        .where(ModelVersion.model_id == model_id, ModelVersion.created_at <= at)
+        .order_by(ModelVersion.version)
+    )
+    return [int(n) for n in session.scalars(stmt)]

@@ -17,7 +17,7 @@ from app.gates.registry import Rule
 from app.promotion.models import PromotionStatus
 from app.registry.models import Stage
 from app.registry.schemas import MetricName
-from app.serving.schemas import AliasName
+from app.serving.schemas import AliasAt, AliasName
 
 Comment = Annotated[str, Field(max_length=4000)]
 
@@ -277,3 +277,25 @@ class HistoryEntry(BaseModel):
     promotion_id: int | None
     replaced_version: int | None
     ended_by: str | None = Field(description="promotion or rollback, once it ended.")
+
+
+class StagesAt(BaseModel):
+    """Version numbers per stage at a past time (versions created later are absent)."""
+
+    candidate: list[int]
+    staging: list[int]
+    production: list[int]
+    archived: list[int]
+
+
+class PointersAt(BaseModel):
+    """What a model's pointers held at a past time ``at``: the production version (its
+    production period), every version's stage, and every alias."""
+
+    model: str
+    at: datetime
+    production: HistoryEntry | None = Field(
+        description="The production period that covered `at` (null: nothing served)."
+    )
+    stages: StagesAt
+    aliases: list[AliasAt]

@@ -339,7 +339,7 @@ def move(session: Session, *, actor: Principal, loaded: Loaded, change: Move) ->
         audit.record(
             session, actor=actor, action=AuditAction.VERSION_ARCHIVED, model=model.name,
             version=version.version, from_stage=from_stage.value, to_stage=target.value,
-            reason=change.reason,
+            reason=change.reason, at=now,
         )  # fmt: skip
     else:
         details: dict[str, Any] = {"via": change.via, "promotion_id": change.promotion_id}
@@ -348,7 +348,7 @@ def move(session: Session, *, actor: Principal, loaded: Loaded, change: Move) ->
         audit.record(
             session, actor=actor, action=AuditAction.VERSION_STAGE_CHANGED, model=model.name,
             version=version.version, from_stage=from_stage.value, to_stage=target.value,
-            reason=change.reason, details={**details, **change.details},
+            reason=change.reason, details={**details, **change.details}, at=now,
         )  # fmt: skip
     moved = Moved(move=change, model=model, from_stage=from_stage, replaced=replaced, at=now)
     on_pointer_moved(session, moved)
@@ -373,6 +373,7 @@ def _move_alias(
         details={"alias": pointer.name, "from_version": from_version,
                  "to_version": None if target is None else target.version,
                  "promotion_id": change.promotion_id, **change.details},
+        at=now,
     )  # fmt: skip
     moved = Moved(
         move=change, model=model, from_stage=Stage(version.stage), replaced=None, at=now,
@@ -422,6 +423,7 @@ def _replace_production(
             reason=f"replaced by version {version.version} ({change.via})",
             details={"replaced_by": version.version, "via": change.via,
                      "promotion_id": change.promotion_id},
+            at=now,
         )  # fmt: skip
         # The old production row must leave before the new one arrives: the partial
         # unique index allows one production version per model at every statement.

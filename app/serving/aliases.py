@@ -31,7 +31,7 @@ from app.registry.models import ModelVersion, RegisteredModel, Stage
 from app.registry.schemas import Page
 from app.serving import repository
 from app.serving.models import AliasMove, ModelAlias
-from app.serving.schemas import ALIAS_PATTERN, AliasMoveRead, AliasRead
+from app.serving.schemas import ALIAS_PATTERN, AliasAt, AliasMoveRead, AliasRead
 from app.storage.base import ArtifactStore
 
 if TYPE_CHECKING:
@@ -172,6 +172,22 @@ def history(
         items=[AliasMoveRead.model_validate(r, from_attributes=True) for r in page],
         next_cursor=encode_cursor([page[-1].id]) if len(rows) > limit else None,
     )
+
+
+def aliases_at(session: Session, *, model: RegisteredModel, at: datetime) -> list[AliasAt]:
+    """Where each of the model's aliases pointed at ``at`` (from the alias history;
+    an alias removed by then is absent), by name."""
+    current: dict[str, AliasMove] = {}
+    for move in repository.moves_until(session, model.id, at):
+        if move.to_version is None:
+            current.pop(move.alias, None)
+        else:
+            current[move.alias] = move
+    return [
+        AliasAt(alias=name, version=move.to_version, since=move.occurred_at, actor=move.actor)
+        for name, move in sorted(current.items())
+        if move.to_version is not None
+    ]
 
 
 # Called by the transition core only ------------------------------------------------------

@@ -158,3 +158,13 @@ def history(
     if before_id is not None:
         stmt = stmt.where(AliasMove.id < before_id)
     return session.scalars(stmt.order_by(AliasMove.id.desc()).limit(limit)).all()
+
+
+def moves_until(session: Session, model_id: int, at: Any) -> Sequence[AliasMove]:
+    """Every alias move of the model up to ``at`` (inclusive), oldest first."""
+    stmt = (
+        select(AliasMove)
+        .where(AliasMove.model_id == model_id, AliasMove.occurred_at <= at)
+        .order_by(AliasMove.id)
+    )
+    return session.scalars(stmt).all()

@@ -81,6 +81,15 @@ class AliasRead(BaseModel):
     created_at: datetime
 
 
+class AliasAt(BaseModel):
+    """Where an alias pointed at a past time, and since when."""
+
+    alias: str
+    version: int
+    since: datetime = Field(description="When the alias was set to this version.")
+    actor: str = Field(description="Who set it there.")
+
+
 class AliasMoveRead(BaseModel):
     """One entry of the alias history: set (``from_version`` null), moved, or removed
     (``to_version`` null)."""
