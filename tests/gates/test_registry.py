@@ -32,6 +32,7 @@ def test_every_kind_is_in_the_table_once_and_the_schema_follows_it() -> None:
         "artifact_intact",
         "reproducible",
         "data_contract",
+        "shadow_agreement",
     ]
     assert set(registry.BY_KIND) == set(kinds)
     schema = GatePolicyDocument.model_json_schema()

@@ -265,7 +265,8 @@ def test_the_ab_report_tests_each_metric_per_arm(client: TestClient, model: str)
     assert errors["p_value"] >= errors["fixed_p_value"]
     latency = metrics["latency"]
     assert latency["significant"] is False
-    assert latency["effect"] == pytest.approx(0.5)
+    # Latencies are a bounded random sample per window: near 1/2, not exactly.
+    assert latency["effect"] == pytest.approx(0.5, abs=0.05)
     assert "accuracy" not in metrics  # no labels
 
     # A small difference is not declared.
