@@ -230,6 +230,7 @@ async def watch_and_change(
         target = {"revision": start}
         seen: dict[int, dict[int, float]] = {}  # revision -> watcher -> when seen
         parked: set[int] = set()
+        all_parked = asyncio.Event()
         everyone = asyncio.Event()
         failures: list[str] = []
 
@@ -238,6 +239,8 @@ async def watch_and_change(
             client = clients[i % len(clients)]
             while True:
                 parked.add(i)
+                if len(parked) == n:
+                    all_parked.set()
                 try:
                     response = await client.get(path, params={"after": after, "wait": scale.wait_s})
                 except httpx.HTTPError as exc:
@@ -262,8 +265,7 @@ async def watch_and_change(
 
         tasks = [asyncio.create_task(watcher(i)) for i in range(n)]
         try:
-            while len(parked) < n:
-                await asyncio.sleep(0.1)
+            await all_parked.wait()
             await asyncio.sleep(min(5.0, 1.0 + n / 500))  # the last requests reach a server
             before = monitor.snapshot()
             t0 = time.monotonic()
@@ -277,14 +279,20 @@ async def watch_and_change(
                 everyone.clear()
                 target["revision"] += 1
                 if r == 0:
-                    change, call = "rollback", http.post(
-                        f"/models/{model}/rollback", json={"reason": "bench: serving wake-up"}
+                    change, call = (
+                        "rollback",
+                        http.post(
+                            f"/models/{model}/rollback", json={"reason": "bench: serving wake-up"}
+                        ),
                     )
                 else:
                     version = 1 if r % 2 else 2
-                    change, call = f"alias {ALIAS} -> v{version}", http.put(
-                        f"/models/{model}/aliases/{ALIAS}",
-                        json={"version": version, "reason": "bench"},
+                    change, call = (
+                        f"alias {ALIAS} -> v{version}",
+                        http.put(
+                            f"/models/{model}/aliases/{ALIAS}",
+                            json={"version": version, "reason": "bench"},
+                        ),
                     )
                 response = await call
                 answered = time.monotonic()
@@ -322,7 +330,8 @@ async def watch_and_change(
 
 def run_phase(
     *, url: str, token: str, run_id: str, scale: ServingScale, monitor: Monitor,
-    watch_urls: list[str] | None = None, mlflow_url: str | None = None, mlflow_monitor: Monitor | None = None,
+    watch_urls: list[str] | None = None, mlflow_url: str | None = None,
+    mlflow_monitor: Monitor | None = None,
     bucket: str = "modelgate-bench",
 ) -> dict[str, Any]:  # fmt: skip
     """The whole serving phase; a dict for the benchmark's JSON result."""
@@ -349,8 +358,9 @@ def run_phase(
     result: dict[str, Any] = {"model": model, "cpu_per_request": cpu_per_request(kinds, scale)}
     log(f"{scale.watchers} watchers: {scale.idle_s:.0f} s idle, {scale.rounds} changes")
     result["watch"] = asyncio.run(
-        watch_and_change(urls=watch_urls or [url], token=token, model=model, scale=scale,
-                         monitor=monitor)
+        watch_and_change(
+            urls=watch_urls or [url], token=token, model=model, scale=scale, monitor=monitor
+        )
     )
     result["loadavg"] = loadavg()
     cpu = result["cpu_per_request"]
