@@ -32,7 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +163,12 @@ class Kind:
     server_cpu_s: float = 0.0
     db_cpu_s: float = 0.0
     seconds: float = 0.0
+    error_samples: list[str] = field(default_factory=list)
+
+    def failed(self, what: str) -> None:
+        self.errors += 1
+        if len(self.error_samples) < 5:
+            self.error_samples.append(what)
 
     def result(self) -> dict[str, Any]:
         per = 1000 / self.requests if self.requests else 0.0
@@ -172,7 +178,19 @@ class Kind:
             "rps": round(self.requests / self.seconds, 1) if self.seconds else None,
             "server_cpu_ms_per_request": round(self.server_cpu_s * per, 4),
             "db_cpu_ms_per_request": round(self.db_cpu_s * per, 4),
+            "error_samples": self.error_samples,
         }
+
+
+def warm_up(kind: Kind, connections: int = 8, each: int = 5) -> None:
+    """Requests on several connections, not counted: every server process (each takes
+    its share of new connections) has loaded what the kind needs before it is measured
+    (MLflow's workers open their store on their first request)."""
+    for _ in range(connections):
+        with httpx.Client(base_url=kind.base_url, headers=kind.headers, timeout=120) as http:
+            for _ in range(each):
+                with contextlib.suppress(httpx.HTTPError):
+                    http.get(kind.path, params=kind.params)
 
 
 def run_block(kind: Kind, count: int) -> None:
@@ -186,9 +204,9 @@ def run_block(kind: Kind, count: int) -> None:
             try:
                 response = http.get(kind.path, params=kind.params)
                 if response.status_code != kind.expect:
-                    kind.errors += 1
-            except httpx.HTTPError:
-                kind.errors += 1
+                    kind.failed(f"{response.status_code}: {response.text[:200]}")
+            except httpx.HTTPError as exc:
+                kind.failed(f"{type(exc).__name__}: {exc}")
         kind.seconds += time.perf_counter() - started
         used = usage_between(before, kind.monitor.snapshot())
     kind.requests += count
@@ -199,6 +217,8 @@ def run_block(kind: Kind, count: int) -> None:
 def cpu_per_request(kinds: list[Kind], scale: ServingScale) -> dict[str, Any]:
     """Each kind in ``scale.blocks`` blocks, the order reversed from block to block."""
     per_block = max(1, scale.requests // scale.blocks)
+    for kind in kinds:
+        warm_up(kind)
     for block in range(scale.blocks):
         for kind in kinds if block % 2 == 0 else reversed(kinds):
             run_block(kind, per_block)
