@@ -266,11 +266,17 @@ def render(result: dict[str, Any]) -> str:
             table(
                 ["request", "requests", "req/s", "errors", "server CPU ms/req", "db CPU ms/req"],
                 [
-                    [name, r["requests"], r["rps"], r["errors"], r["server_cpu_ms_per_request"],
-                     r["db_cpu_ms_per_request"]]
+                    [
+                        name,
+                        r["requests"],
+                        r["rps"],
+                        r["errors"],
+                        r["server_cpu_ms_per_request"],
+                        r["db_cpu_ms_per_request"],
+                    ]
                     for name, r in serving["cpu_per_request"].items()
                 ],
-            ),  # fmt: skip
+            ),
         ]
     watch = serving.get("watch")
     if watch:
@@ -283,11 +289,18 @@ def render(result: dict[str, Any]) -> str:
             table(
                 ["change", "revision", "woken", "p50 ms", "p99 ms", "max ms", "min ms"],
                 [
-                    [r["change"], r["revision"], r["woken"], r["wake_ms"]["p50"],
-                     r["wake_ms"]["p99"], r["wake_ms"]["max"], r["wake_ms"]["min"]]
+                    [
+                        r["change"],
+                        r["revision"],
+                        r["woken"],
+                        r["wake_ms"]["p50"],
+                        r["wake_ms"]["p99"],
+                        r["wake_ms"]["max"],
+                        r["wake_ms"]["min"],
+                    ]
                     for r in watch["rounds"]
                 ],
-            ),  # fmt: skip
+            ),
         ]
     scale = result.get("scale_test", {})
     for level in scale.get("levels", []):

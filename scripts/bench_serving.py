@@ -32,7 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +163,12 @@ class Kind:
     server_cpu_s: float = 0.0
     db_cpu_s: float = 0.0
     seconds: float = 0.0
+    error_samples: list[str] = field(default_factory=list)
+
+    def failed(self, what: str) -> None:
+        self.errors += 1
+        if len(self.error_samples) < 5:
+            self.error_samples.append(what)
 
     def result(self) -> dict[str, Any]:
         per = 1000 / self.requests if self.requests else 0.0
@@ -172,7 +178,19 @@ class Kind:
             "rps": round(self.requests / self.seconds, 1) if self.seconds else None,
             "server_cpu_ms_per_request": round(self.server_cpu_s * per, 4),
             "db_cpu_ms_per_request": round(self.db_cpu_s * per, 4),
+            "error_samples": self.error_samples,
         }
+
+
+def warm_up(kind: Kind, connections: int = 8, each: int = 5) -> None:
+    """Requests on several connections, not counted: every server process (each takes
+    its share of new connections) has loaded what the kind needs before it is measured
+    (MLflow's workers open their store on their first request)."""
+    for _ in range(connections):
+        with httpx.Client(base_url=kind.base_url, headers=kind.headers, timeout=120) as http:
+            for _ in range(each):
+                with contextlib.suppress(httpx.HTTPError):
+                    http.get(kind.path, params=kind.params)
 
 
 def run_block(kind: Kind, count: int) -> None:
@@ -186,9 +204,9 @@ def run_block(kind: Kind, count: int) -> None:
             try:
                 response = http.get(kind.path, params=kind.params)
                 if response.status_code != kind.expect:
-                    kind.errors += 1
-            except httpx.HTTPError:
-                kind.errors += 1
+                    kind.failed(f"{response.status_code}: {response.text[:200]}")
+            except httpx.HTTPError as exc:
+                kind.failed(f"{type(exc).__name__}: {exc}")
         kind.seconds += time.perf_counter() - started
         used = usage_between(before, kind.monitor.snapshot())
     kind.requests += count
@@ -199,6 +217,8 @@ def run_block(kind: Kind, count: int) -> None:
 def cpu_per_request(kinds: list[Kind], scale: ServingScale) -> dict[str, Any]:
     """Each kind in ``scale.blocks`` blocks, the order reversed from block to block."""
     per_block = max(1, scale.requests // scale.blocks)
+    for kind in kinds:
+        warm_up(kind)
     for block in range(scale.blocks):
         for kind in kinds if block % 2 == 0 else reversed(kinds):
             run_block(kind, per_block)
@@ -230,6 +250,7 @@ async def watch_and_change(
         target = {"revision": start}
         seen: dict[int, dict[int, float]] = {}  # revision -> watcher -> when seen
         parked: set[int] = set()
+        all_parked = asyncio.Event()
         everyone = asyncio.Event()
         failures: list[str] = []
 
@@ -238,6 +259,8 @@ async def watch_and_change(
             client = clients[i % len(clients)]
             while True:
                 parked.add(i)
+                if len(parked) == n:
+                    all_parked.set()
                 try:
                     response = await client.get(path, params={"after": after, "wait": scale.wait_s})
                 except httpx.HTTPError as exc:
@@ -262,8 +285,7 @@ async def watch_and_change(
 
         tasks = [asyncio.create_task(watcher(i)) for i in range(n)]
         try:
-            while len(parked) < n:
-                await asyncio.sleep(0.1)
+            await all_parked.wait()
             await asyncio.sleep(min(5.0, 1.0 + n / 500))  # the last requests reach a server
             before = monitor.snapshot()
             t0 = time.monotonic()
@@ -277,14 +299,20 @@ async def watch_and_change(
                 everyone.clear()
                 target["revision"] += 1
                 if r == 0:
-                    change, call = "rollback", http.post(
-                        f"/models/{model}/rollback", json={"reason": "bench: serving wake-up"}
+                    change, call = (
+                        "rollback",
+                        http.post(
+                            f"/models/{model}/rollback", json={"reason": "bench: serving wake-up"}
+                        ),
                     )
                 else:
                     version = 1 if r % 2 else 2
-                    change, call = f"alias {ALIAS} -> v{version}", http.put(
-                        f"/models/{model}/aliases/{ALIAS}",
-                        json={"version": version, "reason": "bench"},
+                    change, call = (
+                        f"alias {ALIAS} -> v{version}",
+                        http.put(
+                            f"/models/{model}/aliases/{ALIAS}",
+                            json={"version": version, "reason": "bench"},
+                        ),
                     )
                 response = await call
                 answered = time.monotonic()
@@ -322,7 +350,8 @@ async def watch_and_change(
 
 def run_phase(
     *, url: str, token: str, run_id: str, scale: ServingScale, monitor: Monitor,
-    watch_urls: list[str] | None = None, mlflow_url: str | None = None, mlflow_monitor: Monitor | None = None,
+    watch_urls: list[str] | None = None, mlflow_url: str | None = None,
+    mlflow_monitor: Monitor | None = None,
     bucket: str = "modelgate-bench",
 ) -> dict[str, Any]:  # fmt: skip
     """The whole serving phase; a dict for the benchmark's JSON result."""
@@ -349,8 +378,9 @@ def run_phase(
     result: dict[str, Any] = {"model": model, "cpu_per_request": cpu_per_request(kinds, scale)}
     log(f"{scale.watchers} watchers: {scale.idle_s:.0f} s idle, {scale.rounds} changes")
     result["watch"] = asyncio.run(
-        watch_and_change(urls=watch_urls or [url], token=token, model=model, scale=scale,
-                         monitor=monitor)
+        watch_and_change(
+            urls=watch_urls or [url], token=token, model=model, scale=scale, monitor=monitor
+        )
     )
     result["loadavg"] = loadavg()
     cpu = result["cpu_per_request"]

@@ -119,9 +119,7 @@ def set_alias(
 
     check_name(alias)
     loaded = transitions.load_for_alias(session, model_name=model_name, number=version)
-    alias_policy.check(
-        session, actor=actor, loaded=loaded, alias=alias, store=store, reason=reason
-    )
+    alias_policy.check(session, actor=actor, loaded=loaded, alias=alias, store=store, reason=reason)
     current = repository.alias(session, loaded.model.id, alias, for_update=True)
     if current is not None and current.version_id == loaded.version.id:
         return _read(loaded.model.name, current, loaded.version.stage)  # already there

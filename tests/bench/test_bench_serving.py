@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.pg import PG_ADMIN_URL, drop_pg_database
 
-pytestmark = [pytest.mark.postgres_only, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.postgres_only, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[2]
 MLFLOW = ROOT / ".venv-mlflow" / "bin" / "mlflow"
@@ -39,7 +39,7 @@ def test_the_serving_phase_measures_watchers_and_cpu_per_request(
          "--skip", "modelgate,upload,pgbench,boto3,scale", "--out", str(tmp_path),
          "--pg-url", PG_ADMIN_URL, "--db-name", bench_db,
          *(["--compare-mlflow"] if with_mlflow else [])],
-        capture_output=True, text=True, timeout=280, cwd=ROOT, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=840, cwd=ROOT, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
     result = json.loads((tmp_path / "latest.json").read_text())
@@ -52,7 +52,7 @@ def test_the_serving_phase_measures_watchers_and_cpu_per_request(
         expected.add("mlflow_get_version_by_alias")
     assert set(cpu) == expected
     for name, figures in cpu.items():
-        assert figures["errors"] == 0, name
+        assert figures["errors"] == 0, (name, figures["error_samples"])
         assert figures["requests"] == 120, name
         assert figures["server_cpu_ms_per_request"] >= 0, name
 

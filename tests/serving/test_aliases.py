@@ -206,8 +206,9 @@ def test_a_protected_alias_asking_for_approvals_moves_when_reviewers_approve(
         put_alias(client, model, "champion", strong, team.submitter2), 409, "alias-needs-approval"
     )
     assert again["promotion_id"] == promotion_id
-    pending = client.get(f"{API}/promotions", params={"status": "pending_approval",
-                                                      "model": model}).json()["items"]
+    pending = client.get(
+        f"{API}/promotions", params={"status": "pending_approval", "model": model}
+    ).json()["items"]
     assert [p["id"] for p in pending] == [promotion_id]
 
     # Reviewers approve through the promotions API; the requester may not.

@@ -110,8 +110,9 @@ def test_download_by_alias_follows_the_alias_and_a_protected_alias_waits_for_rev
         assert http.put(f"{API}/models/{model}/policy", json=policy).status_code == 200
         refused = run(server.base_url, "alias", "set", model, "champion", "2")
         assert refused.returncode != 0
-        pending = http.get(f"{API}/promotions", params={"model": model,
-                                                        "status": "pending_approval"}).json()
+        pending = http.get(
+            f"{API}/promotions", params={"model": model, "status": "pending_approval"}
+        ).json()
         [request] = pending["items"]
         assert request["alias"] == "champion"
         assert f"promotions approve {request['id']}" in refused.stderr

@@ -296,12 +296,24 @@ def settings_show(model: str) -> None:
 
 @settings.command("set")
 @click.argument("model")
-@click.option("--tau", type=click.FloatRange(0, 100, min_open=True), default=None,
-              help="Drift when the largest feature score (PSI) exceeds this.")
-@click.option("--max-null-rate", type=click.FloatRange(0, 1), default=None,
-              help="A column with more nulls than this in a window is a schema issue.")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=None, help="Significance level of the KS and chi-square tests.")
+@click.option(
+    "--tau",
+    type=click.FloatRange(0, 100, min_open=True),
+    default=None,
+    help="Drift when the largest feature score (PSI) exceeds this.",
+)
+@click.option(
+    "--max-null-rate",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="A column with more nulls than this in a window is a schema issue.",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Significance level of the KS and chi-square tests.",
+)
 @api_options
 def settings_set(
     model: str, tau: float | None, max_null_rate: float | None, alpha: float | None
