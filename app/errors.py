@@ -326,6 +326,12 @@ class DependencyUnavailable(AppError):
     title = "A dependency is unavailable"
 
 
+class SecretKeyMissing(AppError):
+    status = 503
+    code = "secret-key-missing"
+    title = "No secret key configured"
+
+
 class DatabaseUnavailable(DependencyUnavailable):
     code = "database-unavailable"
     title = "Database unavailable"

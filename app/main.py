@@ -73,7 +73,8 @@ Every error is `application/problem+json`; branch on its `code`.
 def prepare_database(engine: Engine, settings: Settings) -> None:
     """Migrate the embedded default; refuse to serve a PostgreSQL schema that is behind."""
     if settings.should_auto_migrate:
-        migrate.upgrade(engine)
+        key = settings.secret_key
+        migrate.upgrade(engine, secret_key=key.get_secret_value() if key else None)
         return
     current = migrate.current_revision(engine)
     head = migrate.head_revision()

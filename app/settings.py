@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from app.errors import ConfigurationError
+from app.events.secretbox import SecretBox, decode_key
 
 DEFAULT_DATA_DIR = Path("modelgate-data")
 
@@ -101,6 +102,17 @@ class Settings(BaseSettings):
     cors_allow_origins: list[str] = Field(
         default_factory=list,
         description="Origins allowed by CORS; empty (the default) turns CORS off.",
+    )
+
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key that encrypts webhook secrets at rest (AES-256-GCM): 32 random "
+        "bytes, base64. Without it, webhooks cannot be created or delivered.",
+    )
+    secret_keys_previous: list[SecretStr] = Field(
+        default_factory=list,
+        description="Earlier secret keys (a JSON list): they still open secrets sealed "
+        "under them until `modelgate db rekey-secrets` seals them again under secret_key.",
     )
 
     webhook_dispatcher_enabled: bool = Field(
@@ -204,6 +216,26 @@ class Settings(BaseSettings):
         "this server's catalogue, <server URL>/api/v1/problems/.",
     )
 
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # An empty variable (compose's ${MODELGATE_SECRET_KEY:-}) means "not configured".
+        return None if value == "" else value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _usable_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_key(value.get_secret_value())
+        return value
+
+    @field_validator("secret_keys_previous")
+    @classmethod
+    def _usable_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for key in value:
+            decode_key(key.get_secret_value())
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -228,6 +260,16 @@ class Settings(BaseSettings):
         if value.startswith("s3://") and not value[len("s3://") :].split("/", 1)[0]:
             raise ValueError("artifact store s3:// needs a bucket name: s3://bucket/prefix")
         return value
+
+    @property
+    def secret_box(self) -> SecretBox | None:
+        """What seals and opens webhook secrets (None: no key configured)."""
+        if self.secret_key is None:
+            return None
+        return SecretBox.from_texts(
+            self.secret_key.get_secret_value(),
+            [k.get_secret_value() for k in self.secret_keys_previous],
+        )
 
     @cached_property
     def is_sqlite(self) -> bool:

@@ -27,7 +27,7 @@ from app.db import migrate
 from app.db.registry import Base
 from app.main import create_app
 from app.settings import Settings
-from tests.support.api import ADMIN_TOKEN
+from tests.support.api import ADMIN_TOKEN, SECRET_KEY
 from tests.support.pg import migrated_pg_database
 from tests.support.s3server import start_moto_server
 
@@ -141,6 +141,7 @@ def settings(
         s3_endpoint_url=endpoint,
         s3_region="us-east-1",
         bootstrap_admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
+        secret_key=SECRET_KEY,  # type: ignore[arg-type]
         auto_migrate=False,
         log_level="WARNING",
         db_pool_size=5,

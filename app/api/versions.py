@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from app.api.deps import (
     ModelPath,
@@ -20,6 +20,75 @@ from app.registry import service
 from app.registry.models import Stage
 from app.registry.schemas import MetricsAdd, Page, StageRead, VersionCreate, VersionRead
 from app.serving import aliases
+
+def lineage_filters(
+    code_commit: Annotated[
+        str | None,
+        Query(alias="lineage.code_commit", max_length=128, description="Only versions whose lineage "
+              "states this code_commit. VCS commit of the training code."),
+    ] = None,
+    code_repository: Annotated[
+        str | None,
+        Query(alias="lineage.code_repository", max_length=512, description="Only versions whose lineage "
+              "states this code_repository. Repository of the training code."),
+    ] = None,
+    code_dirty: Annotated[
+        str | None,
+        Query(alias="lineage.code_dirty", max_length=5, description="Only versions whose lineage "
+              "states this code_dirty. `true` or `false`."),
+    ] = None,
+    data_version: Annotated[
+        str | None,
+        Query(alias="lineage.data_version", max_length=512, description="Only versions whose lineage "
+              "states this data_version. Dataset version."),
+    ] = None,
+    feature_pipeline_version: Annotated[
+        str | None,
+        Query(alias="lineage.feature_pipeline_version", max_length=512, description="Only versions whose lineage "
+              "states this feature_pipeline_version. Feature logic version."),
+    ] = None,
+    environment: Annotated[
+        str | None,
+        Query(alias="lineage.environment", max_length=512, description="Only versions whose lineage "
+              "states this environment. Environment or image digest."),
+    ] = None,
+    seed: Annotated[
+        str | None,
+        Query(alias="lineage.seed", max_length=24, description="Only versions whose lineage "
+              "states this seed. Random seed, in decimal."),
+    ] = None,
+    training_run_id: Annotated[
+        str | None,
+        Query(alias="lineage.training_run_id", max_length=512, description="Only versions whose lineage "
+              "states this training_run_id. Training run id."),
+    ] = None,
+    ci_run_id: Annotated[
+        str | None,
+        Query(alias="lineage.ci_run_id", max_length=512, description="Only versions whose lineage "
+              "states this ci_run_id. CI run id."),
+    ] = None,
+    ci_run_url: Annotated[
+        str | None,
+        Query(alias="lineage.ci_run_url", max_length=2048, description="Only versions whose lineage "
+              "states this ci_run_url. CI run URL."),
+    ] = None,
+) -> dict[str, str | None]:
+    """The ``?lineage.<field>=`` filters: each an exact match of one scalar lineage field
+    (app/registry/search.py); declared one by one so that the spec lists them and any
+    other ``lineage.*`` name is an unknown parameter (400)."""
+    return {
+        "code_commit": code_commit,
+        "code_repository": code_repository,
+        "code_dirty": code_dirty,
+        "data_version": data_version,
+        "feature_pipeline_version": feature_pipeline_version,
+        "environment": environment,
+        "seed": seed,
+        "training_run_id": training_run_id,
+        "ci_run_id": ci_run_id,
+        "ci_run_url": ci_run_url,
+    }
+
 
 router = APIRouter(prefix="/models/{model}", tags=["versions"])
 
@@ -84,9 +153,18 @@ def list_versions(
             description="Only versions with this lineage fingerprint (same training spec).",
         ),
     ] = None,
+    tag: Annotated[
+        list[str] | None,
+        Query(
+            description="Only versions with this tag, repeatable (all must hold): "
+            "`KEY=VALUE`, `KEY:VALUE` (a key without `:`) or `KEY` (any value).",
+        ),
+    ] = None,
+    lineage: Annotated[dict[str, str | None], Depends(lineage_filters)] = {},  # noqa: B006
 ) -> Page[VersionRead]:
-    """List a model's versions, filtered by stage or lineage fingerprint, and ordered by
-    number or by a metric; each with the aliases pointing at it."""
+    """List a model's versions, filtered by stage, tag, lineage field or lineage
+    fingerprint, and ordered by number or by a metric; each with the aliases pointing
+    at it."""
     page = service.list_versions(
         uow.session,
         model_name=model,
@@ -96,6 +174,8 @@ def list_versions(
         cursor=cursor,
         limit=limit,
         fingerprint=fingerprint,
+        tags=tag,
+        lineage=lineage,
     )
     by_version = aliases.names_by_version(uow.session, model)
     for item in page.items:

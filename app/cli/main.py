@@ -1,4 +1,5 @@
-"""The server's commands of ``modelgate``: ``serve``, ``db upgrade`` and ``db current``
+"""The server's commands of ``modelgate``: ``serve``, ``db upgrade``, ``db current`` and
+``db rekey-secrets``
 (``tokens create --bootstrap`` writes straight to a database: :mod:`app.cli.bootstrap`).
 
 The ``modelgate`` command itself lives in the client distribution
@@ -132,7 +133,8 @@ def db_upgrade(revision: str) -> None:
     settings = load_settings()
     engine = build_engine(settings)
     try:
-        migrate.upgrade(engine, revision)
+        key = settings.secret_key
+        migrate.upgrade(engine, revision, secret_key=key.get_secret_value() if key else None)
         emit(
             {"database": migrate.current_revision(engine)}, lambda d: f"database at {d['database']}"
         )
@@ -156,6 +158,39 @@ def db_current() -> None:
         emit(state, lambda d: f"database: {d['database']}  needed: {d['needed']}")
     finally:
         engine.dispose()
+
+
+def rekey_secrets(settings: Settings) -> int:
+    """Seal every stored webhook secret under ``settings.secret_key`` (one transaction);
+    returns how many were sealed again."""
+    from sqlalchemy.orm import Session
+
+    from app.db.engine import build_engine
+    from app.events import service as events
+
+    box = settings.secret_box
+    if box is None:
+        fail("MODELGATE_SECRET_KEY is not set: there is no key to seal the secrets under")
+    engine = build_engine(settings)
+    try:
+        with Session(engine) as session, session.begin():
+            return events.rekey_secrets(session, box=box)
+    finally:
+        engine.dispose()
+
+
+@db.command("rekey-secrets")
+@output_option
+def db_rekey_secrets() -> None:
+    """Seal every webhook secret again under MODELGATE_SECRET_KEY, opening those sealed under
+    an earlier key (MODELGATE_SECRET_KEYS_PREVIOUS); afterwards the earlier keys can go."""
+    from app.events.secretbox import SecretKeyError
+
+    try:
+        changed = rekey_secrets(load_settings())
+    except SecretKeyError as exc:
+        fail(f"nothing changed: {exc}")
+    emit({"resealed": changed}, lambda d: f"{d['resealed']} webhook secret(s) sealed again")
 
 
 def register(root: click.Group) -> None:

@@ -37,8 +37,11 @@ def current_revision(engine: Engine) -> str | None:
 _MIGRATION_LOCK_KEY = 0x6D6F64656C676174
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", *, secret_key: str | None = None) -> None:
+    """Upgrade to ``revision``. ``secret_key`` is the key revision 0016 seals existing
+    webhook secrets under (default: ``MODELGATE_SECRET_KEY`` from the environment)."""
     cfg = alembic_config()
+    cfg.attributes["secret_key"] = secret_key
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Several containers starting at once must not run the same migration twice:
@@ -48,8 +51,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
-def downgrade(engine: Engine, revision: str) -> None:
+def downgrade(engine: Engine, revision: str, *, secret_keys: tuple[str, ...] = ()) -> None:
+    """Downgrade to ``revision``; below 0016 the webhook secrets are opened with
+    ``secret_keys`` (default: the environment's keys) and stored in clear again."""
     cfg = alembic_config()
+    cfg.attributes["secret_keys"] = secret_keys
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, revision)

@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -39,7 +40,8 @@ from app import __version__
 from app.db.base import utcnow
 from app.events import repository, signing, wakeup
 from app.events.models import OPEN_STATUSES, DeliveryStatus, OutboxEvent
-from app.events.urls import UrlPolicy, UrlRefused, check_url
+from app.events.secretbox import SecretKeyError
+from app.events.urls import Resolver, UrlPolicy, UrlRefused, pin, resolve
 from app.observability import metrics
 from app.settings import Settings
 
@@ -76,10 +78,12 @@ class Claim:
     webhook_id: int
     attempt: int
     url: str
-    secret: str
+    secret: str | None
+    """The webhook's secret, opened; None when it could not be (``secret_error`` says why)."""
     event_id: str
     event_type: str
     body: bytes
+    secret_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,11 @@ class Dispatcher:
         read_bind: Engine | None = None,
         worker_id: str | None = None,
         rng: random.Random | None = None,
+        resolver: Resolver = resolve,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        """``resolver`` and ``verify`` (the TLS trust) are the system's unless a test gives
+        its own."""
         self.sessions = sessions
         self.read_bind = read_bind
         self.settings = settings
@@ -114,11 +122,16 @@ class Dispatcher:
         self.lease = timedelta(
             seconds=max(settings.webhook_lease_seconds, settings.webhook_timeout_seconds + 1)
         )
+        self.resolver = resolver
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
         self._client = httpx.Client(
             timeout=settings.webhook_timeout_seconds,
             follow_redirects=False,
+            verify=verify,
+            # Deliveries connect to the address that was checked, never to one the
+            # environment's proxy variables name.
+            trust_env=False,
             headers={"User-Agent": f"modelgate-webhooks/{__version__}"},
         )
         self._pool = ThreadPoolExecutor(
@@ -218,8 +231,19 @@ class Dispatcher:
                 return []
             hooks = repository.webhooks_by_id(session, sorted({r.webhook_id for r in rows}))
             events = repository.outbox_by_id(session, sorted({r.outbox_id for r in rows}))
+            box = self.settings.secret_box
             for row in rows:
                 hook = hooks[row.webhook_id]
+                secret: str | None = None
+                secret_error: str | None = None
+                try:
+                    if box is None:
+                        raise SecretKeyError(
+                            "no MODELGATE_SECRET_KEY is configured to open the webhook's secret"
+                        )
+                    secret = box.open(hook.secret_sealed)
+                except SecretKeyError as exc:
+                    secret_error = str(exc)
                 row.attempts += 1
                 row.claimed_until = now + self.lease
                 row.claimed_by = self.worker_id
@@ -230,7 +254,8 @@ class Dispatcher:
                         webhook_id=row.webhook_id,
                         attempt=row.attempts,
                         url=hook.url,
-                        secret=hook.secret,
+                        secret=secret,
+                        secret_error=secret_error,
                         event_id=row.event_id,
                         event_type=row.event_type,
                         body=event_body(events[row.outbox_id]),
@@ -240,27 +265,39 @@ class Dispatcher:
 
     def send(self, claim: Claim) -> Outcome:
         started = time.perf_counter()
-        timestamp = int(time.time())
-        headers = {
-            "Content-Type": "application/json",
-            "Modelgate-Event-Id": claim.event_id,
-            "Modelgate-Event-Type": claim.event_type,
-            "Modelgate-Timestamp": str(timestamp),
-            signing.SIGNATURE_HEADER: signing.header_value(claim.secret, timestamp, claim.body),
-            "Modelgate-Delivery-Id": str(claim.delivery_id),
-            "Modelgate-Delivery-Attempt": str(claim.attempt),
-        }
         status_code: int | None = None
         error: str | None = None
         try:
-            # Again at send time: the name may resolve somewhere else than at creation.
-            check_url(claim.url, self.policy)
-            response = self._client.post(claim.url, content=claim.body, headers=headers)
+            if claim.secret is None:
+                raise SecretKeyError(claim.secret_error or "the webhook's secret is unavailable")
+            timestamp = int(time.time())
+            headers = {
+                "Content-Type": "application/json",
+                "Modelgate-Event-Id": claim.event_id,
+                "Modelgate-Event-Type": claim.event_type,
+                "Modelgate-Timestamp": str(timestamp),
+                signing.SIGNATURE_HEADER: signing.header_value(
+                    claim.secret, timestamp, claim.body
+                ),
+                "Modelgate-Delivery-Id": str(claim.delivery_id),
+                "Modelgate-Delivery-Attempt": str(claim.attempt),
+            }
+            # Again at send time (the name may resolve somewhere else than at creation),
+            # once: the connection goes to the address checked here, named as the URL
+            # names it in Host and in TLS (server name and certificate check).
+            target = pin(claim.url, self.policy, resolver=self.resolver)
+            headers["Host"] = target.host_header
+            extensions = {"sni_hostname": target.server_name} if target.server_name else {}
+            response = self._client.post(
+                target.url, content=claim.body, headers=headers, extensions=extensions
+            )
             status_code = response.status_code
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}: {response.text[:200]}"
         except UrlRefused as exc:
             error = f"refused: {exc}"
+        except SecretKeyError as exc:
+            error = f"secret unavailable: {exc}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         except Exception as exc:  # never lose the outcome of an attempt to a surprise

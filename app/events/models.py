@@ -51,7 +51,9 @@ class OutboxEvent(Base):
 
 
 class Webhook(Base):
-    """A subscription. The secret is kept as given: it is needed to sign every delivery."""
+    """A subscription. Its secret signs every delivery, so the server must be able to read
+    it: it is kept sealed (AES-256-GCM, :mod:`app.events.secretbox`) under the configured
+    key, and never returned by the API."""
 
     __tablename__ = "webhooks"
 
@@ -59,7 +61,7 @@ class Webhook(Base):
     url: Mapped[str] = mapped_column(String(2048))
     event_types: Mapped[list[Any]] = mapped_column()
     model: Mapped[str | None] = mapped_column(String(128))
-    secret: Mapped[str] = mapped_column(String(256))
+    secret_sealed: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by: Mapped[str] = mapped_column(String(256))

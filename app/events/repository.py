@@ -175,3 +175,8 @@ def outbox_by_id(session: Session, ids: Sequence[int]) -> dict[int, OutboxEvent]
         return {}
     rows = session.scalars(select(OutboxEvent).where(OutboxEvent.id.in_(ids)))
     return {e.id: e for e in rows}
+
+
+def all_webhooks_for_update(session: Session) -> Sequence[Webhook]:
+    """Every webhook (deleted ones too: their secrets are stored as well), locked."""
+    return session.scalars(select(Webhook).order_by(Webhook.id).with_for_update()).all()

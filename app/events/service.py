@@ -8,9 +8,16 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.roles import Principal
 from app.db.base import utcnow
-from app.errors import Conflict, ValidationFailed, WebhookDeliveryNotFound, WebhookNotFound
+from app.errors import (
+    Conflict,
+    SecretKeyMissing,
+    ValidationFailed,
+    WebhookDeliveryNotFound,
+    WebhookNotFound,
+)
 from app.events import repository
 from app.events.models import OPEN_STATUSES, DeliveryStatus, Webhook, WebhookDelivery
+from app.events.secretbox import SecretBox
 from app.events.schemas import DeliveryRead, WebhookCreate, WebhookRead
 from app.events.urls import UrlPolicy, UrlRefused, check_url
 from app.events.wakeup import wake_after_commit
@@ -43,11 +50,17 @@ def create_webhook(
             f"webhook URL refused: {exc}",
             errors=[{"loc": ["body", "url"], "msg": str(exc), "type": "url_refused"}],
         ) from None
+    box = settings.secret_box
+    if box is None:
+        raise SecretKeyMissing(
+            "webhooks need MODELGATE_SECRET_KEY (32 random bytes, base64) to keep their "
+            "secrets encrypted; the server has none configured"
+        )
     hook = Webhook(
         url=data.url,
         event_types=list(data.event_types),
         model=data.model,
-        secret=data.secret,
+        secret_sealed=box.seal(data.secret),
         description=data.description,
         active=data.active,
         created_by=actor.name,
@@ -183,3 +196,16 @@ def redeliver(
     )
     wake_after_commit(session)
     return to_delivery_read(again)
+
+
+def rekey_secrets(session: Session, *, box: SecretBox) -> int:
+    """Seal every webhook secret not yet under the current key again under it (opening it
+    with a previous key); returns how many changed. A secret that no key opens stops the
+    whole run (nothing changes) with the reason."""
+    changed = 0
+    for hook in repository.all_webhooks_for_update(session):
+        if box.sealed_under_current(hook.secret_sealed):
+            continue
+        hook.secret_sealed = box.seal(box.open(hook.secret_sealed))
+        changed += 1
+    return changed

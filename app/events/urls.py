@@ -7,12 +7,19 @@ private networks are allowed by default (on-premises receivers are common) and c
 refused with ``webhook_allow_private_networks=false``. Unspecified, multicast and
 reserved addresses are always refused. The check runs when a webhook is created and
 again before every delivery (the name may resolve elsewhere by then).
+
+A delivery resolves the name once (:func:`pin`), checks every address it got, and then
+connects to the first of them, sending the original name as ``Host`` and, for https, as
+the TLS server name that the certificate is verified against. Resolving again to
+connect would let a name that answered a public address to the check answer a loopback
+or metadata one to the connection (DNS rebinding).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -64,6 +71,10 @@ def check_address(address: IPAddress, policy: UrlPolicy) -> None:
         )
 
 
+Resolver = Callable[[str, int], list[IPAddress]]
+"""``(host, port) -> addresses``: :func:`resolve`, or a stand-in in tests."""
+
+
 def resolve(host: str, port: int) -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -76,8 +87,19 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     return addresses
 
 
-def check_url(url: str, policy: UrlPolicy, *, resolve_host: bool = True) -> None:
-    """Raise :class:`UrlRefused` unless ``url`` is an allowed webhook target."""
+@dataclass(frozen=True)
+class Pinned:
+    """Where a delivery connects: ``url`` with its host replaced by the checked address,
+    the ``Host`` header naming the original host, and the TLS server name (https)."""
+
+    url: str
+    host_header: str
+    server_name: str | None
+    address: IPAddress
+
+
+def _parts(url: str, policy: UrlPolicy) -> tuple[str, str, int]:
+    """Scheme, host and port of an allowed-looking URL (everything but its addresses)."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -97,14 +119,60 @@ def check_url(url: str, policy: UrlPolicy, *, resolve_host: bool = True) -> None
         raise UrlRefused("the URL must not have a fragment")
     if host.lower().rstrip(".") in METADATA_HOSTNAMES and not policy.allow_link_local:
         raise UrlRefused(f"{host} is a cloud metadata host")
+    return parts.scheme, host, port or (443 if parts.scheme == "https" else 80)
+
+
+def _literal(host: str) -> IPAddress | None:
     try:
-        literal: IPAddress | None = ipaddress.ip_address(host)
+        return ipaddress.ip_address(host)
     except ValueError:
-        literal = None
+        return None
+
+
+def checked_addresses(
+    url: str, policy: UrlPolicy, *, resolver: Resolver = resolve
+) -> list[IPAddress]:
+    """The addresses ``url`` leads to, each checked (one resolution); :class:`UrlRefused`
+    when any of them, or the URL itself, is not allowed."""
+    _, host, port = _parts(url, policy)
+    literal = _literal(host)
+    addresses = [literal] if literal is not None else resolver(host, port)
+    if not addresses:
+        raise UrlRefused(f"the host {host!r} resolves to no address")
+    for address in addresses:
+        check_address(address, policy)
+    return addresses
+
+
+def check_url(url: str, policy: UrlPolicy, *, resolve_host: bool = True) -> None:
+    """Raise :class:`UrlRefused` unless ``url`` is an allowed webhook target."""
+    if resolve_host:
+        checked_addresses(url, policy)
+        return
+    _, host, _ = _parts(url, policy)
+    literal = _literal(host)
     if literal is not None:
         check_address(literal, policy)
-        return
-    if not resolve_host:
-        return
-    for address in resolve(host, port or (443 if parts.scheme == "https" else 80)):
-        check_address(address, policy)
+
+
+def pin(url: str, policy: UrlPolicy, *, resolver: Resolver = resolve) -> Pinned:
+    """Resolve and check once, and say how to connect to the address that was checked."""
+    parts = urlsplit(url)
+    scheme, host, port = _parts(url, policy)
+    address = checked_addresses(url, policy, resolver=resolver)[0]
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    shown = f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else str(address)
+    default_port = 443 if scheme == "https" else 80
+    netloc = shown if parts.port is None else f"{shown}:{parts.port}"
+    # The Host header as the client would have sent it: the name as written (IPv6
+    # literals in brackets), with the port only when it is not the scheme's default.
+    named = f"[{host}]" if ":" in host else host
+    host_header = named if port == default_port else f"{named}:{port}"
+    literal = _literal(host) is not None
+    return Pinned(
+        url=parts._replace(netloc=netloc).geturl(),
+        host_header=host_header,
+        server_name=host if scheme == "https" and not literal else None,
+        address=address,
+    )

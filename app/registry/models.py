@@ -192,3 +192,31 @@ class EvaluationEvidence(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(deferred=True)
     digest: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class VersionSearchTerm(Base):
+    """One searchable label of a version: a tag (``tag:<key>``) or a scalar lineage field
+    (``lineage:<field>``), kept beside the version's JSON so that ``?tag=`` and
+    ``?lineage.<field>=`` are index range scans on every database. The value is kept as
+    its SHA-256: tag values reach 1 KiB and lineage URLs 2 KiB, more than a B-tree entry
+    of PostgreSQL takes in multi-byte text."""
+
+    __tablename__ = "version_search_terms"
+    __table_args__ = (
+        Index(
+            "ix_version_search_terms_model_id_key_value_sha256_version",
+            "model_id", "key", "value_sha256", "version",
+        ),  # fmt: skip
+        Index("ix_version_search_terms_version_id", "version_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("registered_models.id", ondelete="RESTRICT")
+    )
+    version_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(160))
+    value_sha256: Mapped[str] = mapped_column(String(64))

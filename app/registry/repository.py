@@ -13,7 +13,9 @@ from sqlalchemy import (
     Row,
     any_,
     bindparam,
+    delete,
     func,
+    insert,
     literal_column,
     select,
     update,
@@ -21,7 +23,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.registry.models import EvaluationEvidence, Metric, ModelVersion, RegisteredModel, Stage
+from app.registry.models import (
+    EvaluationEvidence,
+    Metric,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+    VersionSearchTerm,
+)
+from app.registry.search import Term
 
 
 def model_by_name(session: Session, name: str) -> RegisteredModel | None:
@@ -257,12 +267,15 @@ def page_versions(
     after_version: int | None,
     limit: int,
     fingerprint: str | None = None,
+    terms: Sequence[Term] = (),
 ) -> list[VersionRows]:
     stmt = select(*VERSION_COLUMNS, _has_evidence()).where(ModelVersion.model_id == model_id)
     if stage is not None:
         stmt = stmt.where(ModelVersion.stage == stage)
     if fingerprint is not None:
         stmt = stmt.where(ModelVersion.lineage_fingerprint == fingerprint)
+    for term in terms:
+        stmt = stmt.where(_has_term(model_id, term))
     if after_version is not None:
         stmt = stmt.where(
             ModelVersion.version < after_version
@@ -284,6 +297,7 @@ def page_versions_by_metric(
     after: tuple[float, int] | None,
     limit: int,
     fingerprint: str | None = None,
+    terms: Sequence[Term] = (),
 ) -> list[tuple[VersionRows, float]]:
     """Versions ordered by one metric's value (versions without a defined value are left out)."""
     stmt = (
@@ -305,6 +319,8 @@ def page_versions_by_metric(
         stmt = stmt.where(Metric.stage == stage)
     if fingerprint is not None:
         stmt = stmt.where(ModelVersion.lineage_fingerprint == fingerprint)
+    for term in terms:
+        stmt = stmt.where(_has_term(model_id, term))
     if after is not None:
         value, number = after
         # The same keyset as "(value, version) after the cursor", written so that the
@@ -385,3 +401,41 @@ def metric_recorded(session: Session, *, model_id: int, metric: str) -> bool:
     """Whether any version of the model has recorded ``metric`` (on any dataset)."""
     stmt = select(Metric.id).where(Metric.model_id == model_id, Metric.name == metric).limit(1)
     return session.execute(stmt).first() is not None
+
+
+def _has_term(model_id: int, term: Term) -> Any:
+    """``version IN (versions with the term)``: a range of the (model, key, value digest,
+    version) index per term."""
+    found = select(VersionSearchTerm.version).where(
+        VersionSearchTerm.model_id == model_id, VersionSearchTerm.key == term.key
+    )
+    if term.value_sha256 is not None:
+        found = found.where(VersionSearchTerm.value_sha256 == term.value_sha256)
+    return ModelVersion.version.in_(found)
+
+
+def replace_search_terms(
+    session: Session, version: ModelVersion, terms: Sequence[tuple[str, str]], *, prefix: str
+) -> None:
+    """Replace the version's terms whose key starts with ``prefix`` by ``terms``."""
+    session.connection().execute(
+        delete(VersionSearchTerm).where(
+            VersionSearchTerm.version_id == version.id, VersionSearchTerm.key.startswith(prefix)
+        )
+    )
+    add_search_terms(session, version, [t for t in terms if t[0].startswith(prefix)])
+
+
+def add_search_terms(
+    session: Session, version: ModelVersion, terms: Sequence[tuple[str, str]]
+) -> None:
+    if not terms:
+        return
+    session.connection().execute(
+        insert(VersionSearchTerm),
+        [
+            {"model_id": version.model_id, "version_id": version.id, "version": version.version,
+             "key": key, "value_sha256": value}
+            for key, value in terms
+        ],
+    )  # fmt: skip

@@ -8,7 +8,7 @@ numbering, transitions and the model's audit chain across server processes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +31,7 @@ from app.errors import (
     VersionNotFound,
 )
 from app.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
-from app.registry import repository
+from app.registry import repository, search
 from app.registry.fingerprint import lineage_fingerprint
 from app.registry.models import (
     EvaluationEvidence,
@@ -231,6 +231,9 @@ def create_version(
     )
     repository.add(session, version)
     session.flush()
+    repository.add_search_terms(
+        session, version, search.terms_of(tags=version.tags, lineage=version.lineage)
+    )
     for row in metric_rows:
         row.model_id, row.version_id, row.stage = model.id, version.id, version.stage
     for ev in evidence_rows:
@@ -290,10 +293,13 @@ def list_versions(
     cursor: str | None,
     limit: int = DEFAULT_LIMIT,
     fingerprint: str | None = None,
+    tags: list[str] | None = None,
+    lineage: Mapping[str, str | None] | None = None,
 ) -> Page[VersionRead]:
     """Versions of a model, newest first by default, or ordered by a metric on a dataset;
     with ``fingerprint``, only the versions of that training specification."""
     model = get_model(session, model_name)
+    terms = search.filters(tags, lineage or {})
     descending = order_by.startswith("-")
     key = order_by[1:] if descending else order_by
     stage_value = stage.value if stage else None
@@ -304,6 +310,7 @@ def list_versions(
             model_id=model.id,
             stage=stage_value,
             fingerprint=fingerprint,
+            terms=terms,
             descending=descending,
             after_version=int(after[0]) if after else None,
             limit=limit + 1,
@@ -325,6 +332,7 @@ def list_versions(
             model_id=model.id,
             stage=stage_value,
             fingerprint=fingerprint,
+            terms=terms,
             metric=metric,
             dataset=dataset,
             descending=descending,
@@ -450,6 +458,10 @@ def update_version(
         for field, value in changes.items():
             setattr(version, field, value)
         version.updated_at = utcnow()
+        if "tags" in changes:
+            repository.replace_search_terms(
+                session, version, search.terms_of(tags=tags, lineage={}), prefix="tag:"
+            )
         audit.record(
             session,
             actor=actor,

@@ -24,7 +24,7 @@ from sqlalchemy import create_engine
 from app.db import migrate
 from modelgate_client.client import ModelgateClient
 from tests.cli._server import REPO_ROOT, LiveServer
-from tests.support.api import ADMIN_TOKEN
+from tests.support.api import ADMIN_TOKEN, SECRET_KEY
 from tests.support.pg import create_pg_database, drop_pg_database
 from tests.support.s3server import TEST_CREDENTIALS
 
@@ -44,6 +44,7 @@ def server_settings(
     workdir = tmp_path_factory.mktemp("cli-backend")
     settings = {
         "MODELGATE_BOOTSTRAP_ADMIN_TOKEN": ADMIN_TOKEN,
+        "MODELGATE_SECRET_KEY": SECRET_KEY,
         "MODELGATE_LOG_LEVEL": "WARNING",
         "MODELGATE_DB_POOL_SIZE": "5",
         **TEST_CREDENTIALS,

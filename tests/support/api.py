@@ -6,6 +6,8 @@ import hashlib
 from typing import Any
 
 ADMIN_TOKEN = "mgt_test-admin-token-0123456789abcdef"
+# The key webhook secrets are sealed under in tests (32 bytes, base64url).
+SECRET_KEY = "ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1-f4CBgoM="
 API = "/api/v1"
 
 

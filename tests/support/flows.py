@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, text
 from app.settings import Settings
 from tests.support.api import (
     ADMIN_TOKEN,
+    SECRET_KEY,
     API,
     all_items,
     audit_events,
@@ -345,6 +346,7 @@ def server_settings(settings: Settings) -> dict[str, str]:
         "DATABASE_URL": settings.database_url,
         "ARTIFACT_STORE": settings.artifact_store,
         "BOOTSTRAP_ADMIN_TOKEN": ADMIN_TOKEN,
+        "SECRET_KEY": SECRET_KEY,
         "AUTO_MIGRATE": "false",
         "LOG_LEVEL": "WARNING",
         # Every racing request waits for the model lock holding a connection, and on a
