@@ -44,7 +44,8 @@ MAX_VERSION_RESULTS = 200_000  # MLflow's own bounds: 1,000 models, 200,000 vers
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ALIAS = re.compile(ALIAS_PATTERN)
 # Alias names MLflow itself reserves: they read as version references in models:/ URIs.
-_RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
+_RESERVED_ALIAS = re.compile(r"^[vV]\d+$")
+_MLFLOW_ALIAS = re.compile(r"^[\w-]+$")
 
 
 def millis(moment: datetime | None) -> int | None:
@@ -561,18 +562,24 @@ def failed_rules(rules: list[dict[str, Any]], row: MlflowVersion | None) -> list
 
 
 def alias_name(value: Any) -> str:
-    """An alias name as MLflow's server checks it: present, not ``latest`` nor ``v<n>``."""
+    """An alias name as MLflow's server checks it on every alias call."""
     if not isinstance(value, str) or not value:
-        raise invalid("Missing value for required parameter 'alias'.")
-    if value.lower() == "latest":
-        raise invalid("'latest' alias name (case insensitive) is reserved.")
-    if _RESERVED_ALIAS.fullmatch(value):
-        raise invalid(f"Version alias name '{value}' is reserved.")
+        raise invalid("Registered model alias name cannot be empty.")
+    if not _MLFLOW_ALIAS.fullmatch(value) or len(value) > 255:
+        raise invalid(
+            f"Invalid alias name: '{value}'. Names may only contain alphanumerics, "
+            "underscores (_), and dashes (-), at most 255 characters."
+        )
     return value
 
 
 def modelgate_alias(alias: str) -> str:
-    """``alias`` if Modelgate can hold it (a slug), INVALID_PARAMETER_VALUE otherwise."""
+    """``alias`` if it may be set: not a name MLflow reserves (``latest``, ``v<n>``: they
+    read as versions in models:/ URIs), and one Modelgate can hold (a slug)."""
+    if alias.lower() == "latest":
+        raise invalid("'latest' alias name (case insensitive) is reserved.")
+    if _RESERVED_ALIAS.fullmatch(alias):
+        raise invalid(f"Version alias name '{alias}' is reserved.")
     if not _ALIAS.fullmatch(alias):
         raise invalid(
             f"Modelgate alias names are lower-case letters, digits and inner hyphens, at "
@@ -633,6 +640,12 @@ def delete_alias(session: Session, *, actor: Principal, name: str, alias: str) -
 
 
 def version_by_alias(session: Session, name: str, alias: str) -> dict[str, Any]:
+    """The version ``alias`` points at; ``latest`` is the newest version, as in MLflow."""
+    if alias.lower() == "latest":
+        newest = registry.read_model(session, name).latest_version
+        if newest < 1:
+            raise not_found(f"Latest version not found for model {name}.")
+        return get_version(session, name, newest)
     if not _ALIAS.fullmatch(alias):
         registry.get_model(session, name)
         raise _alias_not_found(alias)

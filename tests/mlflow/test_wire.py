@@ -313,7 +313,12 @@ def test_aliases_move_modelgate_aliases_and_show_everywhere(mlflow: TestClient) 
         refused = mlflow.post(alias, json={"name": "fraud", "alias": bad, "version": "1"})
         assert refused.status_code == 400
         assert refused.json()["error_code"] == "INVALID_PARAMETER_VALUE", bad
-    assert "reserved" in mlflow.get(alias, params={"name": "fraud", "alias": "LATEST"}).text
+    # As in MLflow, `latest` reads as the newest version.
+    latest = mlflow.get(alias, params={"name": "fraud", "alias": "LATEST"})
+    assert latest.json()["model_version"]["version"] == "2"
+    bad = mlflow.get(alias, params={"name": "fraud", "alias": "a/b"})
+    assert bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "Invalid alias name" in bad.json()["message"]
     missing = mlflow.post(alias, json={"name": "fraud", "version": "1"})
     assert missing.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     assert "alias" in missing.json()["message"]
