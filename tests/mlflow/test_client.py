@@ -7,10 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.mlflow.conftest import MlflowServer, modelgate_settings, run_client
 from tests.support.api import ADMIN_TOKEN, auth
 from tests.support.servers import start_server
+
+# A real mlflow server and client processes: slow to start on a shared machine.
+pytestmark = pytest.mark.timeout(1500)
 
 CLIENT_SCRIPT = r"""
 import hashlib, json, os, pathlib, re

@@ -16,6 +16,9 @@ from tests.mlflow.conftest import MlflowServer, run_client
 from tests.support.api import ADMIN_TOKEN, auth
 from tests.support.servers import ServerProcess, server_env
 
+# A real mlflow server and client processes: slow to start on a shared machine.
+pytestmark = pytest.mark.timeout(1500)
+
 SEED_SCRIPT = r"""
 import json, os, pathlib
 import mlflow
