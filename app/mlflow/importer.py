@@ -22,6 +22,7 @@ from app.auth.roles import Principal, Role
 from app.errors import AppError, ModelNotFound
 from app.mlflow import registration, repository
 from app.mlflow import service as mlflow_service
+from app.mlflow.errors import MlflowApiError
 from app.mlflow.models import Registration
 from app.mlflow.sources import SourceUnreadable, Tracking
 from app.promotion import operations, requests
@@ -29,6 +30,7 @@ from app.promotion.schemas import PromotionCreate
 from app.registry import service as registry
 from app.registry.models import Stage
 from app.registry.schemas import ModelCreate
+from app.serving import aliases as serving_aliases
 from app.settings import Settings
 from app.storage.base import ArtifactStore
 
@@ -42,6 +44,7 @@ class Tally:
     skipped: int = 0
     failed: int = 0
     models_created: int = 0
+    aliases_set: int = 0
 
 
 def _pages(tracking: Tracking, path: str, key: str, params: dict[str, Any]) -> Iterator[Any]:
@@ -105,10 +108,11 @@ def run_import(
                     session.rollback()
                     tally.failed += 1
                     echo(f"{label}: failed: {exc}")
+            _apply_aliases(session, store, tracking, name, entry, tally, echo)
     echo(
         f"done: {tally.imported} imported, {tally.resumed} resumed, "
         f"{tally.skipped} already imported (skipped), {tally.failed} failed; "
-        f"{tally.models_created} model(s) created"
+        f"{tally.models_created} model(s) created, {tally.aliases_set} alias(es) set"
     )
     return tally
 
@@ -243,3 +247,46 @@ def _apply_stage(
     except AppError as exc:
         session.rollback()
         echo(f"{label}: MLflow stage {stage} not applied: {exc}")
+
+
+def _apply_aliases(
+    session: Session,
+    store: ArtifactStore,
+    tracking: Tracking,
+    name: str,
+    entry: dict[str, Any],
+    tally: Tally,
+    echo: Callable[[str], None],
+) -> None:
+    """The model's MLflow aliases, pointed at the imported versions through the alias
+    service (audited, a serving revision each). An alias Modelgate already has is left
+    as it is: after the first import, Modelgate owns it."""
+    for item in entry.get("aliases") or []:
+        alias, original = str(item.get("alias", "")), str(item.get("version", ""))
+        label = f"  {name}@{alias} (MLflow version {original})"
+        found = repository.by_origin(session, f"{tracking.uri}#{name}/{original}")
+        if found is None or found[0].status != Registration.READY.value:
+            session.commit()
+            echo(f"{label}: not set: that version was not imported")
+            continue
+        number = found[1]
+        try:
+            mlflow_service.modelgate_alias(mlflow_service.alias_name(alias))
+            existing = {a.name: a.version for a in serving_aliases.list_aliases(
+                session, model_name=name)}  # fmt: skip
+            if alias in existing:
+                session.commit()
+                echo(f"{label}: already set (version {existing[alias]}), left as it is")
+                continue
+            serving_aliases.set_alias(
+                session, actor=IMPORTER, model_name=name, alias=alias, version=number,
+                reason=f"imported from MLflow ({name}@{alias} -> version {original})",
+                store=store,
+            )  # fmt: skip
+            session.commit()
+        except (AppError, MlflowApiError) as exc:
+            session.rollback()
+            echo(f"{label}: not set: {exc}")
+            continue
+        tally.aliases_set += 1
+        echo(f"{label}: set to version {number}, as in MLflow")

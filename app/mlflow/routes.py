@@ -186,8 +186,7 @@ async def get_model(request: Request, uow: UowDep, principal: Principal = Caller
     return ok(await run(uow, lambda s: service.get_model(s, name)))
 
 
-@router.get(PREFIX + "/registered-models/search")
-@router.post(PREFIX + "/registered-models/search")
+@router.api_route(PREFIX + "/registered-models/search", methods=["GET", "POST"])
 async def search_models(request: Request, uow: UowDep, principal: Principal = Caller) -> Response:
     data = await fields(request)
     allow(principal, Role.READER)
@@ -252,6 +251,7 @@ async def delete_model_tag(
 @router.post(PREFIX + "/registered-models/rename")
 async def rename_model(request: Request, principal: Principal = Caller) -> Response:
     data = await fields(request)
+    allow(principal, Role.SUBMITTER)  # refused below, but only to a writer
     raise invalid(
         f"Modelgate does not rename models ({data.get('name')!r}): the name is the identity "
         "of its audit chain, tokens and policies. Create a model under the new name and "
@@ -262,6 +262,7 @@ async def rename_model(request: Request, principal: Principal = Caller) -> Respo
 @router.delete(PREFIX + "/registered-models/delete")
 async def delete_model(request: Request, principal: Principal = Caller) -> Response:
     data = await fields(request)
+    allow(principal, Role.SUBMITTER)  # refused below, but only to a writer
     raise invalid(
         f"Modelgate does not delete models ({data.get('name')!r}): versions stay so that "
         "rollback and the audit trail always work. Archive versions with transition-stage "
@@ -269,8 +270,7 @@ async def delete_model(request: Request, principal: Principal = Caller) -> Respo
     )
 
 
-@router.post(PREFIX + "/registered-models/get-latest-versions")
-@router.get(PREFIX + "/registered-models/get-latest-versions")
+@router.api_route(PREFIX + "/registered-models/get-latest-versions", methods=["GET", "POST"])
 async def latest_versions(request: Request, uow: UowDep, principal: Principal = Caller) -> Response:
     data = await fields(request)
     name = name_of(data)
@@ -284,16 +284,45 @@ async def latest_versions(request: Request, uow: UowDep, principal: Principal = 
     return ok(await run(uow, latest))
 
 
-# Aliases: not served until Modelgate aliases are merged (see docs/switching-from-mlflow.md).
+# Aliases: Modelgate's aliases (app/serving/aliases.py), moved through the transition core.
 
 
-@router.api_route(PREFIX + "/registered-models/alias", methods=["GET", "POST", "DELETE"])
-async def aliases(request: Request, principal: Principal = Caller) -> Response:
-    raise MlflowApiError(
-        "FEATURE_DISABLED",
-        "aliases are not yet supported by Modelgate's MLflow API: use stages "
-        "(transition_model_version_stage) or /api/v1 for now",
+@router.post(PREFIX + "/registered-models/alias")
+async def set_alias(request: Request, uow: UowDep, principal: Principal = Caller) -> Response:
+    data = await fields(request)
+    name = name_of(data)
+    alias = service.alias_name(required(data, "alias"))
+    number = service.parse_version(required(data, "version"))
+    allow(principal, Role.SUBMITTER, name)
+    store: ArtifactStore = request.app.state.store
+    await run(
+        uow,
+        lambda s: service.set_alias(
+            s, actor=principal, store=store, name=name, alias=alias, number=number
+        ),
     )
+    return ok({})
+
+
+@router.delete(PREFIX + "/registered-models/alias")
+async def delete_alias(request: Request, uow: UowDep, principal: Principal = Caller) -> Response:
+    data = await fields(request)
+    name = name_of(data)
+    alias = service.alias_name(required(data, "alias"))
+    allow(principal, Role.SUBMITTER, name)
+    await run(uow, lambda s: service.delete_alias(s, actor=principal, name=name, alias=alias))
+    return ok({})
+
+
+@router.get(PREFIX + "/registered-models/alias")
+async def version_by_alias(
+    request: Request, uow: UowDep, principal: Principal = Caller
+) -> Response:
+    data = await fields(request)
+    name = name_of(data)
+    alias = service.alias_name(required(data, "alias"))
+    allow(principal, Role.READER, name)
+    return ok(await run(uow, lambda s: service.version_by_alias(s, name, alias)))
 
 
 # Model versions -----------------------------------------------------------------------------
@@ -332,8 +361,7 @@ async def get_version(request: Request, uow: UowDep, principal: Principal = Call
     return ok(await run(uow, lambda s: service.get_version(s, name, number)))
 
 
-@router.get(PREFIX + "/model-versions/search")
-@router.post(PREFIX + "/model-versions/search")
+@router.api_route(PREFIX + "/model-versions/search", methods=["GET", "POST"])
 async def search_versions(request: Request, uow: UowDep, principal: Principal = Caller) -> Response:
     data = await fields(request)
     allow(principal, Role.READER)
@@ -407,6 +435,7 @@ async def delete_version_tag(
 @router.delete(PREFIX + "/model-versions/delete")
 async def delete_version(request: Request, principal: Principal = Caller) -> Response:
     data = await fields(request)
+    allow(principal, Role.SUBMITTER)  # refused below, but only to a writer
     raise invalid(
         f"Modelgate does not delete versions (version {data.get('version')} of "
         f"{data.get('name')!r}): archived versions stay available for rollback and audit. "

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from app.auth.roles import Principal
-from app.errors import ModelNotFound, TransitionNotAllowed
+from app.errors import AliasGatesFailed, AliasNotFound, ModelNotFound, TransitionNotAllowed
 from app.mlflow import repository, search
 from app.mlflow.errors import MlflowApiError, invalid, not_found
 from app.mlflow.models import MlflowVersion, Registration
@@ -27,6 +27,8 @@ from app.promotion.schemas import PromotionCreate, PromotionRead
 from app.registry import service as registry
 from app.registry.models import ModelVersion, RegisteredModel, Stage
 from app.registry.schemas import ModelCreate, ModelRead, ModelUpdate, VersionRead
+from app.serving import aliases as serving_aliases
+from app.serving.schemas import ALIAS_PATTERN
 
 STAGE_TO_MLFLOW = {
     Stage.CANDIDATE.value: "None",
@@ -40,6 +42,10 @@ MAX_VERSION_RESULTS = 200_000  # MLflow's own bounds: 1,000 models, 200,000 vers
 
 # Model names MLflow allows but Modelgate's paths do not.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_ALIAS = re.compile(ALIAS_PATTERN)
+# Alias names MLflow itself reserves: they read as version references in models:/ URIs.
+_RESERVED_ALIAS = re.compile(r"^[vV]\d+$")
+_MLFLOW_ALIAS = re.compile(r"^[\w-]+$")
 
 
 def millis(moment: datetime | None) -> int | None:
@@ -105,7 +111,10 @@ def model_json(session: Session, model: ModelRead, *, with_latest: bool = True) 
         "user_id": model.created_by,
         "description": model.description,
         "tags": tag_list(model.tags),
-        "aliases": [],
+        "aliases": [
+            {"alias": a.name, "version": str(a.version)}
+            for a in serving_aliases.list_aliases(session, model_name=model.name)
+        ],
     }
     if with_latest:
         out["latest_versions"] = latest_versions(session, model.name, None)
@@ -233,7 +242,9 @@ def search_models(
 # Model versions ----------------------------------------------------------------------------
 
 
-def version_json(read: VersionRead, row: MlflowVersion | None) -> dict[str, Any]:
+def version_json(
+    read: VersionRead, row: MlflowVersion | None, aliases: list[str] | None = None
+) -> dict[str, Any]:
     """MLflow's ModelVersion. Versions made through /api/v1 have no MLflow row: they read
     as READY, with their Modelgate artifact as source and the training run as run_id."""
     out: dict[str, Any] = {
@@ -245,7 +256,7 @@ def version_json(read: VersionRead, row: MlflowVersion | None) -> dict[str, Any]
         "current_stage": STAGE_TO_MLFLOW[read.stage.value],
         "description": read.description,
         "tags": tag_list(read.tags),
-        "aliases": [],
+        "aliases": sorted(aliases or []),
     }
     if row is not None:
         out["source"] = row.source
@@ -273,10 +284,20 @@ def _row_for(
     return repository.get(session, version.id)
 
 
+def aliases_by_number(session: Session, name: str) -> dict[int, list[str]]:
+    """The model's alias names per version number."""
+    out: dict[int, list[str]] = {}
+    for alias in serving_aliases.list_aliases(session, model_name=name):
+        out.setdefault(alias.version, []).append(alias.name)
+    return out
+
+
 def get_version(session: Session, name: str, number: int) -> dict[str, Any]:
     model, version = registry.get_version(session, name, number)
     read = registry.to_version_read(model.name, version)
-    return {"model_version": version_json(read, repository.get(session, version.id))}
+    row = repository.get(session, version.id)
+    aliases = aliases_by_number(session, model.name).get(number)
+    return {"model_version": version_json(read, row, aliases)}
 
 
 def _versions_json(session: Session, name: str, reads: list[VersionRead]) -> list[dict[str, Any]]:
@@ -284,7 +305,8 @@ def _versions_json(session: Session, name: str, reads: list[VersionRead]) -> lis
         return []
     model = registry.get_model(session, name)
     rows = repository.by_number(session, model.id, [r.version for r in reads])
-    return [version_json(r, rows.get(r.version)) for r in reads]
+    aliases = aliases_by_number(session, name)
+    return [version_json(r, rows.get(r.version), aliases.get(r.version)) for r in reads]
 
 
 def latest_versions(session: Session, name: str, stages: list[str] | None) -> list[dict[str, Any]]:
@@ -345,8 +367,9 @@ def search_versions(
             continue
         reads = list(_all_versions(session, name))
         mlflow_rows = repository.by_number(session, model.id, [r.version for r in reads])
+        aliases = aliases_by_number(session, name)
         for read in reads:
-            js = version_json(read, mlflow_rows.get(read.version))
+            js = version_json(read, mlflow_rows.get(read.version), aliases.get(read.version))
             fields = {
                 "name": read.model,
                 "version_number": read.version,
@@ -500,22 +523,30 @@ def refusal(request: PromotionRead, row: MlflowVersion | None) -> str:
         f"{STAGE_TO_MLFLOW[request.target.value]} (promotion request {request.id}, policy "
         f"revision {report.policy_revision}):"
     ]
-    for rule in report.rules:
-        if rule.passed:
+    lines.extend(failed_rules([r.model_dump(mode="json") for r in report.rules], row))
+    return "\n".join(lines)
+
+
+def failed_rules(rules: list[dict[str, Any]], row: MlflowVersion | None) -> list[str]:
+    """One line per failing rule of a gate report: its reason, what was observed, the
+    threshold (and delta, p-value), and why an MLflow-fed version lacks lineage."""
+    lines = []
+    for rule in rules:
+        if rule.get("passed"):
             continue
-        detail = f"- {rule.rule} ({rule.kind}): {rule.reason}"
+        detail = f"- {rule.get('rule')} ({rule.get('kind')}): {rule.get('reason')}"
         extras = []
-        if rule.observed:
-            extras.append("observed " + json.dumps(rule.observed, sort_keys=True, default=str))
-        if rule.threshold is not None:
-            extras.append(f"threshold {rule.threshold}")
-        if rule.delta is not None:
-            extras.append(f"delta {rule.delta}")
-        if rule.p_value is not None:
-            extras.append(f"p-value {rule.p_value:.4g}")
+        if rule.get("observed"):
+            extras.append("observed " + json.dumps(rule["observed"], sort_keys=True, default=str))
+        if rule.get("threshold") is not None:
+            extras.append(f"threshold {rule['threshold']}")
+        if rule.get("delta") is not None:
+            extras.append(f"delta {rule['delta']}")
+        if rule.get("p_value") is not None:
+            extras.append(f"p-value {rule['p_value']:.4g}")
         if extras:
             detail += " [" + "; ".join(extras) + "]"
-        if rule.kind == "lineage_complete" and (row is None or row.run_id is None):
+        if rule.get("kind") == "lineage_complete" and (row is None or row.run_id is None):
             detail += (
                 " -- this version was registered through MLflow without a run on a tracking "
                 "server Modelgate reads (MODELGATE_MLFLOW_TRACKING_URI), so it has no "
@@ -524,7 +555,105 @@ def refusal(request: PromotionRead, row: MlflowVersion | None) -> str:
                 "docs/switching-from-mlflow.md)"
             )
         lines.append(detail)
-    return "\n".join(lines)
+    return lines
+
+
+# Aliases -------------------------------------------------------------------------------------
+
+
+def alias_name(value: Any) -> str:
+    """An alias name as MLflow's server checks it on every alias call."""
+    if not isinstance(value, str) or not value:
+        raise invalid("Registered model alias name cannot be empty.")
+    if not _MLFLOW_ALIAS.fullmatch(value) or len(value) > 255:
+        raise invalid(
+            f"Invalid alias name: '{value}'. Names may only contain alphanumerics, "
+            "underscores (_), and dashes (-), at most 255 characters."
+        )
+    return value
+
+
+def modelgate_alias(alias: str) -> str:
+    """``alias`` if it may be set: not a name MLflow reserves (``latest``, ``v<n>``: they
+    read as versions in models:/ URIs), and one Modelgate can hold (a slug)."""
+    if alias.lower() == "latest":
+        raise invalid("'latest' alias name (case insensitive) is reserved.")
+    if _RESERVED_ALIAS.fullmatch(alias):
+        raise invalid(f"Version alias name '{alias}' is reserved.")
+    if not _ALIAS.fullmatch(alias):
+        raise invalid(
+            f"Modelgate alias names are lower-case letters, digits and inner hyphens, at "
+            f"most 64 characters (they are URL path segments in /api/v1); {alias!r} is not one"
+        )
+    return alias
+
+
+def _alias_not_found(alias: str) -> MlflowApiError:
+    # MLflow's server answers exactly this for an alias that is not set; clients match it.
+    return invalid(f"Registered model alias {alias} not found.")
+
+
+def set_alias(
+    session: Session, *, actor: Principal, store: Any, name: str, alias: str, number: int
+) -> None:
+    """Point ``alias`` at version ``number``, as ``PUT /api/v1/models/{m}/aliases/{a}``:
+    through the transition core, audited, a new serving revision; a protected alias only
+    when its gates pass (INVALID_STATE naming each failing rule otherwise). An alias
+    serves, so it points only at a version whose registration is complete."""
+    modelgate_alias(alias)
+    _, version = registry.get_version(session, name, number)
+    row = repository.get(session, version.id)
+    if row is not None and row.status != Registration.READY.value:
+        raise MlflowApiError(
+            "INVALID_STATE",
+            f"version {number} of {name!r} is {row.status}"
+            + (f" ({row.status_message})" if row.status_message else "")
+            + f"; alias {alias!r} can point only at a READY version",
+        )
+    try:
+        serving_aliases.set_alias(
+            session, actor=actor, model_name=name, alias=alias, version=number,
+            reason="MLflow set_registered_model_alias", store=store,
+        )  # fmt: skip
+    except AliasGatesFailed as exc:
+        report = exc.extra.get("report") or {}
+        lines = [
+            f"gates refused version {number} of {name!r} for alias {alias!r} (policy "
+            f"revision {report.get('policy_revision')}):",
+            *failed_rules(list(report.get("rules") or []), row),
+        ]
+        raise MlflowApiError("INVALID_STATE", "\n".join(lines)) from None
+
+
+def delete_alias(session: Session, *, actor: Principal, name: str, alias: str) -> None:
+    """Remove ``alias``, as ``DELETE /api/v1/models/{m}/aliases/{a}`` (its history stays).
+    An alias that is not set is nothing to remove: no error, as on MLflow's server."""
+    if not _ALIAS.fullmatch(alias) or not any(
+        a.name == alias for a in serving_aliases.list_aliases(session, model_name=name)
+    ):
+        registry.get_model(session, name)  # an unknown model is still RESOURCE_DOES_NOT_EXIST
+        return
+    serving_aliases.delete_alias(
+        session, actor=actor, model_name=name, alias=alias,
+        reason="MLflow delete_registered_model_alias",
+    )  # fmt: skip
+
+
+def version_by_alias(session: Session, name: str, alias: str) -> dict[str, Any]:
+    """The version ``alias`` points at; ``latest`` is the newest version, as in MLflow."""
+    if alias.lower() == "latest":
+        newest = registry.read_model(session, name).latest_version
+        if newest < 1:
+            raise not_found(f"Latest version not found for model {name}.")
+        return get_version(session, name, newest)
+    if not _ALIAS.fullmatch(alias):
+        registry.get_model(session, name)
+        raise _alias_not_found(alias)
+    try:
+        number = serving_aliases.resolve(session, model_name=name, alias=alias)
+    except AliasNotFound:
+        raise _alias_not_found(alias) from None
+    return get_version(session, name, number)
 
 
 def stage_of(value: str) -> Stage | None:

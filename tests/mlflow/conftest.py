@@ -115,7 +115,7 @@ def live_modelgate(
 
 
 def run_client(
-    python: Path, script: str, env: dict[str, str], tmp_path: Path, timeout: float = 300
+    python: Path, script: str, env: dict[str, str], tmp_path: Path, timeout: float = 900
 ) -> dict[str, Any]:
     """Run a Python script with the MLflow client; it prints one JSON line last."""
     path = tmp_path / f"client-{time.monotonic_ns()}.py"

@@ -7,10 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.mlflow.conftest import MlflowServer, modelgate_settings, run_client
 from tests.support.api import ADMIN_TOKEN, auth
 from tests.support.servers import start_server
+
+# A real mlflow server and client processes: slow to start on a shared machine.
+pytestmark = pytest.mark.timeout(1500)
 
 CLIENT_SCRIPT = r"""
 import hashlib, json, os, pathlib, re
@@ -93,7 +97,24 @@ client.update_registered_model("fraud", description="fraud scorer")
 client.set_registered_model_tag("fraud", "owner", "risk")
 out["tags"] = client.get_model_version("fraud", "1").tags
 out["description"] = client.get_registered_model("fraud").description
-out["alias"] = refused(lambda: client.set_registered_model_alias("fraud", "champion", "1"))
+client.set_registered_model_alias("fraud", "champion", "1")
+client.set_registered_model_alias("fraud", "challenger", "2")
+out["by_alias"] = client.get_model_version_by_alias("fraud", "champion").version
+out["model_aliases"] = client.get_registered_model("fraud").aliases
+out["version_aliases"] = client.get_model_version("fraud", "1").aliases
+out["searched_aliases"] = {
+    v.version: v.aliases for v in client.search_model_versions("name='fraud'")
+}
+champion = mlflow.pyfunc.load_model("models:/fraud@champion")
+out["alias_prediction"] = list(champion.predict([5]))
+by_alias = tree(mlflow.artifacts.download_artifacts("models:/fraud@champion", dst_path="als"))
+by_alias.pop("registered_model_meta", None)
+out["alias_same_files"] = by_alias == from_tracking
+out["bad_alias"] = refused(lambda: client.set_registered_model_alias("fraud", "Champion", "1"))
+out["no_version"] = refused(lambda: client.set_registered_model_alias("fraud", "best", "9"))
+client.delete_registered_model_alias("fraud", "champion")
+client.delete_registered_model_alias("fraud", "champion")  # not set any more: no error
+out["deleted_alias"] = refused(lambda: client.get_model_version_by_alias("fraud", "champion"))
 out["delete"] = refused(lambda: client.delete_model_version("fraud", "2"))
 print(json.dumps(out))
 """
@@ -150,7 +171,16 @@ def test_unmodified_client_registers_transitions_and_loads(
         assert out["same_files"]
         assert out["tags"] == {"team": "risk"}
         assert out["description"] == "fraud scorer"
-        assert out["alias"]["code"] == "FEATURE_DISABLED"
+        assert out["by_alias"] == "1"
+        assert out["model_aliases"] == {"champion": "1", "challenger": "2"}
+        assert out["version_aliases"] == ["champion"]
+        assert out["searched_aliases"] == {"1": ["champion"], "2": ["challenger"]}
+        assert out["alias_prediction"] == [10]
+        assert out["alias_same_files"]
+        assert out["bad_alias"]["code"] == "INVALID_PARAMETER_VALUE"
+        assert out["no_version"]["code"] == "RESOURCE_DOES_NOT_EXIST"
+        assert out["deleted_alias"]["code"] == "INVALID_PARAMETER_VALUE"
+        assert "Registered model alias champion not found." in out["deleted_alias"]["message"]
         assert out["delete"]["code"] == "INVALID_PARAMETER_VALUE"
 
         version = httpx.get(
@@ -171,3 +201,14 @@ def test_unmodified_client_registers_transitions_and_loads(
         assert {"model.created", "version.created", "artifact.uploaded"} <= actions
         assert "promotion.rejected" in actions
         assert "version.updated" in actions
+        # The aliases set through MLflow are Modelgate's: listed, with their history.
+        aliases = httpx.get(
+            modelgate.base_url + "/api/v1/models/fraud/aliases", headers=auth(ADMIN_TOKEN)
+        ).json()
+        assert [(a["name"], a["version"]) for a in aliases] == [("challenger", 2)]
+        moves = httpx.get(
+            modelgate.base_url + "/api/v1/models/fraud/aliases/champion/history",
+            headers=auth(ADMIN_TOKEN),
+        ).json()["items"]
+        assert [(m["from_version"], m["to_version"]) for m in moves] == [(1, None), (None, 1)]
+        assert {"alias.moved", "alias.removed"} <= actions

@@ -1,5 +1,5 @@
 """``modelgate import mlflow`` against a real ``mlflow server`` on SQLite: several models
-and versions with tags, descriptions, run metrics and stages, imported twice."""
+and versions with tags, descriptions, run metrics, stages and aliases, imported twice."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from sqlalchemy import create_engine, text
 from tests.mlflow.conftest import MlflowServer, run_client
 from tests.support.api import ADMIN_TOKEN, auth
 from tests.support.servers import ServerProcess, server_env
+
+# A real mlflow server and client processes: slow to start on a shared machine.
+pytestmark = pytest.mark.timeout(1500)
 
 SEED_SCRIPT = r"""
 import json, os, pathlib
@@ -43,6 +46,9 @@ for name, count in layout.items():
         )
         files[f"{name}/{mv.version}"] = (folder / "data" / "weights.bin").read_bytes().hex()
 client.transition_model_version_stage("churn", "1", "Archived")
+client.set_registered_model_alias("fraud", "champion", "3")
+client.set_registered_model_alias("churn", "challenger", "2")
+client.set_registered_model_alias("ranker", "Best_Model", "1")
 print(json.dumps({"weights": {k: v for k, v in files.items()}}))
 """
 
@@ -70,6 +76,10 @@ def test_import_copies_a_registry_and_a_second_run_imports_nothing(
     assert first.returncode == 0, first.stdout + first.stderr
     assert "done: 9 imported, 0 resumed, 0 already imported (skipped), 0 failed" in first.stdout
     assert "[3/3] ranker: 2 version(s)" in first.stdout
+    assert "fraud@champion (MLflow version 3): set to version 3, as in MLflow" in first.stdout
+    assert "churn@challenger (MLflow version 2): set to version 2" in first.stdout
+    assert "ranker@Best_Model (MLflow version 1): not set: Modelgate alias names" in first.stdout
+    assert "2 alias(es) set" in first.stdout
     # An import interrupted while copying fraud v2 left it pending, without files.
     engine = create_engine(settings["DATABASE_URL"])
     with engine.begin() as conn:
@@ -86,6 +96,8 @@ def test_import_copies_a_registry_and_a_second_run_imports_nothing(
     assert second.returncode == 0, second.stdout + second.stderr
     assert "done: 0 imported, 1 resumed, 8 already imported (skipped), 0 failed" in second.stdout
     assert "fraud v2 (2/3): resumed as version 2: READY" in second.stdout
+    assert "fraud@champion (MLflow version 3): already set (version 3), left as" in second.stdout
+    assert "0 alias(es) set" in second.stdout
 
     api = httpx.Client(base_url=modelgate.base_url, headers=auth(ADMIN_TOKEN), timeout=30)
     churn = api.get("/api/v1/models/churn").json()
@@ -113,6 +125,15 @@ def test_import_copies_a_registry_and_a_second_run_imports_nothing(
             hashlib.sha256(got.content).hexdigest()
             == hashlib.sha256(bytes.fromhex(hexdata)).hexdigest()
         )
+    aliases = {m: api.get(f"/api/v1/models/{m}/aliases").json() for m in ("fraud", "churn")}
+    assert [(a["name"], a["version"]) for a in aliases["fraud"]] == [("champion", 3)]
+    assert [(a["name"], a["version"]) for a in aliases["churn"]] == [("challenger", 2)]
+    assert api.get("/api/v1/models/ranker/aliases").json() == []
+    moved = api.get("/api/v1/audit", params={"action": "alias.moved", "limit": 100}).json()
+    assert sorted((e["model"], e["actor"]) for e in moved["items"]) == [
+        ("churn", "import:mlflow"),
+        ("fraud", "import:mlflow"),
+    ]
     events = api.get("/api/v1/audit", params={"action": "version.imported", "limit": 100}).json()[
         "items"
     ]

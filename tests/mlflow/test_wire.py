@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings
 from tests.support.api import ADMIN_TOKEN, full_lineage
+from tests.support.flows import gate, new_version, permissive_policy, put_policy
 
 API = "/api/2.0/mlflow"
 
@@ -241,3 +242,143 @@ def test_transitions_go_through_the_gates(mlflow: TestClient) -> None:
         json={"name": "fraud", "version": "2", "stage": "None"},
     )
     assert back.json()["error_code"] == "INVALID_STATE"
+
+
+def test_aliases_move_modelgate_aliases_and_show_everywhere(mlflow: TestClient) -> None:
+    create(mlflow, "fraud")
+    for accuracy in (0.91, 0.97):
+        new_version(mlflow, "fraud", accuracy=accuracy)
+    alias = f"{API}/registered-models/alias"
+    for name, version in (("champion", "2"), ("challenger", 1)):
+        made = mlflow.post(alias, json={"name": "fraud", "alias": name, "version": version})
+        assert made.status_code == 200, made.text
+        assert made.json() == {}
+    got = mlflow.get(alias, params={"name": "fraud", "alias": "champion"})
+    assert got.status_code == 200, got.text
+    assert got.json()["model_version"]["version"] == "2"
+    assert got.json()["model_version"]["aliases"] == ["champion"]
+    model = mlflow.get(f"{API}/registered-models/get", params={"name": "fraud"}).json()
+    assert sorted(model["registered_model"]["aliases"], key=lambda a: a["alias"]) == [
+        {"alias": "challenger", "version": "1"},
+        {"alias": "champion", "version": "2"},
+    ]
+    searched = mlflow.get(f"{API}/model-versions/search", params={"filter": "name='fraud'"}).json()
+    assert {v["version"]: v["aliases"] for v in searched["model_versions"]} == {
+        "2": ["champion"],
+        "1": ["challenger"],
+    }
+    found = mlflow.post(f"{API}/registered-models/search", json={"filter": "name='fraud'"}).json()
+    assert len(found["registered_models"][0]["aliases"]) == 2
+    # Modelgate's own API sees the same aliases, their history and the audit events.
+    own = mlflow.get("/api/v1/models/fraud/aliases").json()
+    assert {a["name"]: a["version"] for a in own} == {"challenger": 1, "champion": 2}
+    moved = mlflow.post(alias, json={"name": "fraud", "alias": "champion", "version": "1"})
+    assert moved.status_code == 200, moved.text
+    moves = mlflow.get("/api/v1/models/fraud/aliases/champion/history").json()["items"]
+    assert [(m["from_version"], m["to_version"]) for m in moves] == [(2, 1), (None, 2)]
+    assert moves[0]["reason"] == "MLflow set_registered_model_alias"
+    events = mlflow.get("/api/v1/audit", params={"model": "fraud", "limit": 100}).json()["items"]
+    assert sum(e["action"] == "alias.moved" for e in events) == 3
+
+    deleted = mlflow.request("DELETE", alias, json={"name": "fraud", "alias": "challenger"})
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json() == {}
+    events = mlflow.get("/api/v1/audit", params={"model": "fraud", "limit": 100}).json()["items"]
+    assert [e["action"] for e in events].count("alias.removed") == 1
+    assert [a["name"] for a in mlflow.get("/api/v1/models/fraud/aliases").json()] == ["champion"]
+    # Errors in MLflow's shape.
+    # An alias that is not set: exactly what MLflow's server answers (clients match it).
+    gone = mlflow.get(alias, params={"name": "fraud", "alias": "challenger"})
+    assert gone.status_code == 400
+    assert gone.json() == {
+        "error_code": "INVALID_PARAMETER_VALUE",
+        "message": "Registered model alias challenger not found.",
+    }
+    odd = mlflow.get(alias, params={"name": "fraud", "alias": "Best_Model"})
+    assert odd.json()["message"] == "Registered model alias Best_Model not found."
+    # Removing it again is nothing to do, as in MLflow: no error, nothing recorded.
+    for name in ("challenger", "Best_Model"):
+        again = mlflow.request("DELETE", alias, json={"name": "fraud", "alias": name})
+        assert again.status_code == 200, again.text
+    events = mlflow.get("/api/v1/audit", params={"model": "fraud", "limit": 100}).json()["items"]
+    assert [e["action"] for e in events].count("alias.removed") == 1
+    no_model_delete = mlflow.request("DELETE", alias, json={"name": "nope", "alias": "x"})
+    assert no_model_delete.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    no_version = mlflow.post(alias, json={"name": "fraud", "alias": "champion", "version": "9"})
+    assert no_version.status_code == 404
+    assert no_version.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    no_model = mlflow.get(alias, params={"name": "nope", "alias": "champion"})
+    assert no_model.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    for bad in ("Champion", "best_model", "latest", "v2", "a/b"):
+        refused = mlflow.post(alias, json={"name": "fraud", "alias": bad, "version": "1"})
+        assert refused.status_code == 400
+        assert refused.json()["error_code"] == "INVALID_PARAMETER_VALUE", bad
+    # As in MLflow, `latest` reads as the newest version.
+    latest = mlflow.get(alias, params={"name": "fraud", "alias": "LATEST"})
+    assert latest.json()["model_version"]["version"] == "2"
+    bad = mlflow.get(alias, params={"name": "fraud", "alias": "a/b"})
+    assert bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "Invalid alias name" in bad.json()["message"]
+    missing = mlflow.post(alias, json={"name": "fraud", "version": "1"})
+    assert missing.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "alias" in missing.json()["message"]
+    assert [a["name"] for a in mlflow.get("/api/v1/models/fraud/aliases").json()] == ["champion"]
+
+
+def test_a_protected_alias_moves_only_through_its_gates(
+    mlflow: TestClient, make_token: Any
+) -> None:
+    create(mlflow, "fraud")
+    weak = new_version(mlflow, "fraud", accuracy=0.90)
+    strong = new_version(mlflow, "fraud", accuracy=0.97)
+    policy = permissive_policy()
+    policy["aliases"] = {
+        "champion": {
+            "rules": [gate("threshold", "good-enough", metric="accuracy", dataset="holdout",
+                           value=0.95)],
+            "approvals_required": 0,
+            "auto_promote": True,
+        }
+    }  # fmt: skip
+    put_policy(mlflow, "fraud", policy)
+    alias = f"{API}/registered-models/alias"
+    refused = mlflow.post(alias, json={"name": "fraud", "alias": "champion", "version": str(weak)})
+    assert refused.status_code == 400
+    body = refused.json()
+    assert body["error_code"] == "INVALID_STATE"
+    assert "good-enough" in body["message"]
+    assert "0.95" in body["message"]  # the threshold
+    assert "0.9" in body["message"]  # what was observed
+    assert mlflow.get("/api/v1/models/fraud/aliases").json() == []
+    ok = mlflow.post(alias, json={"name": "fraud", "alias": "champion", "version": str(strong)})
+    assert ok.status_code == 200, ok.text
+    # A protected alias is removed by an admin only, as on /api/v1.
+    submitter = make_token("submitter")
+    kept = mlflow.request(
+        "DELETE", alias, json={"name": "fraud", "alias": "champion"},
+        headers={"Authorization": f"Bearer {submitter}"},
+    )  # fmt: skip
+    assert kept.status_code == 403
+    assert kept.json()["error_code"] == "PERMISSION_DENIED"
+    assert [a["version"] for a in mlflow.get("/api/v1/models/fraud/aliases").json()] == [strong]
+    policy["aliases"]["champion"]["approvals_required"] = 1
+    put_policy(mlflow, "fraud", policy)
+    waits = mlflow.post(alias, json={"name": "fraud", "alias": "champion", "version": str(weak)})
+    assert waits.json()["error_code"] == "INVALID_STATE"
+    assert "approval" in waits.json()["message"]
+
+
+def test_an_alias_points_only_at_a_ready_version(mlflow: TestClient) -> None:
+    create(mlflow, "fraud")
+    failed = mlflow.post(
+        f"{API}/model-versions/create", json={"name": "fraud", "source": "/home/me/model"}
+    ).json()["model_version"]
+    assert failed["status"] == "FAILED_REGISTRATION"
+    refused = mlflow.post(
+        f"{API}/registered-models/alias",
+        json={"name": "fraud", "alias": "champion", "version": failed["version"]},
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error_code"] == "INVALID_STATE"
+    assert "FAILED_REGISTRATION" in refused.json()["message"]
+    assert mlflow.get("/api/v1/models/fraud/aliases").json() == []
