@@ -110,3 +110,43 @@ def test_every_declared_error_is_a_problem(spec: dict[str, Any]) -> None:
 def test_problem_schema_is_published(spec: dict[str, Any]) -> None:
     problem = spec["components"]["schemas"]["Problem"]
     assert {"type", "title", "status"} <= set(problem["properties"])
+
+
+def test_an_operation_declaring_nothing_gets_the_shared_problems() -> None:
+    """A route added without ``responses=`` still declares what every route can answer:
+    the shared problems come from one pass over the document, not from each route."""
+    from app.api.openapi_contract import complete
+
+    document: dict[str, Any] = {
+        "paths": {
+            "/api/v1/things/{thing}": {
+                "post": {
+                    "security": [{"bearerAuth": []}],
+                    "parameters": [
+                        {"in": "path", "name": "thing", "schema": {"type": "string"}},
+                        {"in": "header", "name": "Idempotency-Key", "schema": {"type": "string"}},
+                    ],
+                    "requestBody": {"content": {"application/json": {"schema": {}}}},
+                    "responses": {"201": {"description": "Created"}},
+                },
+                "get": {"security": [], "responses": {"200": {"description": "OK"}}},
+            }
+        }
+    }
+    completed = complete(document)["paths"]["/api/v1/things/{thing}"]
+    post, get = completed["post"]["responses"], completed["get"]["responses"]
+    assert set(post) == {"201", "400", "401", "403", "404", "409", "413", "422", "503"}
+    assert set(get) == {"200", "400", "422"}
+    assert PROBLEM in post["404"]["content"]
+
+
+def test_every_operation_declares_the_shared_problems(spec: dict[str, Any]) -> None:
+    from app.api.openapi_contract import shared_statuses
+
+    missing = [
+        f"{method.upper()} {path}: {status}"
+        for method, path, op in operations(spec)
+        for status in shared_statuses(path, method, op)
+        if PROBLEM not in op["responses"].get(str(status), {}).get("content", {})
+    ]
+    assert not missing, missing

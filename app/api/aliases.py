@@ -14,11 +14,19 @@ from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.registry import service as registry
 from app.registry.schemas import Page, VersionRead
 from app.serving import aliases
-from app.serving.schemas import AliasMoveRead, AliasRead, AliasSet
+from app.serving.schemas import ALIAS_PATTERN, AliasMoveRead, AliasRead, AliasSet
 
 router = APIRouter(prefix="/models/{model}", tags=["aliases"])
 
-AliasPath = Annotated[str, Path(min_length=1, max_length=64, description="The alias's name.")]
+AliasPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=ALIAS_PATTERN,
+        description="The alias's name: a slug (lower-case letters, digits, inner hyphens).",
+    ),
+]
 
 
 @router.get(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime
 
 from app.api.deps import (
     ModelPath,
@@ -27,6 +26,7 @@ from app.observations.schemas import (
     ObservationSummary,
     ShadowReport,
 )
+from app.rfc3339 import Rfc3339DateTime
 
 router = APIRouter(prefix="/models/{model}", tags=["observations"])
 
@@ -92,9 +92,9 @@ def get_observations(
     principal: ModelReader,
     settings: SettingsDep,
     since: Annotated[
-        AwareDatetime | None, Query(description="Start (default: an hour before until).")
+        Rfc3339DateTime | None, Query(description="Start (default: an hour before until).")
     ] = None,
-    until: Annotated[AwareDatetime | None, Query(description="End (default: now).")] = None,
+    until: Annotated[Rfc3339DateTime | None, Query(description="End (default: now).")] = None,
     version: Annotated[int | None, Query(ge=1, le=2_000_000_000)] = None,
     role: Annotated[Literal["primary", "shadow"] | None, Query()] = None,
 ) -> ObservationSummary:

@@ -13,12 +13,18 @@ document, run once when it is built, adds:
 - cursors are opaque: only a ``next_cursor`` from the previous page is valid; anything
   else is a 400 the schema cannot express;
 - links from the responses that create identifiers to the operations that use them,
-  so that a client (or a stateful fuzzer) can walk real sequences.
+  so that a client (or a stateful fuzzer) can walk real sequences;
+- the problem answers every operation can give by the way the server is built, not by
+  what the route does (:func:`_shared_problems`): routes declare only the answers that
+  depend on their own rules (409, 412, 507...), and a route added later is covered
+  without doing anything.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from app.api.problems import PROBLEM_MEDIA_TYPE
 
 STORABLE = r"^[^\x00\ud800-\udfff]*$"
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"
@@ -26,6 +32,9 @@ CURSOR_DESCRIPTION = (
     "Opaque: the `next_cursor` of the previous page, passed back as it is. Any other "
     "value is a 400 (bad-request); its content is not part of the contract."
 )
+
+API_PREFIX = "/api/v1"
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
 
 # (method, path of the creating operation, status) -> {link name: (method, path, parameters)}
 _P = "/api/v1"
@@ -165,9 +174,78 @@ def _links(document: dict[str, Any]) -> None:
             response["links"] = found
 
 
+# Why each status can answer any operation that has the named trait (see _shared_problems).
+SHARED_PROBLEMS: dict[int, str] = {
+    400: "Malformed request: an unknown query parameter (every operation refuses the "
+    "parameters it does not declare), a body that is not JSON, or an opaque value (a "
+    "cursor) that is not one the server gave",
+    401: "Missing, invalid, revoked or expired token",
+    403: "The token's role or model scope does not allow this",
+    404: "Not found: a resource the path names does not exist",
+    409: "Conflicts with the current state (an Idempotency-Key whose first request is "
+    "still running, or the operation's own rules)",
+    412: "Precondition failed: the If-Match tag is not the current one",
+    413: "Payload too large",
+    422: "Invalid request: a value the schema or the operation's rules refuse, or a NUL "
+    "character or lone surrogate in any query parameter or JSON string",
+    503: "Database or artifact store unavailable",
+}
+_BODY_METHODS = frozenset({"post", "put", "patch"})
+
+
+def shared_statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
+    """The problem statuses an operation can answer because of how every route is served:
+
+    - 400 and 422, every operation under the API prefix: the app-wide dependencies refuse
+      an unknown query parameter (400, ``app.api.query``) and a NUL character in any query
+      value (422, ``app.api.deps.reject_unstorable_text``), and any request can send a query;
+    - 401, 403, 503, every operation that needs a token: the token is looked up in the
+      database, and a role or a model scope may not allow the call;
+    - 404, every operation with a path parameter (the thing it names may not exist);
+    - 409, every operation taking an ``Idempotency-Key`` (its first request still running);
+    - 412, every operation taking ``If-Match``;
+    - 413 and 422, every operation that can carry a body (the size limit, validation).
+    """
+    if not path.startswith(API_PREFIX + "/") or method not in _HTTP_METHODS:
+        return set()
+    statuses = {400, 422}
+    if operation.get("security"):
+        statuses |= {401, 403, 503}
+    parameters = operation.get("parameters", [])
+    if any(p.get("in") == "path" for p in parameters):
+        statuses.add(404)
+    headers = {str(p.get("name", "")).lower() for p in parameters if p.get("in") == "header"}
+    if "idempotency-key" in headers:
+        statuses.add(409)
+    if "if-match" in headers:
+        statuses.add(412)
+    if method in _BODY_METHODS or "requestBody" in operation:
+        statuses.add(413)
+    return statuses
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+def _shared_problems(document: dict[str, Any]) -> None:
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict):
+                continue
+            declared = operation.setdefault("responses", {})
+            for status in sorted(shared_statuses(path, method, operation)):
+                declared.setdefault(str(status), _problem(SHARED_PROBLEMS[status]))
+            operation["responses"] = dict(sorted(declared.items()))
+
+
 def complete(document: dict[str, Any]) -> dict[str, Any]:
     """Add to a FastAPI-built OpenAPI document what it does not derive (see the module)."""
     _constrain_schemas(document)
     _parameters(document)
+    _shared_problems(document)
     _links(document)
     return document

@@ -8,11 +8,13 @@ the short reads they make run in the threadpool, each on a session of its own.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from pydantic import StringConstraints
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,6 +32,8 @@ T = TypeVar("T")
 MAX_WAIT_SECONDS = 60.0
 MAX_WATCHED_MODELS = 200
 REVISION_LIMIT = 2_000_000_000
+AFTER_ITEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}:0*([0-9]{1,9}|1[0-9]{9}|2000000000)$")
+"""``MODEL:REVISION`` of ``?after=``: a model name and a revision up to REVISION_LIMIT."""
 
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified: no newer revision (ETag holds the current one)."}
@@ -143,7 +147,7 @@ async def watch_many(
     request: Request,
     principal: Reader,
     after: Annotated[
-        list[str],
+        list[Annotated[str, StringConstraints(pattern=AFTER_ITEM.pattern)]],
         Query(
             min_length=1,
             max_length=MAX_WATCHED_MODELS,
@@ -157,8 +161,8 @@ async def watch_many(
     to `wait` seconds for one); 304 when none is."""
     wanted: dict[str, int] = {}
     for i, item in enumerate(after):
-        name, sep, raw = item.rpartition(":")
-        if not sep or not name or not raw.isdigit() or int(raw) > REVISION_LIMIT:
+        name, _, raw = item.rpartition(":")
+        if not AFTER_ITEM.match(item) or int(raw) > REVISION_LIMIT:
             raise ValidationFailed(
                 f"after={item!r} is not MODEL:REVISION",
                 errors=[{"loc": ["query", "after", i], "msg": "expected MODEL:REVISION"}],

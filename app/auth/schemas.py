@@ -9,14 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.roles import Role
 from app.registry.schemas import ModelName
+from app.schemas import Strict
 
 TokenName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w.@:/ -]+$")]
 PrincipalKind = Literal["person", "service"]
 
 
-class TokenCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TokenCreate(Strict):
     name: TokenName = Field(description="A label for the token (where or what it is for).")
     role: Role
     principal: TokenName | None = Field(

@@ -6,7 +6,7 @@ import itertools
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
 from app.registry.schemas import Strict
 from app.rfc3339 import Rfc3339DateTime
@@ -74,6 +74,30 @@ FeatureProfileIn = Annotated[NumericProfileIn | CategoricalProfileIn, Field(disc
 class ProfileData(Strict):
     """Either ``features`` (and ``prediction``) as profiles, or ``sample`` (and
     ``predictions``) as raw columns that the service profiles itself."""
+
+    # What JSON Schema can say of the rules below: exactly one form, with its own
+    # prediction field, and a sample with rows (the equal column lengths it cannot say).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["features"],
+                    "properties": {"features": {"type": "object"}, "predictions": {"type": "null"}},
+                },
+                {
+                    "required": ["sample"],
+                    "properties": {
+                        "sample": {
+                            "type": "object",
+                            "minProperties": 1,
+                            "additionalProperties": {"type": "array", "minItems": 1},
+                        },
+                        "prediction": {"type": "null"},
+                    },
+                },
+            ]
+        }
+    )
 
     features: dict[ColumnName, FeatureProfileIn] | None = Field(
         default=None, max_length=MAX_COLUMNS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, JsonValue, model_validator
 
 from app.registry.schemas import Strict
 
@@ -25,8 +25,20 @@ ClassName = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00
 Role = Literal["primary", "shadow"]
 
 
+def _exactly_one_of(*fields: tuple[str, str]) -> list[JsonValue]:
+    """JSON Schema for "exactly one of these fields is given and not null"."""
+    return [
+        {"required": [name], "properties": {name: {"type": json_type}}}
+        for name, json_type in fields
+    ]
+
+
 class Prediction(Strict):
     """Exactly one of: a class, a score in [0, 1] (binary classifiers) or a value."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": _exactly_one_of(
+        ("class", "string"), ("score", "number"), ("value", "number")
+    )})  # fmt: skip
 
     class_: ClassName | None = Field(default=None, alias="class")
     score: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
@@ -70,6 +82,10 @@ class IngestResult(Strict):
 
 class LabelIn(Strict):
     """Ground truth for one request key: a class or a value."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": _exactly_one_of(("class", "string"), ("value", "number"))}
+    )
 
     request_key: RequestKey
     class_: ClassName | None = Field(default=None, alias="class")

@@ -5,26 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.gates.catalogue import Direction
 from app.gates.registry import Rule
 from app.promotion.models import PromotionStatus
 from app.registry.models import Stage
 from app.registry.schemas import MetricName
+from app.schemas import Strict
 from app.serving.schemas import AliasAt, AliasName
 
 Comment = Annotated[str, Field(max_length=4000)]
 
 
-class StagePolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StagePolicy(Strict):
     rules: list[Rule] = Field(default_factory=list, max_length=200)
     approvals_required: int = Field(default=0, ge=0, le=20)
     auto_promote: bool = Field(
@@ -100,10 +94,8 @@ class MonitoringPolicy(BaseModel):
         return self
 
 
-class GatePolicyDocument(BaseModel):
+class GatePolicyDocument(Strict):
     """A model's gate policy: rules per target stage, approvals and auto-promotion."""
-
-    model_config = ConfigDict(extra="forbid")
 
     staging: StagePolicy = Field(default_factory=StagePolicy)
     production: ProductionPolicy = Field(default_factory=ProductionPolicy)
@@ -140,23 +132,17 @@ class GatePolicyRead(BaseModel):
     created_at: datetime | None
 
 
-class PromotionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PromotionCreate(Strict):
     version: int = Field(ge=1, le=2_000_000_000)
     target: Literal[Stage.STAGING, Stage.PRODUCTION]
     comment: Comment | None = None
 
 
-class Decision(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Decision(Strict):
     comment: Comment | None = None
 
 
-class RejectDecision(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RejectDecision(Strict):
     comment: Annotated[str, Field(min_length=1, max_length=4000)] = Field(
         description="Why the request is rejected."
     )
@@ -220,15 +206,11 @@ class PromotionRead(BaseModel):
     applied_at: datetime | None
 
 
-class ArchiveRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ArchiveRequest(Strict):
     reason: Comment | None = None
 
 
-class RollbackCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RollbackCreate(Strict):
     reason: Annotated[str, Field(min_length=1, max_length=4000)] = Field(
         description="Why production is rolled back (kept in the audit log)."
     )
@@ -253,9 +235,7 @@ class RollbackRead(BaseModel):
     artifact_check: str
 
 
-class FreezeCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class FreezeCreate(Strict):
     reason: Annotated[str, Field(min_length=1, max_length=4000)]
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     JsonValue,
     StrictBool,
@@ -18,21 +17,12 @@ from pydantic import (
 )
 
 from app.registry.models import ArtifactStatus, Stage
+from app.schemas import Label as Label
+from app.schemas import MetricName as MetricName
+from app.schemas import ModelName as ModelName
+from app.schemas import Page as Page
+from app.schemas import Strict as Strict
 
-ModelName = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=128,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-        description="Letters, digits, '.', '_' and '-', starting with a letter or digit.",
-        examples=["fraud-detector"],
-    ),
-]
-MetricName = Annotated[
-    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:/@-]*$")
-]
-Label = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
 ShortText = Annotated[str, Field(max_length=512, pattern=r"^[^\x00-\x1f\x7f]*$")]
 # registered_models.owner is VARCHAR(256): a longer owner would be refused by PostgreSQL.
 Owner = Annotated[str, Field(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
@@ -41,18 +31,6 @@ Tags = Annotated[
     dict[TagKey, Annotated[str, Field(max_length=1024)]],
     Field(max_length=100, description="String labels, at most 100."),
 ]
-T = TypeVar("T")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
-
-
-class Page(BaseModel, Generic[T]):
-    """One page of a list; pass ``next_cursor`` back as ``cursor`` for the next one."""
-
-    items: list[T]
-    next_cursor: str | None = None
 
 
 # Models -----------------------------------------------------------------------

@@ -19,13 +19,14 @@ from sqlalchemy.orm import Session
 from app.auth.roles import Principal
 from app.pagination import decode_cursor, encode_cursor
 from app.registry import artifacts, repository
+from app.schemas import Strict
 from app.storage.base import ArtifactStore, digest_of_key
 from app.storage.integrity import ArtifactCheck, verify_artifact
 
 MAX_BATCH = 1000
 
 
-class ScrubRequest(BaseModel):
+class ScrubRequest(Strict):
     cursor: str | None = Field(
         default=None, max_length=2048, description="next_cursor of the previous batch."
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from app.registry.models import Stage
+from app.schemas import Strict
 
 ALIAS_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 """An alias name is a slug: lower-case letters, digits and inner hyphens, up to 64."""
@@ -63,9 +64,7 @@ class ServingPlans(BaseModel):
     plans: list[ServingPlan]
 
 
-class AliasSet(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AliasSet(Strict):
     version: int = Field(ge=1, le=2_000_000_000)
     reason: str | None = Field(default=None, max_length=2000)
 

@@ -3,6 +3,8 @@ order by is a 400 too (both used to answer an unfiltered or empty 200)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -51,3 +53,24 @@ def test_ordering_by_an_unknown_metric_is_a_400(client: TestClient) -> None:
     problem = assert_problem(response, 400, "bad-request")
     assert "'nope'" in problem["detail"]
     assert problem["errors"][0]["loc"] == ["query", "order_by"]
+
+
+def test_every_operation_answers_an_unknown_parameter_with_the_400_it_declares(
+    client: TestClient,
+) -> None:
+    """Not only the routes above: every operation of the document, those added later
+    included, refuses an unknown parameter and says so in its declared responses."""
+    document = client.get(f"{API}/openapi.json").json()
+    create_model(client, "fraud")
+    new_version(client, "fraud")
+    checked = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            declared = operation["responses"].get("400", {})
+            assert "application/problem+json" in declared.get("content", {}), (method, path)
+            url = re.sub(r"\{(\w+)\}", lambda m: "1" if m[1] != "model" else "fraud", path)
+            response = client.request(method.upper(), url, params={"zz_unknown": "1"})
+            problem = assert_problem(response, 400, "bad-request")
+            assert [e["loc"] for e in problem["errors"]] == [["query", "zz_unknown"]], path
+            checked.append(f"{method} {path}")
+    assert len(checked) >= 60

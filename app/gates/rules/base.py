@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from app.gates.catalogue import Direction
 from app.gates.facts import Facts, PolicyFacts
 from app.gates.fields import RuleName
 from app.gates.result import RuleResult
+from app.schemas import Strict
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,8 @@ class PolicyProblem:
     message: str
 
 
-class RuleConfig(BaseModel):
+class RuleConfig(Strict):
     """One rule of a gate policy."""
-
-    model_config = ConfigDict(extra="forbid")
 
     if TYPE_CHECKING:
         # Each kind declares ``kind: Literal["..."]``; declared here for type checkers only,

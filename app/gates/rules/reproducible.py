@@ -15,19 +15,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from app.gates.facts import Facts, ReproductionFact
 from app.gates.fields import Finite, Label, MetricName
 from app.gates.result import RuleResult
 from app.gates.rules._common import _at_most, _data_number, _num, _policy_number
 from app.gates.rules.base import RuleConfig
+from app.schemas import Strict
 
 
-class MetricTolerance(BaseModel):
+class MetricTolerance(Strict):
     """A metric a reproduction must match, and by how much it may differ."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: MetricName
     dataset: Label
