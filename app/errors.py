@@ -93,6 +93,11 @@ class TokenNotFound(NotFound):
     title = "Token not found"
 
 
+class RolloutNotFound(NotFound):
+    code = "rollout-not-found"
+    title = "Rollout not found"
+
+
 class PromotionNotFound(NotFound):
     code = "promotion-not-found"
     title = "Promotion request not found"
@@ -165,6 +170,48 @@ class PromotionNotPending(Conflict):
 class RollbackNotPossible(Conflict):
     code = "rollback-not-possible"
     title = "Rollback not possible"
+
+
+class RolloutInProgress(Conflict):
+    """Another rollout of the model is running or paused: one rollout per model at a time."""
+
+    code = "rollout-in-progress"
+    title = "A rollout of this model is in progress"
+
+
+class RolloutNotActive(Conflict):
+    """The rollout has ended (completed or aborted), or is not in the state the action needs."""
+
+    code = "rollout-not-active"
+    title = "Rollout not in a state for this action"
+
+
+class GatesFailed(Conflict):
+    """The version does not pass the production gates; the body lists the failed ones."""
+
+    code = "gates-failed"
+    title = "The version does not pass the production gates"
+
+
+class NoIncumbent(Conflict):
+    """The model has no production version for a rollout to start against."""
+
+    code = "no-incumbent"
+    title = "No production version to roll out against"
+
+
+class ApprovalRequired(Conflict):
+    """The current step of the rollout waits for a reviewer's approval."""
+
+    code = "approval-required"
+    title = "The rollout step needs a reviewer's approval"
+
+
+class RolloutRequired(Conflict):
+    """The policy requires a rollout for production: start one instead of a promotion."""
+
+    code = "rollout-required"
+    title = "Production is reached only by a rollout"
 
 
 class ReferenceProfileExists(Conflict):

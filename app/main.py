@@ -30,6 +30,7 @@ from app.api import (
     problems,
     promotions,
     reproductions,
+    rollouts,
     serving,
     tokens,
     versions,
@@ -50,6 +51,7 @@ from app.events.dispatcher import Dispatcher
 from app.logging_setup import configure_logging
 from app.mlflow import routes as mlflow_routes
 from app.observability.middleware import MetricsMiddleware
+from app.rollouts.driver import Driver as RolloutDriver
 from app.serving.hub import ServingHub
 from app.settings import Settings, get_settings
 from app.storage.factory import open_store
@@ -123,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = build_engine(settings)
         dispatcher: Dispatcher | None = None
         serving_hub: ServingHub | None = None
+        rollout_driver: RolloutDriver | None = None
         try:
             prepare_database(engine, settings)
             app.state.engine = engine
@@ -148,6 +151,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
                 dispatcher.start()
             app.state.dispatcher = dispatcher
+            if settings.rollout_driver_enabled:
+                rollout_driver = RolloutDriver(sessions=app.state.sessions, settings=settings)
+                rollout_driver.start()
+            app.state.rollout_driver = rollout_driver
             log.info(
                 "modelgate %s ready: database %s, artifacts %s",
                 __version__,
@@ -156,6 +163,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             yield
         finally:
+            if rollout_driver is not None:
+                rollout_driver.stop()
             if serving_hub is not None:
                 await serving_hub.stop()
             if dispatcher is not None:
@@ -193,6 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         serving.router,
         reproductions.router,
         datachecks.router,
+        rollouts.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router, prefix=API_PREFIX)

@@ -166,6 +166,18 @@ class Settings(BaseSettings):
         default=500, ge=10, le=100_000,
         description="Latencies kept per window, version and role (uniform reservoir sample).",
     )  # fmt: skip
+    rollout_driver_enabled: bool = Field(
+        default=True, description="Run the rollout driver (automatic analysis) in this process."
+    )
+    rollout_tick_seconds: float = Field(
+        default=1.0, gt=0, le=60,
+        description="How often the rollout driver looks for rollouts whose analysis is due.",
+    )  # fmt: skip
+    rollout_observation_grace_seconds: int = Field(
+        default=300, ge=0, le=86_400,
+        description="How long after a rollout ends observations for its versions are still "
+        "taken (routers still on the previous plan).",
+    )  # fmt: skip
     observation_max_clock_skew_seconds: int = Field(
         default=300, ge=0, le=86_400,
         description="How far in the future an observation's time may lie (serving clocks).",

@@ -53,6 +53,13 @@ class AuditAction(StrEnum):
     WEBHOOK_REDELIVERY_REQUESTED = "webhook.redelivery_requested"
     ALIAS_MOVED = "alias.moved"
     ALIAS_REMOVED = "alias.removed"
+    ROLLOUT_STARTED = "rollout.started"
+    ROLLOUT_ADVANCED = "rollout.advanced"
+    ROLLOUT_PAUSED = "rollout.paused"
+    ROLLOUT_RESUMED = "rollout.resumed"
+    ROLLOUT_APPROVED = "rollout.approved"
+    ROLLOUT_ABORTED = "rollout.aborted"
+    ROLLOUT_COMPLETED = "rollout.completed"
 
     @property
     def event_type(self) -> str | None:
@@ -83,6 +90,13 @@ EVENT_TYPE_OF: dict[AuditAction, str] = {
     AuditAction.ARTIFACT_VERIFIED: "artifact.verified",
     AuditAction.ALIAS_MOVED: "alias.moved",
     AuditAction.ALIAS_REMOVED: "alias.removed",
+    AuditAction.ROLLOUT_STARTED: "rollout.started",
+    AuditAction.ROLLOUT_ADVANCED: "rollout.advanced",
+    AuditAction.ROLLOUT_PAUSED: "rollout.paused",
+    AuditAction.ROLLOUT_RESUMED: "rollout.resumed",
+    AuditAction.ROLLOUT_APPROVED: "rollout.approved",
+    AuditAction.ROLLOUT_ABORTED: "rollout.aborted",
+    AuditAction.ROLLOUT_COMPLETED: "rollout.completed",
 }
 
 _PROMOTION_OUTCOMES: dict[AuditAction, str] = {

@@ -13,6 +13,7 @@ from app.observations import models as observations_models
 from app.promotion import models as promotion_models
 from app.registry import models as registry_models
 from app.reproductions import models as reproductions_models
+from app.rollouts import models as rollouts_models
 from app.serving import models as serving_models
 
 __all__ = [
@@ -29,5 +30,6 @@ __all__ = [
     "promotion_models",
     "registry_models",
     "reproductions_models",
+    "rollouts_models",
     "serving_models",
 ]

@@ -32,6 +32,9 @@ from app.observations.schemas import (
     ObservationSummary,
 )
 from app.registry import service as registry
+from app.rollouts import repository as rollouts_repository
+from app.rollouts import wakeup as rollouts_wakeup
+from app.serving import repository as serving_repository
 from app.settings import Settings
 
 SCORE_BINS = 10
@@ -69,6 +72,17 @@ def _has_version(session: Session, model_name: str, number: int) -> bool:
     return True
 
 
+def _plan_versions(
+    session: Session, model_id: int, settings: Settings, now: datetime
+) -> set[int]:
+    """The versions serving may report on: those the serving plan names (production,
+    alias targets, the active rollout's version) and, for a grace period after a rollout
+    ended, its versions (routers still on the previous plan)."""
+    named = {v.version for v in serving_repository.plan_versions(session, model_id)}
+    grace = now - timedelta(seconds=settings.rollout_observation_grace_seconds)
+    return named | rollouts_repository.recent_versions(session, model_id, ended_after=grace)
+
+
 def _check_batch(
     session: Session, model_name: str, batch: ObservationBatch, settings: Settings, now: datetime
 ) -> None:
@@ -76,6 +90,8 @@ def _check_batch(
     known: dict[int, bool] = {}
     latest = now + timedelta(seconds=settings.observation_max_clock_skew_seconds)
     oldest = now - timedelta(hours=settings.observation_retention_hours)
+    model = registry.get_model(session, model_name)
+    planned = _plan_versions(session, model.id, settings, now)
     for i, obs in enumerate(batch.observations):
         if obs.version not in known:
             known[obs.version] = _has_version(session, model_name, obs.version)
@@ -84,6 +100,14 @@ def _check_batch(
                 {
                     "loc": ["body", "observations", i, "version"],
                     "msg": f"model {model_name!r} has no version {obs.version}",
+                }
+            )
+        elif obs.version not in planned:
+            problems.append(
+                {
+                    "loc": ["body", "observations", i, "version"],
+                    "msg": f"version {obs.version} of model {model_name!r} is not in the "
+                    "serving plan (not production, an alias target or a rollout's version)",
                 }
             )
         if obs.time > latest:
@@ -194,6 +218,8 @@ def ingest(
             session, model.id, now - timedelta(hours=settings.observation_retention_hours)
         )
     session.flush()
+    if rollouts_repository.active(session, model.id) is not None:
+        rollouts_wakeup.wake_after_commit(session, model.name)
     return IngestResult(accepted=len(batch.observations), windows=len(groups))
 
 

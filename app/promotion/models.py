@@ -102,7 +102,7 @@ class ProductionPeriod(Base):
 
     __tablename__ = "production_history"
     __table_args__ = (
-        CheckConstraint("via IN ('promotion', 'rollback')", name="via"),
+        CheckConstraint("via IN ('promotion', 'rollback', 'rollout')", name="via"),
         Index("ix_production_history_model_id_id", "model_id", "id"),
     )
 

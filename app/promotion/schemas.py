@@ -33,6 +33,11 @@ class ProductionPolicy(StagePolicy):
     require_staging: bool = Field(
         default=True, description="Only versions in staging may be promoted to production."
     )
+    require_rollout: bool = Field(
+        default=False,
+        description="Production is reached only by a rollout (POST /models/{model}/rollouts); "
+        "a promotion request to production answers 409 rollout-required.",
+    )
 
 
 class GatePolicyDocument(BaseModel):

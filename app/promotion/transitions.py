@@ -41,7 +41,13 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.roles import Principal
 from app.db.base import utcnow
-from app.errors import Conflict, ModelFrozen, TransitionNotAllowed, VersionNotFound
+from app.errors import (
+    Conflict,
+    ModelFrozen,
+    RolloutRequired,
+    TransitionNotAllowed,
+    VersionNotFound,
+)
 from app.promotion import repository
 from app.promotion.models import ProductionPeriod, PromotionRequest
 from app.promotion.policy import PolicyInForce, in_force
@@ -95,8 +101,30 @@ class AliasPointer:
         return True
 
 
-Pointer = StagePointer | AliasPointer
-"""Everything a version can hold; rollout weights join as a new member."""
+@dataclass(frozen=True)
+class RolloutPointer:
+    """A rollout's share of the model's traffic: ``weight`` percent of the requests
+    answered by the rollout's version (``share`` percent also scored by it as a shadow).
+    The caller has written them on the rollout row; the move audits them with ``action``
+    (a ``ROLLOUT_*`` member) and bumps the serving revision."""
+
+    rollout_id: int
+    action: AuditAction
+    weight: float
+    share: float = 0.0
+    kind: Literal["rollout"] = "rollout"
+
+    @property
+    def exclusive(self) -> bool:
+        return False
+
+    @property
+    def affects_serving(self) -> bool:
+        return True
+
+
+Pointer = StagePointer | AliasPointer | RolloutPointer
+"""Everything a version can hold: a stage, an alias, a rollout's weight."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +148,7 @@ class Move:
 
     pointer: Pointer
     version: ModelVersion
-    via: Literal["promotion", "rollback", "archive", "alias"]
+    via: Literal["promotion", "rollback", "archive", "alias", "rollout"]
     reason: str | None
     promotion_id: int | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
@@ -188,6 +216,13 @@ def load_for_alias(session: Session, *, model_name: str, number: int) -> Loaded:
                   policy=in_force(session, model))  # fmt: skip
 
 
+def load_for_rollout(session: Session, *, model_name: str, number: int) -> Loaded:
+    """Lock the model, then the rollout's version and the production version (one
+    statement), then the version's pending requests; read the policy in force. A rollout's
+    every move (a weight, completion to production) starts here."""
+    return load(session, model_name=model_name, number=number, target=Stage.PRODUCTION)
+
+
 def load_production(
     session: Session, *, model_name: str
 ) -> tuple[RegisteredModel, ModelVersion | None]:
@@ -217,6 +252,12 @@ def check_promotion(loaded: Loaded, target: Stage) -> None:
         raise _not_allowed(model, version, current, target, moves)
     if target is Stage.PRODUCTION:
         ensure_not_frozen(model)
+        if loaded.policy.document.production.require_rollout:
+            raise RolloutRequired(
+                f"the policy of model {model.name!r} requires a rollout for production: "
+                f"POST /api/v1/models/{model.name}/rollouts with "
+                f'{{"version": {version.version}, "strategy": "canary", "steps": [...]}}'
+            )
 
 
 def _not_allowed(
@@ -279,6 +320,10 @@ def move(session: Session, *, actor: Principal, loaded: Loaded, change: Move) ->
         return _move_alias(
             session, actor=actor, loaded=loaded, change=change, pointer=change.pointer
         )
+    if isinstance(change.pointer, RolloutPointer):
+        return _move_rollout(
+            session, actor=actor, loaded=loaded, change=change, pointer=change.pointer
+        )
     model, version = loaded.model, change.version
     target = change.pointer.stage
     from_stage = version.stage
@@ -337,6 +382,24 @@ def _move_alias(
     serving_aliases.record_move(session, actor=actor, moved=moved, name=pointer.name,
                                 to_version=None if target is None else target.version,
                                 revision=revision or 0)  # fmt: skip
+    return moved
+
+
+def _move_rollout(
+    session: Session, *, actor: Principal, loaded: Loaded, change: Move, pointer: RolloutPointer
+) -> Moved:
+    """A rollout's weight or shadow share changed (the rollout row holds them): audit the
+    change with the rollout's action and publish it (a new serving revision)."""
+    model, version = loaded.model, change.version
+    audit.record(
+        session, actor=actor, action=pointer.action, model=model.name,
+        version=version.version, reason=change.reason,
+        details={"rollout_id": pointer.rollout_id, "weight": pointer.weight,
+                 "shadow_share": pointer.share, **change.details},
+    )  # fmt: skip
+    moved = Moved(move=change, model=model, from_stage=Stage(version.stage), replaced=None,
+                  at=utcnow())  # fmt: skip
+    on_pointer_moved(session, moved)
     return moved
 
 

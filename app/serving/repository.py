@@ -9,6 +9,7 @@ from sqlalchemy import func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from app.registry.models import ModelVersion, RegisteredModel, Stage
+from app.rollouts.models import ACTIVE_STATES, Rollout
 from app.serving.models import AliasMove, ModelAlias, ServingRevision
 
 NOTIFY_CHANNEL = "modelgate_serving"
@@ -63,15 +64,31 @@ def notify(session: Session, model_name: str, revision: int) -> None:
 
 
 def plan_versions(session: Session, model_id: int) -> Sequence[ModelVersion]:
-    """The versions a plan names: production and every aliased one."""
+    """The versions a plan names: production, every aliased one and the active
+    rollout's version."""
     aliased = select(ModelAlias.version_id).where(ModelAlias.model_id == model_id)
+    rolling = select(Rollout.version_id).where(
+        Rollout.model_id == model_id, Rollout.state.in_(ACTIVE_STATES)
+    )
     stmt = (
         select(ModelVersion)
         .where(ModelVersion.model_id == model_id)
-        .where(or_(ModelVersion.stage == Stage.PRODUCTION.value, ModelVersion.id.in_(aliased)))
+        .where(
+            or_(
+                ModelVersion.stage == Stage.PRODUCTION.value,
+                ModelVersion.id.in_(aliased),
+                ModelVersion.id.in_(rolling),
+            )
+        )
         .order_by(ModelVersion.version)
     )
     return session.scalars(stmt).all()
+
+
+def active_rollout(session: Session, model_id: int) -> Rollout | None:
+    """The model's running or paused rollout (at most one: a partial unique index)."""
+    stmt = select(Rollout).where(Rollout.model_id == model_id, Rollout.state.in_(ACTIVE_STATES))
+    return session.scalars(stmt).first()
 
 
 # Aliases --------------------------------------------------------------------------------

@@ -17,7 +17,14 @@ from app.db.base import utcnow
 from app.errors import ModelNotFound
 from app.registry.models import ModelVersion, RegisteredModel, Stage
 from app.serving import hub, repository
-from app.serving.schemas import PlanAlias, PlanArtifact, PlanRoute, PlanVersion, ServingPlan
+from app.serving.schemas import (
+    PlanAlias,
+    PlanArtifact,
+    PlanRoute,
+    PlanShadow,
+    PlanVersion,
+    ServingPlan,
+)
 
 
 def bump_revision(session: Session, *, model: RegisteredModel) -> int:
@@ -73,9 +80,24 @@ def get_plan(session: Session, *, model_name: str) -> ServingPlan:
     versions = {v.id: v for v in repository.plan_versions(session, model_id)}
     production = next((v for v in versions.values() if v.stage == Stage.PRODUCTION.value), None)
     routes: list[PlanRoute] = []
+    shadows: list[PlanShadow] = []
+    rollout = repository.active_rollout(session, model_id)
+    candidate = versions.get(rollout.version_id) if rollout is not None else None
     if production is not None:
         base = _plan_version(model_name, production)
-        routes.append(PlanRoute(**base.model_dump(), weight=100.0))
+        weight = rollout.weight if rollout is not None and candidate is not None else 0.0
+        if weight < 100:
+            routes.append(PlanRoute(**base.model_dump(), weight=100.0 - weight))
+        if candidate is not None and weight > 0:
+            routes.append(
+                PlanRoute(**_plan_version(model_name, candidate).model_dump(), weight=weight)
+            )
+        if rollout is not None and candidate is not None and rollout.share > 0:
+            shadows.append(
+                PlanShadow(
+                    **_plan_version(model_name, candidate).model_dump(), share=rollout.share
+                )
+            )
     aliases = [
         PlanAlias(name=a.name, **_plan_version(model_name, versions[a.version_id]).model_dump())
         for a in repository.aliases(session, model_id)
@@ -86,6 +108,6 @@ def get_plan(session: Session, *, model_name: str) -> ServingPlan:
         revision=revision,
         production=_plan_version(model_name, production) if production is not None else None,
         routes=routes,
-        shadows=[],
+        shadows=shadows,
         aliases=aliases,
     )

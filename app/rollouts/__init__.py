@@ -1,0 +1,1 @@
+"""Progressive delivery: rollouts of a version step by step, judged by canary analysis."""

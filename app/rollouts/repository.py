@@ -1,0 +1,76 @@
+"""All SQL of rollouts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.registry.models import RegisteredModel
+from app.rollouts.models import ACTIVE_STATES, Rollout, RolloutState
+
+
+def get(session: Session, rollout_id: int, *, for_update: bool = False) -> Rollout | None:
+    stmt = select(Rollout).where(Rollout.id == rollout_id)
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return session.scalars(stmt).first()
+
+
+def active(session: Session, model_id: int, *, for_update: bool = False) -> Rollout | None:
+    stmt = select(Rollout).where(Rollout.model_id == model_id, Rollout.state.in_(ACTIVE_STATES))
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return session.scalars(stmt).first()
+
+
+def model_name_of(session: Session, model_id: int) -> str:
+    return str(
+        session.execute(select(RegisteredModel.name).where(RegisteredModel.id == model_id))
+        .scalar_one()
+    )
+
+
+def page(
+    session: Session, *, model_id: int, state: str | None, after_id: int | None, limit: int
+) -> Sequence[Rollout]:
+    stmt = select(Rollout).where(Rollout.model_id == model_id)
+    if state is not None:
+        stmt = stmt.where(Rollout.state == state)
+    if after_id is not None:
+        stmt = stmt.where(Rollout.id < after_id)
+    return session.scalars(stmt.order_by(Rollout.id.desc()).limit(limit)).all()
+
+
+def due(
+    session: Session, *, now: datetime, model_name: str | None = None
+) -> list[tuple[int, int]]:
+    """``(id, look_count)`` of running rollouts whose next look is due (of one model when
+    ``model_name`` is given: those are due at once, an observation batch arrived)."""
+    stmt = select(Rollout.id, Rollout.look_count).where(
+        Rollout.state == RolloutState.RUNNING.value
+    )
+    if model_name is not None:
+        stmt = stmt.join(RegisteredModel, RegisteredModel.id == Rollout.model_id).where(
+            RegisteredModel.name == model_name
+        )
+    else:
+        stmt = stmt.where(Rollout.next_look_at <= now)
+    return [(int(i), int(c)) for i, c in session.execute(stmt.order_by(Rollout.id)).all()]
+
+
+def recent_versions(session: Session, model_id: int, *, ended_after: datetime) -> set[int]:
+    """The versions of the model's active rollouts and of those that ended after
+    ``ended_after`` (candidate and incumbent): observations for them are still taken."""
+    stmt = select(Rollout.version, Rollout.incumbent_version).where(
+        Rollout.model_id == model_id,
+        (Rollout.state.in_(ACTIVE_STATES)) | (Rollout.ended_at >= ended_after),
+    )
+    out: set[int] = set()
+    for version, incumbent in session.execute(stmt).all():
+        out.add(int(version))
+        if incumbent is not None:
+            out.add(int(incumbent))
+    return out
