@@ -37,6 +37,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,8 @@ class Fleet:
     rate: float
     seed: int
     routers: list[Router] = field(default_factory=list)
+    arrivals: dict[int, list[float]] = field(default_factory=dict)
+    """Revision -> wall-clock times at which each router received that plan."""
     served: dict[int, int] = field(default_factory=dict)
     failed: dict[int, int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -214,13 +217,18 @@ class Fleet:
     def start(self) -> None:
         for i in range(self.replicas):
             router = Router(self.url, self.model, token=self.token, wait=10, batch_size=250,
-                            batch_age=0.5, cache_dir=tempfile.gettempdir())  # fmt: skip
+                            batch_age=0.5, cache_dir=tempfile.gettempdir(),
+                            on_change=self._arrived)  # fmt: skip
             if not router.wait_ready(30):
                 raise RuntimeError(f"replica {i}: no serving plan ({router.last_error})")
             self.routers.append(router)
             thread = threading.Thread(target=self._serve, args=(i, router), daemon=True)
             self._threads.append(thread)
             thread.start()
+
+    def _arrived(self, plan: Any) -> None:
+        with self._lock:
+            self.arrivals.setdefault(int(plan.revision), []).append(time.time())
 
     def _serve(self, replica: int, router: Router) -> None:
         rng = random.Random(self.seed * 1000 + replica)
@@ -273,6 +281,8 @@ class Fleet:
 
 def weights_text(rollout: dict[str, Any]) -> str:
     weights = rollout.get("weights") or {}
+    if not weights:
+        return "-"
     return " ".join(
         f"v{v}:{float(w):g}%" for v, w in sorted(weights.items(), key=lambda i: int(i[0]))
     )
@@ -352,14 +362,17 @@ def roll_out(
     ).body  # fmt: skip
     timeline.line(f"start v{version} ({label})", weights_text(started))
     ended = follow(mg, int(started["id"]), timeline, profile.timeout)
-    seen_at = time.monotonic()
     revision = int(ended.get("serving_revision") or 0)
     if fleet.on_plan(revision, 30):
-        timeline.line(
-            f"all {len(fleet.routers)} routers on revision {revision} "
-            f"(+{(time.monotonic() - seen_at) * 1000:.0f} ms)",
-            " ".join(f"v{v}" for v in sorted({r.pick("probe") for r in fleet.routers})),
-        )
+        plan = fleet.routers[0].plan
+        serving = " ".join(f"v{r.version}:{r.weight:g}%" for r in plan.routes) if plan else "-"
+        lag = ""
+        ended_at = ended.get("ended_at")
+        arrivals = fleet.arrivals.get(revision, [])
+        if ended_at and len(arrivals) == len(fleet.routers):
+            decided = datetime.fromisoformat(str(ended_at).replace("Z", "+00:00")).timestamp()
+            lag = f", the last {max(0.0, max(arrivals) - decided) * 1000:.0f} ms after the decision"
+        timeline.line(f"all {len(fleet.routers)} routers on revision {revision}{lag}", serving)
     else:
         timeline.line(f"some router did not reach revision {revision} in 30 s")
     return ended

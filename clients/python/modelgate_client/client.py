@@ -1072,9 +1072,16 @@ class ModelgateClient:
     def _rollout_action(self, rollout_id: int, action: str, body: dict[str, Any]) -> Any:
         return self._post(f"/rollouts/{_segment(rollout_id)}/{action}", body)
 
-    def advance_rollout(self, rollout_id: int, *, reason: str | None = None) -> dict[str, Any]:
-        """The next step now, whatever its hold (not while the model is frozen)."""
-        return cast(dict[str, Any], self._rollout_action(rollout_id, "advance", {"reason": reason}))
+    def advance_rollout(
+        self, rollout_id: int, *, reason: str | None = None, from_step: int | None = None
+    ) -> dict[str, Any]:
+        """The next step now, whatever its hold other than an approval (not while the model
+        is frozen). ``from_step``: the step index the caller saw; when the rollout has
+        moved on meanwhile the server answers 409 and nothing moves."""
+        body: dict[str, Any] = {"reason": reason}
+        if from_step is not None:
+            body["step"] = from_step
+        return cast(dict[str, Any], self._rollout_action(rollout_id, "advance", body))
 
     def pause_rollout(self, rollout_id: int, *, reason: str | None = None) -> dict[str, Any]:
         """Hold the current weights; no look advances or aborts it until resumed."""

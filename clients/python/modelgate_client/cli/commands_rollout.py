@@ -45,7 +45,7 @@ def _pct(value: Any) -> str:
 def render_weights(rollout: dict[str, Any]) -> str:
     weights = rollout.get("weights") or {}
     parts = [f"v{v} {_pct(w)}" for v, w in sorted(weights.items(), key=lambda kv: int(kv[0]))]
-    text = ", ".join(parts) or "-"
+    text = ", ".join(parts) or ("- (ended)" if rollout.get("state") in ENDED else "-")
     share = rollout.get("shadow_share")
     if share:
         text += f" (v{rollout['version']} shadows {_pct(share)} of requests)"
@@ -87,6 +87,8 @@ def render_look(look: dict[str, Any] | None) -> str:
         f"look {look.get('number')} at {ts(look.get('at'))} (step {step}): "
         f"score {_value(look.get('score'))}, {look.get('status')}"
     )
+    if look.get("action") or look.get("reason"):
+        head += f" -> {look.get('action') or '-'}: {fmt(look.get('reason'))}"
     results = look.get("results") or []
     if not results:
         return head
@@ -379,6 +381,10 @@ def _action(name: str, verb: str, needs_reason: bool = False) -> click.Command:
             if not text or not text.strip():
                 fail("--reason is required to abort (and may not be blank)")
             answer = api.abort_rollout(rollout_id, reason=text)
+        elif name == "advance":
+            # From the step read now: two operators advancing at once move it once.
+            seen = int(api.rollout(rollout_id)["step"])
+            answer = api.advance_rollout(rollout_id, reason=text, from_step=seen)
         else:
             answer = getattr(api, f"{name}_rollout")(rollout_id, reason=text)
         emit(answer, rollout_line)
