@@ -72,9 +72,7 @@ def _has_version(session: Session, model_name: str, number: int) -> bool:
     return True
 
 
-def _plan_versions(
-    session: Session, model_id: int, settings: Settings, now: datetime
-) -> set[int]:
+def _plan_versions(session: Session, model_id: int, settings: Settings, now: datetime) -> set[int]:
     """The versions serving may report on: those the serving plan names (production,
     alias targets, the active rollout's version) and, for a grace period after a rollout
     ended, its versions (routers still on the previous plan)."""

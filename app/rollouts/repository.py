@@ -28,8 +28,9 @@ def active(session: Session, model_id: int, *, for_update: bool = False) -> Roll
 
 def model_name_of(session: Session, model_id: int) -> str:
     return str(
-        session.execute(select(RegisteredModel.name).where(RegisteredModel.id == model_id))
-        .scalar_one()
+        session.execute(
+            select(RegisteredModel.name).where(RegisteredModel.id == model_id)
+        ).scalar_one()
     )
 
 
@@ -44,14 +45,10 @@ def page(
     return session.scalars(stmt.order_by(Rollout.id.desc()).limit(limit)).all()
 
 
-def due(
-    session: Session, *, now: datetime, model_name: str | None = None
-) -> list[tuple[int, int]]:
+def due(session: Session, *, now: datetime, model_name: str | None = None) -> list[tuple[int, int]]:
     """``(id, look_count)`` of running rollouts whose next look is due (of one model when
     ``model_name`` is given: those are due at once, an observation batch arrived)."""
-    stmt = select(Rollout.id, Rollout.look_count).where(
-        Rollout.state == RolloutState.RUNNING.value
-    )
+    stmt = select(Rollout.id, Rollout.look_count).where(Rollout.state == RolloutState.RUNNING.value)
     if model_name is not None:
         stmt = stmt.join(RegisteredModel, RegisteredModel.id == Rollout.model_id).where(
             RegisteredModel.name == model_name

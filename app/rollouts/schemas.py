@@ -23,9 +23,7 @@ class Hold(BaseModel):
     @model_validator(mode="after")
     def _some_hold(self) -> Hold:
         if self.duration_seconds is None and self.min_observations is None and not self.approval:
-            raise ValueError(
-                "a step needs a hold: duration_seconds, min_observations or approval"
-            )
+            raise ValueError("a step needs a hold: duration_seconds, min_observations or approval")
         return self
 
 

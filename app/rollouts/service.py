@@ -93,8 +93,8 @@ def to_read(rollout: Rollout, model_name: str) -> RolloutRead:
         model=model_name,
         version=rollout.version,
         incumbent_version=rollout.incumbent_version,
-        strategy=rollout.strategy,  # type: ignore[arg-type]
-        state=rollout.state,  # type: ignore[arg-type]
+        strategy=rollout.strategy,
+        state=rollout.state,
         step=rollout.step,
         switched=rollout.switched,
         steps=[StepRead(**s) for s in rollout.steps],
@@ -301,8 +301,7 @@ def start(
     if not result.passed:
         failed = result.report.failed
         raise GatesFailed(
-            f"version {version.version} does not pass the production gates: "
-            + ", ".join(failed),
+            f"version {version.version} does not pass the production gates: " + ", ".join(failed),
             failed=failed,
             report=result.document,
         )
@@ -382,9 +381,7 @@ def _complete(
                         f"(rollout {rollout.id})"),
         )  # fmt: skip
         supersede_others(session, actor=actor, loaded=loaded, keep=None)
-        rollout.serving_revision = serving.current_revision(
-            session, model_name=loaded.model.name
-        )
+        rollout.serving_revision = serving.current_revision(session, model_name=loaded.model.name)
         audit.record(
             session, actor=actor, action=AuditAction.ROLLOUT_COMPLETED,
             model=loaded.model.name, version=rollout.version, reason=reason,
@@ -445,7 +442,9 @@ def advance(
     return to_read(rollout, loaded.model.name)
 
 
-def pause(session: Session, *, actor: Principal, rollout_id: int, reason: str | None) -> RolloutRead:
+def pause(
+    session: Session, *, actor: Principal, rollout_id: int, reason: str | None
+) -> RolloutRead:
     """No looks and no steps while paused; the weights stay as they are."""
     rollout, loaded = _lock(session, actor, rollout_id)
     _require_active(rollout, RolloutState.RUNNING)
@@ -537,9 +536,10 @@ def _hold_state(
         seen = observed - rollout.step_base_requests
         if seen < minimum:
             waiting.append(f"{seen} of {minimum} observations")
-    if hold.get("approval") and rollout.steps[rollout.step].get("approved_by") is None:
-        if not (rollout.strategy == "blue_green" and rollout.switched):
-            waiting.append("a reviewer's approval")
+    approved = rollout.steps[rollout.step].get("approved_by") is not None
+    switched = rollout.strategy == "blue_green" and rollout.switched
+    if hold.get("approval") and not approved and not switched:
+        waiting.append("a reviewer's approval")
     return not waiting, "; ".join(waiting)
 
 
@@ -568,9 +568,7 @@ def look(
         return None
     if early:
         gap = min(interval, settings.rollout_tick_seconds)
-        if rollout.last_look_at is not None and now < rollout.last_look_at + timedelta(
-            seconds=gap
-        ):
+        if rollout.last_look_at is not None and now < rollout.last_look_at + timedelta(seconds=gap):
             return None
     elif rollout.next_look_at is None or rollout.next_look_at > now:
         return None

@@ -94,9 +94,7 @@ def get_plan(session: Session, *, model_name: str) -> ServingPlan:
             )
         if rollout is not None and candidate is not None and rollout.share > 0:
             shadows.append(
-                PlanShadow(
-                    **_plan_version(model_name, candidate).model_dump(), share=rollout.share
-                )
+                PlanShadow(**_plan_version(model_name, candidate).model_dump(), share=rollout.share)
             )
     aliases = [
         PlanAlias(name=a.name, **_plan_version(model_name, versions[a.version_id]).model_dump())

@@ -51,7 +51,9 @@ def upgrade() -> None:
             "version_id",
             sa.BigInteger(),
             sa.ForeignKey(
-                "model_versions.id", name="fk_rollouts_version_id_model_versions", ondelete="RESTRICT"
+                "model_versions.id",
+                name="fk_rollouts_version_id_model_versions",
+                ondelete="RESTRICT",
             ),
             nullable=False,
         ),

@@ -22,9 +22,14 @@ API = "/api/v1"
 
 @pytest.fixture
 def model(client: TestClient) -> str:
+    """Two versions, both in the serving plan (observations are taken only for those):
+    version 1 the ``champion`` alias's, version 2 the ``challenger``'s."""
     create_model(client, "obs-model")
     new_version(client, "obs-model", artifact=False)
     new_version(client, "obs-model", artifact=False)
+    for alias, version in (("champion", 1), ("challenger", 2)):
+        response = client.put(f"{API}/models/obs-model/aliases/{alias}", json={"version": version})
+        assert response.status_code == 200, response.text
     return "obs-model"
 
 

@@ -86,7 +86,7 @@ def test_a_canary_with_twice_the_error_rate_is_aborted_automatically(
     assert started.status_code == 201, started.text
     rid = started.json()["id"]
 
-    rollout, plans = fly(clients, model, rid, {1: 0.01, 2: 0.02}, seed=7)
+    rollout, _ = fly(clients, model, rid, {1: 0.01, 2: 0.02}, seed=7)
 
     assert rollout["state"] == "aborted", rollout
     assert "errors" in rollout["reason"]
@@ -162,8 +162,7 @@ def test_two_processes_racing_advance_move_one_step(clients: list[httpx.Client])
     assert started.status_code == 201, started.text
     rid = started.json()["id"]
     calls = [
-        (lambda c=c: c.post(f"{API}/rollouts/{rid}/advance", json={"step": 0}))
-        for c in clients * 3
+        (lambda c=c: c.post(f"{API}/rollouts/{rid}/advance", json={"step": 0})) for c in clients * 3
     ]
     answers = race(calls)
     codes = sorted(a.status_code for a in answers)

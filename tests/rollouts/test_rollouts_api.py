@@ -11,8 +11,15 @@ from fastapi.testclient import TestClient
 
 from tests.rollouts.conftest import API, model_with_candidate, observations, start_body
 from tests.support.api import assert_problem, audit_events, create_model, error_locs
-from tests.support.flows import gate, new_version, production_version, promote, put_policy
-from tests.support.flows import permissive_policy, read_version
+from tests.support.flows import (
+    gate,
+    new_version,
+    permissive_policy,
+    production_version,
+    promote,
+    put_policy,
+    read_version,
+)
 
 
 def _start(client: TestClient, model: str, **overrides: Any) -> dict[str, Any]:
@@ -120,7 +127,9 @@ def test_pause_resume_and_the_approval_hold(client: TestClient, make_token: Any)
     # The starter (the admin token here) cannot approve its own rollout.
     assert_problem(client.post(f"{API}/rollouts/{rid}/approve", json={}), 403)
     reviewer = {"Authorization": f"Bearer {make_token('reviewer')}"}
-    approved = client.post(f"{API}/rollouts/{rid}/approve", json={"comment": "go"}, headers=reviewer)
+    approved = client.post(
+        f"{API}/rollouts/{rid}/approve", json={"comment": "go"}, headers=reviewer
+    )
     assert approved.status_code == 200, approved.text
     assert approved.json()["steps"][0]["approved_by"] is not None
 

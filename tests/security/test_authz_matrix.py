@@ -329,6 +329,31 @@ BUILDERS: dict[tuple[str, str], Builder] = {
     ("POST", f"{API}/models/{{model}}/labels"): _fixed(
         "POST", f"{M}/labels", json={"labels": [{"request_key": "matrix", "class": "a"}]}
     ),
+    # No production version in the matrix's model: a start is a 409 (no incumbent), and
+    # the rollout routes are asked about a rollout that does not exist (404) - both past
+    # the authorization layer.
+    ("POST", f"{API}/models/{{model}}/rollouts"): _fixed(
+        "POST",
+        f"{M}/rollouts",
+        json={"version": 1, "steps": [{"weight": 10, "hold": {"duration_seconds": 1}}]},
+    ),
+    ("GET", f"{API}/models/{{model}}/rollouts"): _fixed("GET", f"{M}/rollouts"),
+    ("GET", f"{API}/rollouts/{{rollout_id}}"): _fixed("GET", f"{API}/rollouts/999999"),
+    ("POST", f"{API}/rollouts/{{rollout_id}}/advance"): _fixed(
+        "POST", f"{API}/rollouts/999999/advance", json={"reason": "matrix"}
+    ),
+    ("POST", f"{API}/rollouts/{{rollout_id}}/approve"): _fixed(
+        "POST", f"{API}/rollouts/999999/approve", json={"comment": "matrix"}
+    ),
+    ("POST", f"{API}/rollouts/{{rollout_id}}/pause"): _fixed(
+        "POST", f"{API}/rollouts/999999/pause", json={}
+    ),
+    ("POST", f"{API}/rollouts/{{rollout_id}}/resume"): _fixed(
+        "POST", f"{API}/rollouts/999999/resume", json={}
+    ),
+    ("POST", f"{API}/rollouts/{{rollout_id}}/abort"): _fixed(
+        "POST", f"{API}/rollouts/999999/abort", json={"reason": "matrix"}
+    ),
     ("GET", f"{API}/models/{{model}}/drift-settings"): _fixed("GET", f"{M}/drift-settings"),
     ("PUT", f"{API}/models/{{model}}/drift-settings"): _fixed(
         "PUT", f"{M}/drift-settings", json={}

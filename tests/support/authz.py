@@ -135,6 +135,14 @@ GET    /api/v1/models/-/serving                                          401  40
 POST   /api/v1/models/{model}/observations                               401  401     401     401     403    ok        ok       ok       ok    403     ok     403    submitter
 GET    /api/v1/models/{model}/observations                               401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
 POST   /api/v1/models/{model}/labels                                     401  401     401     401     403    ok        ok       ok       ok    403     ok     403    submitter
+POST   /api/v1/models/{model}/rollouts                                   401  401     401     401     403    403       403      ok       ok    403     403    403    operator
+GET    /api/v1/models/{model}/rollouts                                   401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
+GET    /api/v1/rollouts/{rollout_id}                                     401  401     401     401     ok     ok        ok       ok       ok    ok      ok     404    reader
+POST   /api/v1/rollouts/{rollout_id}/advance                             401  401     401     401     403    403       403      ok       ok    403     403    403    operator
+POST   /api/v1/rollouts/{rollout_id}/approve                             401  401     401     401     403    403       ok       ok       ok    403     403    403    reviewer
+POST   /api/v1/rollouts/{rollout_id}/pause                               401  401     401     401     403    403       403      ok       ok    403     403    403    operator
+POST   /api/v1/rollouts/{rollout_id}/resume                              401  401     401     401     403    403       403      ok       ok    403     403    403    operator
+POST   /api/v1/rollouts/{rollout_id}/abort                               401  401     401     401     403    403       403      ok       ok    403     403    403    operator
 GET    /api/v1/models/{model}/drift-settings                             401  401     401     401     403    403       403      403      ok    403     403    403    admin
 PUT    /api/v1/models/{model}/drift-settings                             401  401     401     401     403    403       403      403      ok    403     403    403    admin
 POST   /api/v1/tokens                                                    401  401     401     401     403    403       403      403      ok    403     403    403    admin
@@ -189,6 +197,14 @@ NOTES: Mapping[tuple[str, str], str] = {
         "scoped to another model gets 404, as if the request did not exist."
     ),
     ("POST", "/api/v1/models/{model}/rollback"): "Works while the model is frozen.",
+    ("GET", "/api/v1/rollouts/{rollout_id}"): (
+        "A rollout of another model is answered 404 to a model-scoped token, as if it did "
+        "not exist (the actions too, for a scoped token of a role that may act)."
+    ),
+    ("POST", "/api/v1/rollouts/{rollout_id}/approve"): (
+        "Never the token that started the rollout (403, whatever its role)."
+    ),
+    ("POST", "/api/v1/rollouts/{rollout_id}/abort"): "Works while the model is frozen.",
     ("GET", "/api/v1/models/{model}/policy"): (
         "Readable by readers (CI reads the gates it will face); only admins change it."
     ),
