@@ -63,6 +63,7 @@ from modelgate_client.api_types import (
     PrincipalRead,
     PromotionRead,
     RollbackRead,
+    RolloutRead,
     StageRead,
     TokenCreated,
     TokenRead,
@@ -170,7 +171,7 @@ def metrics_body(
     return [{"dataset": dataset, **dict(m)} for m in metrics]
 
 
-def rollout_mark(rollout: Mapping[str, Any]) -> tuple[Any, ...]:
+def rollout_mark(rollout: Mapping[str, Any] | RolloutRead) -> tuple[Any, ...]:
     """What changes when a rollout does: state, step, weights, looks and decisions."""
     looks = rollout.get("looks") or []
     return (
@@ -1030,7 +1031,7 @@ class ModelgateClient:
         promote_on_complete: bool | None = None,
         reason: str | None = None,
         idempotency_key: str | None = None,
-    ) -> Created[dict[str, Any]]:
+    ) -> Created[RolloutRead]:
         """Start moving traffic to ``version`` (``canary``, ``blue_green``, ``shadow`` or
         ``ab``) in ``steps`` (``{"weight": 5, "hold": {"duration_seconds": 300}}``; see
         :func:`modelgate_client.rollouts.parse_steps` for the short form), judged by
@@ -1048,9 +1049,9 @@ class ModelgateClient:
             body["reason"] = reason
         return self._create(f"/models/{_segment(model)}/rollouts", body, idempotency_key)
 
-    def rollout(self, rollout_id: int) -> dict[str, Any]:
+    def rollout(self, rollout_id: int) -> RolloutRead:
         """One rollout: state, step, weights, looks (the analysis) and decisions."""
-        return cast(dict[str, Any], self._get(f"/rollouts/{_segment(rollout_id)}"))
+        return cast(RolloutRead, self._get(f"/rollouts/{_segment(rollout_id)}"))
 
     def rollouts(
         self,
@@ -1059,11 +1060,11 @@ class ModelgateClient:
         state: str | None = None,
         cursor: str | None = None,
         limit: int | None = None,
-    ) -> Page[dict[str, Any]]:
+    ) -> Page[RolloutRead]:
         """A model's rollouts, newest first (``state``: running, paused, completed,
         aborted)."""
         return cast(
-            Page[dict[str, Any]],
+            Page[RolloutRead],
             self._get(
                 f"/models/{_segment(model)}/rollouts", state=state, cursor=cursor, limit=limit
             ),
@@ -1074,32 +1075,30 @@ class ModelgateClient:
 
     def advance_rollout(
         self, rollout_id: int, *, reason: str | None = None, from_step: int | None = None
-    ) -> dict[str, Any]:
+    ) -> RolloutRead:
         """The next step now, whatever its hold other than an approval (not while the model
         is frozen). ``from_step``: the step index the caller saw; when the rollout has
         moved on meanwhile the server answers 409 and nothing moves."""
         body: dict[str, Any] = {"reason": reason}
         if from_step is not None:
             body["step"] = from_step
-        return cast(dict[str, Any], self._rollout_action(rollout_id, "advance", body))
+        return cast(RolloutRead, self._rollout_action(rollout_id, "advance", body))
 
-    def pause_rollout(self, rollout_id: int, *, reason: str | None = None) -> dict[str, Any]:
+    def pause_rollout(self, rollout_id: int, *, reason: str | None = None) -> RolloutRead:
         """Hold the current weights; no look advances or aborts it until resumed."""
-        return cast(dict[str, Any], self._rollout_action(rollout_id, "pause", {"reason": reason}))
+        return cast(RolloutRead, self._rollout_action(rollout_id, "pause", {"reason": reason}))
 
-    def resume_rollout(self, rollout_id: int, *, reason: str | None = None) -> dict[str, Any]:
-        return cast(dict[str, Any], self._rollout_action(rollout_id, "resume", {"reason": reason}))
+    def resume_rollout(self, rollout_id: int, *, reason: str | None = None) -> RolloutRead:
+        return cast(RolloutRead, self._rollout_action(rollout_id, "resume", {"reason": reason}))
 
-    def abort_rollout(self, rollout_id: int, *, reason: str) -> dict[str, Any]:
+    def abort_rollout(self, rollout_id: int, *, reason: str) -> RolloutRead:
         """All traffic back to the incumbent; stages unchanged; ``reason`` is required."""
-        return cast(dict[str, Any], self._rollout_action(rollout_id, "abort", {"reason": reason}))
+        return cast(RolloutRead, self._rollout_action(rollout_id, "abort", {"reason": reason}))
 
-    def approve_rollout(self, rollout_id: int, *, comment: str | None = None) -> dict[str, Any]:
+    def approve_rollout(self, rollout_id: int, *, comment: str | None = None) -> RolloutRead:
         """Satisfy the ``approval`` hold of the current step (a reviewer other than the
         rollout's starter)."""
-        return cast(
-            dict[str, Any], self._rollout_action(rollout_id, "approve", {"comment": comment})
-        )
+        return cast(RolloutRead, self._rollout_action(rollout_id, "approve", {"comment": comment}))
 
     def wait_rollout(
         self,
@@ -1107,8 +1106,8 @@ class ModelgateClient:
         *,
         timeout: float | None = None,
         interval: float = 2.0,
-        on_change: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any]:
+        on_change: Callable[[RolloutRead], None] | None = None,
+    ) -> RolloutRead:
         """Poll the rollout until it is completed or aborted (returned), calling
         ``on_change`` with each new state of it; TimeoutError after ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -318,7 +318,7 @@ def _watch(rollout_id: int, interval: float, timeout: float | None) -> None:
     api = client()
     deadline = None if timeout is None else time.monotonic() + timeout
     seen: tuple[Any, ...] | None = None
-    current: dict[str, Any] = {}
+    current: Any = None
     try:
         while True:
             current = api.rollout(rollout_id)
