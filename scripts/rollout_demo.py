@@ -289,14 +289,31 @@ def weights_text(rollout: dict[str, Any]) -> str:
 
 
 class Timeline:
+    """Lines of (time since the demo started, event, weights, score). Looks and decisions
+    carry the server's time of them, not the time this script saw them."""
+
     def __init__(self) -> None:
-        self.started = time.monotonic()
+        self.started = time.time()
         log(f"{'TIME':>7}  {'EVENT':<44}  {'WEIGHTS':<18}  SCORE")
 
-    def line(self, event: str, weights: str = "", score: Any = None) -> None:
-        elapsed = time.monotonic() - self.started
+    def line(self, event: str, weights: str = "", score: Any = None, at: str | None = None) -> None:
+        when = time.time()
+        if at:
+            when = datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
         shown = "-" if score is None else f"{float(score):g}"
-        log(f"{elapsed:6.1f}s  {event:<44}  {weights:<18}  {shown}")
+        log(f"{when - self.started:6.1f}s  {event:<44}  {weights:<18}  {shown}")
+
+
+def step_weights(rollout: dict[str, Any], step: int, action: str | None = None) -> str:
+    """What served at ``step`` (or after a decision that ended the rollout)."""
+    incumbent, candidate = rollout.get("incumbent_version"), rollout["version"]
+    if action == "completed":
+        return f"v{candidate}:100%"
+    if action == "aborted":
+        return f"v{incumbent}:100%"
+    steps = rollout.get("steps") or []
+    weight = float(steps[step]["weight"]) if 0 <= step < len(steps) else 0.0
+    return f"v{incumbent}:{100 - weight:g}% v{candidate}:{weight:g}%"
 
 
 def follow(
@@ -317,13 +334,15 @@ def follow(
             what = f"look {look['number']} at step {step}: {look.get('status')}"
             if failing:
                 what += f" ({', '.join(failing)})"
-            timeline.line(what, weights_text(current), look.get("score"))
+            at_step = int(look.get("step") or 0)
+            timeline.line(what, step_weights(current, at_step), look.get("score"), look.get("at"))
         for decision in (current.get("decisions") or [])[decisions_seen:]:
             decisions_seen += 1
             who = "auto" if decision.get("automatic") else decision.get("actor")
             reason = str(decision.get("reason") or "")
             event = f"{decision['action']} (step {int(decision.get('step') or 0) + 1}, {who})"
-            timeline.line(event, weights_text(current), None)
+            weights = step_weights(current, int(decision.get("step") or 0), decision["action"])
+            timeline.line(event, weights, None, decision.get("at"))
             if reason:
                 log(f"{'':9}  why: {reason}")
         if current["state"] in ENDED:
