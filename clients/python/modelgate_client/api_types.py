@@ -264,3 +264,64 @@ class Download(TypedDict):
     path: str
     sha256: str
     size: int
+
+
+RolloutStrategy = Literal["canary", "blue_green", "shadow", "ab"]
+RolloutState = Literal["running", "paused", "completed", "aborted"]
+
+
+class StepRead(TypedDict):
+    """One step of a rollout: the candidate's weight (percent) and its hold."""
+
+    weight: float
+    hold: dict[str, Any]
+    started_at: NotRequired[str | None]
+    approved_by: NotRequired[str | None]
+
+
+class LookRead(TypedDict):
+    """One look of the analysis: the score, the status and a result per metric."""
+
+    number: int
+    at: str
+    step: int
+    score: float | None
+    status: Literal["pass", "marginal", "fail", "nodata"]
+    action: str
+    reason: str
+    results: list[dict[str, Any]]
+
+
+class DecisionRead(TypedDict):
+    at: str
+    action: Literal["started", "advanced", "paused", "resumed", "aborted", "completed", "approved"]
+    step: int
+    actor: str
+    automatic: bool
+    reason: str | None
+
+
+class RolloutRead(TypedDict):
+    id: int
+    model: str
+    version: int
+    incumbent_version: int | None
+    strategy: RolloutStrategy
+    state: RolloutState
+    step: int
+    switched: bool
+    steps: list[StepRead]
+    weights: dict[str, float]
+    shadow_share: float
+    promote_on_complete: bool
+    analysis: dict[str, Any]
+    looks: list[LookRead]
+    look_count: int
+    next_look_at: str | None
+    decisions: list[DecisionRead]
+    reason: str | None
+    created_by: str
+    created_at: str
+    updated_at: str
+    ended_at: str | None
+    serving_revision: int

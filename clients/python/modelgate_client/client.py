@@ -34,6 +34,7 @@ Retries
 from __future__ import annotations
 
 import hashlib
+import json as _json
 import os
 import random
 import time
@@ -62,6 +63,7 @@ from modelgate_client.api_types import (
     PrincipalRead,
     PromotionRead,
     RollbackRead,
+    RolloutRead,
     StageRead,
     TokenCreated,
     TokenRead,
@@ -167,6 +169,24 @@ def metrics_body(
     if isinstance(metrics, Mapping):
         return [{"name": str(k), "value": v, "dataset": dataset} for k, v in metrics.items()]
     return [{"dataset": dataset, **dict(m)} for m in metrics]
+
+
+def rollout_mark(rollout: Mapping[str, Any] | RolloutRead) -> tuple[Any, ...]:
+    """What changes when a rollout does: state, step, weights, looks and decisions."""
+    looks = rollout.get("looks") or []
+    return (
+        rollout.get("state"),
+        rollout.get("step"),
+        json_text(rollout.get("weights")),
+        rollout.get("shadow_share"),
+        looks[-1].get("number") if looks else None,
+        len(rollout.get("decisions") or []),
+        rollout.get("updated_at"),
+    )
+
+
+def json_text(value: Any) -> str:
+    return _json.dumps(value, sort_keys=True, default=str)
 
 
 def all_items(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
@@ -997,6 +1017,116 @@ class ModelgateClient:
     def redeliver(self, webhook_id: int, delivery_id: int) -> dict[str, Any]:
         path = f"/webhooks/{_segment(webhook_id)}/deliveries/{_segment(delivery_id)}/redeliver"
         return cast(dict[str, Any], self._post(path))
+
+    # Rollouts ----------------------------------------------------------------------------
+
+    def start_rollout(
+        self,
+        model: str,
+        version: int,
+        *,
+        steps: Iterable[Mapping[str, Any]],
+        strategy: str = "canary",
+        analysis: Mapping[str, Any] | None = None,
+        promote_on_complete: bool | None = None,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Created[RolloutRead]:
+        """Start moving traffic to ``version`` (``canary``, ``blue_green``, ``shadow`` or
+        ``ab``) in ``steps`` (``{"weight": 5, "hold": {"duration_seconds": 300}}``; see
+        :func:`modelgate_client.rollouts.parse_steps` for the short form), judged by
+        ``analysis`` (server defaults when None)."""
+        body: dict[str, Any] = {
+            "version": version,
+            "strategy": strategy,
+            "steps": [dict(step) for step in steps],
+        }
+        if analysis is not None:
+            body["analysis"] = dict(analysis)
+        if promote_on_complete is not None:
+            body["promote_on_complete"] = promote_on_complete
+        if reason is not None:
+            body["reason"] = reason
+        return self._create(f"/models/{_segment(model)}/rollouts", body, idempotency_key)
+
+    def rollout(self, rollout_id: int) -> RolloutRead:
+        """One rollout: state, step, weights, looks (the analysis) and decisions."""
+        return cast(RolloutRead, self._get(f"/rollouts/{_segment(rollout_id)}"))
+
+    def rollouts(
+        self,
+        model: str,
+        *,
+        state: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> Page[RolloutRead]:
+        """A model's rollouts, newest first (``state``: running, paused, completed,
+        aborted)."""
+        return cast(
+            Page[RolloutRead],
+            self._get(
+                f"/models/{_segment(model)}/rollouts", state=state, cursor=cursor, limit=limit
+            ),
+        )
+
+    def _rollout_action(self, rollout_id: int, action: str, body: dict[str, Any]) -> Any:
+        return self._post(f"/rollouts/{_segment(rollout_id)}/{action}", body)
+
+    def advance_rollout(
+        self, rollout_id: int, *, reason: str | None = None, from_step: int | None = None
+    ) -> RolloutRead:
+        """The next step now, whatever its hold other than an approval (not while the model
+        is frozen). ``from_step``: the step index the caller saw; when the rollout has
+        moved on meanwhile the server answers 409 and nothing moves."""
+        body: dict[str, Any] = {"reason": reason}
+        if from_step is not None:
+            body["step"] = from_step
+        return cast(RolloutRead, self._rollout_action(rollout_id, "advance", body))
+
+    def pause_rollout(self, rollout_id: int, *, reason: str | None = None) -> RolloutRead:
+        """Hold the current weights; no look advances or aborts it until resumed."""
+        return cast(RolloutRead, self._rollout_action(rollout_id, "pause", {"reason": reason}))
+
+    def resume_rollout(self, rollout_id: int, *, reason: str | None = None) -> RolloutRead:
+        return cast(RolloutRead, self._rollout_action(rollout_id, "resume", {"reason": reason}))
+
+    def abort_rollout(self, rollout_id: int, *, reason: str) -> RolloutRead:
+        """All traffic back to the incumbent; stages unchanged; ``reason`` is required."""
+        return cast(RolloutRead, self._rollout_action(rollout_id, "abort", {"reason": reason}))
+
+    def approve_rollout(self, rollout_id: int, *, comment: str | None = None) -> RolloutRead:
+        """Satisfy the ``approval`` hold of the current step (a reviewer other than the
+        rollout's starter)."""
+        return cast(RolloutRead, self._rollout_action(rollout_id, "approve", {"comment": comment}))
+
+    def wait_rollout(
+        self,
+        rollout_id: int,
+        *,
+        timeout: float | None = None,
+        interval: float = 2.0,
+        on_change: Callable[[RolloutRead], None] | None = None,
+    ) -> RolloutRead:
+        """Poll the rollout until it is completed or aborted (returned), calling
+        ``on_change`` with each new state of it; TimeoutError after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen: tuple[Any, ...] | None = None
+        while True:
+            current = self.rollout(rollout_id)
+            mark = rollout_mark(current)
+            if mark != seen:
+                seen = mark
+                if on_change is not None:
+                    on_change(current)
+            if current.get("state") in ("completed", "aborted"):
+                return current
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"rollout {rollout_id} still {current.get('state')} after {timeout} s"
+                )
+            pause = interval if deadline is None else min(interval, deadline - time.monotonic())
+            self._sleep(max(0.0, pause))
 
     # Drift -------------------------------------------------------------------------------
 

@@ -11,6 +11,20 @@
         ...
     path = router.artifact(version)             # fetched once per digest, sha256 checked
 
+    # Or let the router do all of it and report what it saw to the registry:
+    answer = router.serve(request_key, lambda version: models[version].predict(x))
+
+``serve`` picks the version, scores the request with it, scores it also with every
+shadow version the plan names for this key (in a small thread pool: a shadow never
+delays, changes or fails the answer), and records one observation per version that
+scored it (request key, version, role primary or shadow, latency, error flag,
+prediction). Observations are batched and sent by a background thread
+(``POST /api/v1/models/{model}/observations``; see :mod:`modelgate_client.observations`):
+a full queue drops and counts, it never blocks serving; ``router.observation_stats``
+has the counters and ``close()`` flushes what is left. This is what a rollout's
+analysis judges, so a router that serves a canary should report through it (or call
+``router.record`` for requests it scores itself).
+
 The router keeps the model's serving plan in memory and follows changes in a
 background thread by long poll (``GET /api/v1/models/{model}/serving?after=REV&wait=S``).
 Requests never wait for the registry: ``pick`` and ``shadows`` read the plan held in
@@ -40,13 +54,22 @@ import random
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+
+from modelgate_client.observations import (
+    ObservationSink,
+    ObservationStats,
+    as_prediction,
+    observation_key,
+)
 
 __all__ = [
     "ArtifactCorrupt",
@@ -55,11 +78,15 @@ __all__ = [
     "PlanVersion",
     "Router",
     "RouterError",
+    "as_prediction",
+    "observation_key",
 ]
 
 log = logging.getLogger("modelgate_client.router")
 
 _SCALE = float(2**64)
+T = TypeVar("T")
+PredictionOf = Callable[[Any], dict[str, Any] | None]
 
 
 class RouterError(Exception):
@@ -180,6 +207,11 @@ class Router:
         connect_timeout: float = 3.0,
         on_change: Callable[[Plan], None] | None = None,
         start: bool = True,
+        batch_size: int = 500,
+        batch_age: float = 1.0,
+        queue_size: int = 20_000,
+        shadow_workers: int = 4,
+        shadow_queue: int = 1_000,
     ) -> None:
         self.model = model
         self._wait = wait
@@ -215,6 +247,20 @@ class Router:
         self._fetch_locks: dict[str, threading.Lock] = {}
         self._fetch_locks_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._sink = ObservationSink(
+            self._send_observations,
+            batch_size=batch_size,
+            max_age=batch_age,
+            queue_size=queue_size,
+            name=f"modelgate-observations-{model}",
+        )
+        self._shadow_workers = shadow_workers
+        self._shadow_limit = shadow_queue
+        self._shadow_pool: ThreadPoolExecutor | None = None
+        self._shadow_pending = 0
+        self._shadow_lock = threading.Lock()
+        self.shadows_skipped = 0
+        """Shadow scorings not run because ``shadow_queue`` were already waiting."""
         if start:
             self.start()
 
@@ -227,8 +273,13 @@ class Router:
             )
             self._thread.start()
 
-    def close(self) -> None:
-        """Stop following (the last plan stays readable) and release connections."""
+    def close(self, flush_timeout: float = 10.0) -> None:
+        """Send the observations still queued (for at most ``flush_timeout`` seconds),
+        stop following (the last plan stays readable) and release connections."""
+        pool = self._shadow_pool
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._sink.close(flush_timeout)
         self._stop.set()
         with self._changed:
             self._changed.notify_all()
@@ -279,12 +330,14 @@ class Router:
                 self._changed.wait(remaining)
         return True
 
-    def pick(self, request_key: str | bytes) -> int:
-        """The version that scores ``request_key`` under the current plan."""
+    def pick(self, request_key: str | bytes | None = None) -> int:
+        """The version that scores ``request_key`` under the current plan (the same key
+        keeps its version while the weights hold); without a key, a random draw by the
+        weights."""
         plan = self._plan
         if plan is None or not plan.routes:
             raise NoRoute(f"no route for model {self.model!r} (no plan or no production yet)")
-        point = key_point(plan.model, request_key)
+        point = random.random() if request_key is None else key_point(plan.model, request_key)
         for route, bound in zip(plan.routes, plan._bounds, strict=True):
             if point < bound:
                 return route.version
@@ -300,6 +353,163 @@ class Router:
             for s in plan.shadows
             if key_point(plan.model, request_key, f"shadow:{s.version}") < s.share / 100.0
         ]
+
+    # Serving and observing ----------------------------------------------------------
+
+    def serve(
+        self,
+        request_key: str | bytes | None,
+        score: Callable[[int], T],
+        *,
+        prediction: PredictionOf = as_prediction,
+    ) -> T:
+        """Score one request: ``score(version)`` with the version :meth:`pick` chooses,
+        its answer returned (its exception raised); every shadow version the plan names
+        for the key also gets ``score(shadow)`` in the background, its answer and any
+        failure kept from the caller. Each scoring is recorded as an observation;
+        ``prediction`` turns an answer into the observation's prediction (default
+        :func:`~modelgate_client.observations.as_prediction`; return None to record
+        none). Without a key, one is made up (a random pick, nothing sticky)."""
+        key: str | bytes = request_key if request_key is not None else uuid.uuid4().hex
+        version = self.pick(key)
+        for shadow in self.shadows(key):
+            self._shadow(key, shadow, score, prediction)
+        return self._scored(key, version, "primary", score, prediction)
+
+    async def serve_async(
+        self,
+        request_key: str | bytes | None,
+        score: Callable[[int], Awaitable[T]],
+        *,
+        prediction: PredictionOf = as_prediction,
+    ) -> T:
+        """:meth:`serve` for a coroutine scorer: shadows run as tasks on the running loop
+        (bounded like the threads of :meth:`serve`), never awaited by the caller."""
+        key: str | bytes = request_key if request_key is not None else uuid.uuid4().hex
+        version = self.pick(key)
+        for shadow in self.shadows(key):
+            if not self._shadow_slot():
+                continue
+            task = asyncio.ensure_future(
+                self._scored_async(key, shadow, "shadow", score, prediction)
+            )
+            task.add_done_callback(self._shadow_done)
+        return await self._scored_async(key, version, "primary", score, prediction)
+
+    def record(
+        self,
+        request_key: str | bytes,
+        version: int,
+        *,
+        role: str = "primary",
+        latency_ms: float | None = None,
+        error: bool = False,
+        prediction: dict[str, Any] | None = None,
+    ) -> bool:
+        """Report one scoring done outside :meth:`serve` (queued, sent in a batch);
+        False when it was dropped because the queue is full."""
+        return self._sink.record(
+            request_key, version, role=role, latency_ms=latency_ms, error=error,
+            prediction=prediction,
+        )  # fmt: skip
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Send the queued observations now and wait for them (False on timeout)."""
+        return self._sink.flush(timeout)
+
+    @property
+    def observation_stats(self) -> ObservationStats:
+        """Counters of the observations: queued, sent, dropped, rejected, failed..."""
+        return self._sink.stats
+
+    def _scored(
+        self, key: str | bytes, version: int, role: str, score: Callable[[int], T],
+        prediction: PredictionOf,
+    ) -> T:  # fmt: skip
+        started = time.perf_counter()
+        try:
+            answer = score(version)
+        except Exception:
+            self.record(key, version, role=role, error=True,
+                        latency_ms=(time.perf_counter() - started) * 1000.0)  # fmt: skip
+            raise
+        self._recorded(key, version, role, started, answer, prediction)
+        return answer
+
+    async def _scored_async(
+        self, key: str | bytes, version: int, role: str, score: Callable[[int], Awaitable[T]],
+        prediction: PredictionOf,
+    ) -> T:  # fmt: skip
+        started = time.perf_counter()
+        try:
+            answer = await score(version)
+        except Exception:
+            self.record(key, version, role=role, error=True,
+                        latency_ms=(time.perf_counter() - started) * 1000.0)  # fmt: skip
+            raise
+        self._recorded(key, version, role, started, answer, prediction)
+        return answer
+
+    def _recorded(
+        self, key: str | bytes, version: int, role: str, started: float, answer: Any,
+        prediction: PredictionOf,
+    ) -> None:  # fmt: skip
+        latency = (time.perf_counter() - started) * 1000.0
+        try:
+            predicted = prediction(answer)
+        except Exception:
+            log.exception("the prediction function failed; recorded without a prediction")
+            predicted = None
+        self.record(key, version, role=role, latency_ms=latency, prediction=predicted)
+
+    def _shadow_slot(self) -> bool:
+        with self._shadow_lock:
+            if self._shadow_pending >= self._shadow_limit:
+                self.shadows_skipped += 1
+                return False
+            self._shadow_pending += 1
+            return True
+
+    def _shadow_done(self, future: Any) -> None:
+        with self._shadow_lock:
+            self._shadow_pending -= 1
+        if not future.cancelled() and future.exception() is not None:
+            log.debug("shadow scoring failed (recorded): %r", future.exception())
+
+    def _shadow(
+        self, key: str | bytes, version: int, score: Callable[[int], Any],
+        prediction: PredictionOf,
+    ) -> None:  # fmt: skip
+        if not self._shadow_slot():
+            return
+        try:
+            with self._shadow_lock:
+                if self._shadow_pool is None:
+                    self._shadow_pool = ThreadPoolExecutor(
+                        max_workers=self._shadow_workers,
+                        thread_name_prefix=f"modelgate-shadow-{self.model}",
+                    )
+                pool = self._shadow_pool
+            future = pool.submit(self._scored, key, version, "shadow", score, prediction)
+        except RuntimeError:  # the router is closing
+            with self._shadow_lock:
+                self._shadow_pending -= 1
+            return
+        future.add_done_callback(self._shadow_done)
+
+    def _send_observations(self, body: dict[str, Any], idempotency_key: str) -> httpx.Response:
+        path = f"/api/v1/models/{quote(self.model, safe='')}/observations"
+        client = self._clients[self._current]
+        try:
+            response = client.post(
+                path, json=body, headers={"Idempotency-Key": idempotency_key}, timeout=30.0
+            )
+        except httpx.TransportError:
+            self._current = (self._current + 1) % len(self._clients)
+            raise
+        if response.status_code >= 500:
+            self._current = (self._current + 1) % len(self._clients)
+        return response
 
     # Artifacts -----------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from modelgate_client.cli import (
     commands_monitoring,
     commands_promotion,
     commands_registry,
+    commands_rollout,
     commands_serving,
 )
 from modelgate_client.cli.common import (
@@ -99,6 +100,7 @@ for command in (
     commands_monitoring.drift,
     commands_serving.alias,
     commands_serving.serving,
+    commands_rollout.rollout,
 ):
     main.add_command(command)
 
