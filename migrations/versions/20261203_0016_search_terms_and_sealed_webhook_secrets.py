@@ -9,7 +9,7 @@ one, the upgrade stops before changing anything and says so. The downgrade opens
 again (with the same key, or one of ``MODELGATE_SECRET_KEYS_PREVIOUS``).
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0015
 Create Date: 2026-12-03
 """
 
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016"
-down_revision: str | None = "0012"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
