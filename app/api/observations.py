@@ -112,10 +112,10 @@ def get_observations(
 
 
 Since = Annotated[
-    AwareDatetime | None,
+    Rfc3339DateTime | None,
     Query(description="Start (default: the observation retention before until)."),
 ]
-Until = Annotated[AwareDatetime | None, Query(description="End (default: now).")]
+Until = Annotated[Rfc3339DateTime | None, Query(description="End (default: now).")]
 
 
 @router.get(
