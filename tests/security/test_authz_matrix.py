@@ -329,6 +329,13 @@ BUILDERS: dict[tuple[str, str], Builder] = {
     ("POST", f"{API}/models/{{model}}/labels"): _fixed(
         "POST", f"{M}/labels", json={"labels": [{"request_key": "matrix", "class": "a"}]}
     ),
+    ("GET", f"{API}/models/{{model}}/versions/{{version}}/shadow-report"): _fixed(
+        "GET", f"{V}/shadow-report"
+    ),
+    ("GET", f"{API}/models/{{model}}/ab-report"): _fixed(
+        "GET", f"{M}/ab-report", params={"a": 1, "b": 2}
+    ),
+    ("GET", f"{API}/models/{{model}}/monitoring"): _fixed("GET", f"{M}/monitoring"),
     ("GET", f"{API}/models/{{model}}/drift-settings"): _fixed("GET", f"{M}/drift-settings"),
     ("PUT", f"{API}/models/{{model}}/drift-settings"): _fixed(
         "PUT", f"{M}/drift-settings", json={}

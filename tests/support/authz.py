@@ -135,6 +135,9 @@ GET    /api/v1/models/-/serving                                          401  40
 POST   /api/v1/models/{model}/observations                               401  401     401     401     403    ok        ok       ok       ok    403     ok     403    submitter
 GET    /api/v1/models/{model}/observations                               401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
 POST   /api/v1/models/{model}/labels                                     401  401     401     401     403    ok        ok       ok       ok    403     ok     403    submitter
+GET    /api/v1/models/{model}/versions/{version}/shadow-report           401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
+GET    /api/v1/models/{model}/ab-report                                  401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
+GET    /api/v1/models/{model}/monitoring                                 401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
 GET    /api/v1/models/{model}/drift-settings                             401  401     401     401     403    403       403      403      ok    403     403    403    admin
 PUT    /api/v1/models/{model}/drift-settings                             401  401     401     401     403    403       403      403      ok    403     403    403    admin
 POST   /api/v1/tokens                                                    401  401     401     401     403    403       403      403      ok    403     403    403    admin
