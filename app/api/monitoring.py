@@ -12,7 +12,9 @@ from app.monitoring.schemas import MonitoringRead
 router = APIRouter(prefix="/models/{model}", tags=["monitoring"])
 
 
-@router.get("/monitoring", response_model=MonitoringRead, responses=responses(401, 403, 404, 503))
+@router.get(
+    "/monitoring", response_model=MonitoringRead, responses=responses(401, 403, 404, 422, 503)
+)
 def get_monitoring(model: ModelPath, uow: UowDep, principal: ModelReader) -> MonitoringRead:
     """Production against the previous version's baseline (its observations while it was
     production): the monitoring policy in force, the status of the current production

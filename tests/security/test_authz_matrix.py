@@ -384,6 +384,13 @@ BUILDERS: dict[tuple[str, str], Builder] = {
     ("POST", f"{API}/rollouts/{{rollout_id}}/abort"): _fixed(
         "POST", f"{API}/rollouts/999999/abort", json={"reason": "matrix"}
     ),
+    ("GET", f"{API}/models/{{model}}/versions/{{version}}/shadow-report"): _fixed(
+        "GET", f"{V}/shadow-report"
+    ),
+    ("GET", f"{API}/models/{{model}}/ab-report"): _fixed(
+        "GET", f"{M}/ab-report", params={"a": 1, "b": 2}
+    ),
+    ("GET", f"{API}/models/{{model}}/monitoring"): _fixed("GET", f"{M}/monitoring"),
     ("GET", f"{API}/models/{{model}}/drift-settings"): _fixed("GET", f"{M}/drift-settings"),
     ("PUT", f"{API}/models/{{model}}/drift-settings"): _fixed(
         "PUT", f"{M}/drift-settings", json={}

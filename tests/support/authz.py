@@ -143,6 +143,9 @@ POST   /api/v1/rollouts/{rollout_id}/approve                             401  40
 POST   /api/v1/rollouts/{rollout_id}/pause                               401  401     401     401     403    403       403      ok       ok    403     403    403    operator
 POST   /api/v1/rollouts/{rollout_id}/resume                              401  401     401     401     403    403       403      ok       ok    403     403    403    operator
 POST   /api/v1/rollouts/{rollout_id}/abort                               401  401     401     401     403    403       403      ok       ok    403     403    403    operator
+GET    /api/v1/models/{model}/versions/{version}/shadow-report           401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
+GET    /api/v1/models/{model}/ab-report                                  401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
+GET    /api/v1/models/{model}/monitoring                                 401  401     401     401     ok     ok        ok       ok       ok    ok      ok     403    reader
 GET    /api/v1/models/{model}/drift-settings                             401  401     401     401     403    403       403      403      ok    403     403    403    admin
 PUT    /api/v1/models/{model}/drift-settings                             401  401     401     401     403    403       403      403      ok    403     403    403    admin
 POST   /api/v1/tokens                                                    401  401     401     401     403    403       403      403      ok    403     403    403    admin
