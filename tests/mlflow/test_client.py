@@ -100,10 +100,10 @@ out["description"] = client.get_registered_model("fraud").description
 client.set_registered_model_alias("fraud", "champion", "1")
 client.set_registered_model_alias("fraud", "challenger", "2")
 out["by_alias"] = client.get_model_version_by_alias("fraud", "champion").version
-out["model_aliases"] = client.get_registered_model("fraud").aliases
-out["version_aliases"] = client.get_model_version("fraud", "1").aliases
+out["model_aliases"] = dict(client.get_registered_model("fraud").aliases)
+out["version_aliases"] = list(client.get_model_version("fraud", "1").aliases)
 out["searched_aliases"] = {
-    v.version: v.aliases for v in client.search_model_versions("name='fraud'")
+    v.version: list(v.aliases) for v in client.search_model_versions("name='fraud'")
 }
 champion = mlflow.pyfunc.load_model("models:/fraud@champion")
 out["alias_prediction"] = list(champion.predict([5]))
