@@ -88,7 +88,9 @@ def list_rollouts(
 
 
 @router.get(
-    "/rollouts/{rollout_id}", response_model=RolloutRead, responses=responses(401, 403, 404, 503)
+    "/rollouts/{rollout_id}",
+    response_model=RolloutRead,
+    responses=responses(401, 403, 404, 422, 503),
 )
 def read_rollout(rollout_id: RolloutId, uow: UowDep, principal: Reader) -> RolloutRead:
     """The rollout: its step, weights, looks (the analysis so far) and every decision

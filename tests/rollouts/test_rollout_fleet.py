@@ -172,3 +172,26 @@ def test_two_processes_racing_advance_move_one_step(clients: list[httpx.Client])
     assert [d["action"] for d in rollout["decisions"]] == ["started", "advanced"]
     plan = clients[1].get(f"{API}/models/{model}/serving").json()
     assert plan["revision"] == started.json()["serving_revision"] + 1
+
+
+def test_a_process_killed_while_judging_leaves_the_rollout_to_the_other(
+    servers: list[ServerProcess], clients: list[httpx.Client]
+) -> None:
+    model = model_with_candidate(clients[0])
+    steps = [{"weight": 50, "hold": {"min_observations": 10**9}}]
+    body = start_body(steps=steps, analysis={"interval_seconds": 0.2})
+    started = clients[0].post(f"{API}/models/{model}/rollouts", json=body)
+    assert started.status_code == 201, started.text
+    rid = started.json()["id"]
+    rng = np.random.default_rng(3)
+    batch = observations(rng, {1: 50, 2: 50}, BATCH, {1: 0.01, 2: 0.01}, prefix="k")
+    response = clients[0].post(f"{API}/models/{model}/observations", json={"observations": batch})
+    assert response.status_code == 202, response.text
+    # SIGKILL while its driver looks every 0.2 s: whatever it was doing rolls back.
+    servers[0].kill()
+    servers[0].process.wait()
+    rollout, _ = fly(clients[1:], model, rid, {1: 0.01, 2: 0.02}, seed=13)
+    assert rollout["state"] == "aborted", rollout
+    numbers = [look["number"] for look in rollout["looks"]]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+    assert production_version(clients[1], model) == 1

@@ -72,6 +72,7 @@ class World:
     webhook_id: int
     spare_webhook_id: int
     spare_token_id: str
+    rollout_id: int = 0
 
     def admin(self, method: str, url: str, **kwargs: Any) -> Any:
         headers = {**kwargs.pop("headers", {}), **auth(ADMIN_TOKEN)}
@@ -182,7 +183,34 @@ def world(module_app_client: TestClient, module_settings: Settings) -> World:
         spare_token_id=_token(client, "reader")["id"],
     )
     w.promotion_id = w.pending_promotion()
+    w.rollout_id = _running_rollout(w)
     return w
+
+
+def _running_rollout(w: World) -> int:
+    """A rollout of TARGET for the rollout routes: a new version to production and another
+    rolled out under a permissive policy (version 1 stays a candidate), then the matrix's
+    policy back."""
+    permissive = {
+        "staging": {"rules": [], "approvals_required": 0, "auto_promote": True},
+        "production": {"rules": [], "approvals_required": 0, "auto_promote": True,
+                       "require_staging": False},
+    }  # fmt: skip
+    w.admin("PUT", f"{API}/models/{TARGET}/policy", json=permissive)
+    incumbent = w.new_version()
+    applied = w.admin(
+        "POST",
+        f"{API}/models/{TARGET}/promotions",
+        json={"version": incumbent, "target": "production"},
+    )
+    assert applied["status"] == "applied", applied
+    number = w.new_version()
+    steps = [{"weight": 10, "hold": {"approval": True}}]
+    rollout = w.admin("POST", f"{API}/models/{TARGET}/rollouts",
+                      json={"version": number, "steps": steps})  # fmt: skip
+    w.admin("PUT", f"{API}/models/{TARGET}/policy", json=STAGING_NEEDS_A_REVIEWER)
+    rollout_id: int = rollout["id"]
+    return rollout_id
 
 
 # The request each route gets: path parameters filled in, a valid-looking body. -----------
@@ -329,16 +357,18 @@ BUILDERS: dict[tuple[str, str], Builder] = {
     ("POST", f"{API}/models/{{model}}/labels"): _fixed(
         "POST", f"{M}/labels", json={"labels": [{"request_key": "matrix", "class": "a"}]}
     ),
-    # No production version in the matrix's model: a start is a 409 (no incumbent), and
-    # the rollout routes are asked about a rollout that does not exist (404) - both past
-    # the authorization layer.
+    # The matrix's model has a rollout running (a start is a 409); the actions are asked
+    # about a rollout that does not exist (404, past the authorization layer), so that no
+    # caller changes the state the next one meets; reading asks about the running one.
     ("POST", f"{API}/models/{{model}}/rollouts"): _fixed(
         "POST",
         f"{M}/rollouts",
         json={"version": 1, "steps": [{"weight": 10, "hold": {"duration_seconds": 1}}]},
     ),
     ("GET", f"{API}/models/{{model}}/rollouts"): _fixed("GET", f"{M}/rollouts"),
-    ("GET", f"{API}/rollouts/{{rollout_id}}"): _fixed("GET", f"{API}/rollouts/999999"),
+    ("GET", f"{API}/rollouts/{{rollout_id}}"): lambda world, caller: Request(
+        "GET", f"{API}/rollouts/{world.rollout_id}"
+    ),
     ("POST", f"{API}/rollouts/{{rollout_id}}/advance"): _fixed(
         "POST", f"{API}/rollouts/999999/advance", json={"reason": "matrix"}
     ),

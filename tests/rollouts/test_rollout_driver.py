@@ -1,0 +1,83 @@
+"""The driver of the process judges a rollout on its own: an observation batch triggers a
+look, a harmful canary is aborted and a sound one advances through its holds to
+production. In one process (SQLite and PostgreSQL); the two-process fleet is in
+test_rollout_fleet.py."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from tests.rollouts.conftest import API, model_with_candidate, observations, start_body
+from tests.support.api import audit_events
+from tests.support.flows import production_version, read_version
+
+BATCH = 6000
+
+
+def _feed_until_ended(
+    client: TestClient, model: str, rollout_id: int, rates: dict[int, float], seed: int
+) -> dict[str, Any]:
+    """Post batches split by the current plan, each followed by the look it triggers,
+    until the rollout ends (at most 40 batches)."""
+    rng = np.random.default_rng(seed)
+    for i in range(40):
+        rollout = client.get(f"{API}/rollouts/{rollout_id}").json()
+        if rollout["state"] in ("completed", "aborted"):
+            return rollout
+        plan = client.get(f"{API}/models/{model}/serving").json()
+        routes = {r["version"]: r["weight"] for r in plan["routes"]}
+        batch = observations(rng, routes, BATCH, rates, prefix=f"d{seed}-{i}")
+        response = client.post(f"{API}/models/{model}/observations", json={"observations": batch})
+        assert response.status_code == 202, response.text
+        for _ in range(200):  # the look the batch triggered (bounded wait, not a timing test)
+            now = client.get(f"{API}/rollouts/{rollout_id}").json()
+            if now["look_count"] > rollout["look_count"] or now["state"] != "running":
+                break
+            time.sleep(0.05)
+    raise AssertionError(f"rollout {rollout_id} did not end: {rollout}")
+
+
+def test_the_driver_aborts_a_canary_with_twice_the_error_rate(client: TestClient) -> None:
+    model = model_with_candidate(client)
+    body = start_body(
+        steps=[{"weight": 50, "hold": {"min_observations": 10**9}}],
+        analysis={"interval_seconds": 0.2},
+    )
+    started = client.post(f"{API}/models/{model}/rollouts", json=body)
+    assert started.status_code == 201, started.text
+    rollout = _feed_until_ended(client, model, started.json()["id"], {1: 0.01, 2: 0.02}, seed=3)
+    assert rollout["state"] == "aborted"
+    assert rollout["decisions"][-1]["actor"] == "system"
+    assert rollout["decisions"][-1]["automatic"] is True
+    assert "critical metric failed (errors)" in rollout["reason"]
+    assert production_version(client, model) == 1
+    assert read_version(client, model, 2)["stage"] == "candidate"
+    plan = client.get(f"{API}/models/{model}/serving").json()
+    assert [(r["version"], r["weight"]) for r in plan["routes"]] == [(1, 100.0)]
+    (event,) = [e for e in audit_events(client, model=model) if e["action"] == "rollout.aborted"]
+    assert event["actor"] == "system"
+    assert event["reason"] == rollout["reason"]
+
+
+def test_the_driver_advances_a_sound_canary_through_its_holds(client: TestClient) -> None:
+    model = model_with_candidate(client)
+    steps = [
+        {"weight": 50, "hold": {"min_observations": 2000}},
+        {"weight": 100, "hold": {"duration_seconds": 0.1}},
+    ]
+    body = start_body(steps=steps, analysis={"interval_seconds": 0.2})
+    started = client.post(f"{API}/models/{model}/rollouts", json=body)
+    assert started.status_code == 201, started.text
+    rollout = _feed_until_ended(client, model, started.json()["id"], {1: 0.01, 2: 0.008}, seed=5)
+    assert rollout["state"] == "completed", rollout
+    assert [(d["action"], d["automatic"]) for d in rollout["decisions"]] == [
+        ("started", False), ("advanced", True), ("completed", True),
+    ]  # fmt: skip
+    assert production_version(client, model) == 2
+    assert read_version(client, model, 1)["stage"] == "archived"
+    held = [look for look in rollout["looks"] if look["action"] == "hold"]
+    assert all(look["reason"] for look in held)
