@@ -237,3 +237,19 @@ def test_serve_async_keeps_shadow_failures_from_the_caller_and_reports_both(
         assert seen[(1, "primary")]["errors"] == 0
         assert seen[(shadow, "shadow")]["requests"] == 200
         assert seen[(shadow, "shadow")]["errors"] == 200
+
+
+def test_without_a_key_the_pick_is_a_draw_by_the_weights() -> None:
+    router = Router("http://127.0.0.1:9", "m", start=False)
+    entry = {"stage": "production", "artifact": None}
+    router.set_plan({
+        "model": "m", "revision": 1, "production": {**entry, "version": 1},
+        "routes": [{**entry, "version": 1, "weight": 80.0},
+                   {**entry, "version": 2, "weight": 20.0}],
+        "shadows": [], "aliases": [],
+    })  # fmt: skip
+    picks = [router.pick() for _ in range(20_000)]
+    # 20 % of 20,000 is 4,000 (sd 57): within 4.5 sd, and not sticky.
+    assert abs(picks.count(2) - 4_000) <= 255
+    assert len({router.pick(None) for _ in range(200)}) == 2
+    router.close()
