@@ -269,6 +269,8 @@ class Fleet:
         self._stop.set()
         for thread in self._threads:
             thread.join(10)
+        for router in self.routers:  # what is still queued, sent before closing
+            router.flush(60)
         for router in self.routers:
             router.close()
 

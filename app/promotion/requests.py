@@ -125,6 +125,8 @@ def request_promotion(
     target = Stage(data.target)
     loaded = transitions.load(session, model_name=model_name, number=data.version, target=target)
     transitions.check_promotion(loaded, target)
+    if target is Stage.PRODUCTION:
+        transitions.ensure_no_rollout(session, loaded.model)
     model, version, policy = loaded.model, loaded.version, loaded.policy
     assert policy is not None
     for other in loaded.pending:
@@ -269,6 +271,7 @@ def _apply(
     target = request.target_stage
     if target is Stage.PRODUCTION:
         transitions.ensure_not_frozen(model)
+        transitions.ensure_no_rollout(session, model)
     # Set before the stage moves, so that the request's row is written once, in the flush
     # that moves the version (the order of events in the audit log is unchanged).
     request.status = PromotionStatus.APPLIED

@@ -44,6 +44,7 @@ from app.db.base import utcnow
 from app.errors import (
     Conflict,
     ModelFrozen,
+    RolloutInProgress,
     RolloutRequired,
     TransitionNotAllowed,
     VersionNotFound,
@@ -54,6 +55,7 @@ from app.promotion.policy import PolicyInForce, in_force
 from app.registry import repository as registry_repository
 from app.registry import service as registry
 from app.registry.models import ModelVersion, RegisteredModel, Stage
+from app.rollouts import repository as rollouts_repository
 from app.serving import aliases as serving_aliases
 from app.serving import service as serving
 
@@ -258,6 +260,18 @@ def check_promotion(loaded: Loaded, target: Stage) -> None:
                 f"POST /api/v1/models/{model.name}/rollouts with "
                 f'{{"version": {version.version}, "strategy": "canary", "steps": [...]}}'
             )
+
+
+def ensure_no_rollout(session: Session, model: RegisteredModel) -> None:
+    """Production moves by promotion wait while a rollout of the model is running or
+    paused (its completion is the move); rollback still works (the rollout then aborts)."""
+    active = rollouts_repository.active(session, model.id)
+    if active is not None:
+        raise RolloutInProgress(
+            f"rollout {active.id} of version {active.version} is {active.state} on model "
+            f"{model.name!r}: production changes by its completion, or abort it first",
+            rollout_id=active.id,
+        )
 
 
 def _not_allowed(

@@ -13,20 +13,24 @@ import pytest
 
 from app.settings import Settings
 from tests.rollouts.conftest import API, model_with_candidate, observations, start_body
+from tests.security.conftest import module_database, module_settings, module_store
 from tests.serving.conftest import admin, server_settings
 from tests.support.api import audit_events
 from tests.support.flows import production_version, race, read_version
 from tests.support.servers import ServerProcess, running_servers
 
 pytestmark = pytest.mark.postgres_only
+__all__ = ["module_database", "module_settings", "module_store"]  # fixtures, shared
 
 BATCH = 4000
 MAX_BATCHES = 80
 
 
-@pytest.fixture
-def servers(settings: Settings) -> Iterator[list[ServerProcess]]:
-    env = {**server_settings(settings), "ROLLOUT_TICK_SECONDS": "0.2"}
+# One database and one pair of servers for the module (each test has a model of its own):
+# starting two servers is most of a test's time on a busy machine.
+@pytest.fixture(scope="module")
+def servers(module_settings: Settings) -> Iterator[list[ServerProcess]]:
+    env = {**server_settings(module_settings), "ROLLOUT_TICK_SECONDS": "0.2"}
     with running_servers(env, count=2, timeout=120) as started:
         yield started
 
@@ -37,6 +41,14 @@ def clients(servers: list[ServerProcess]) -> Iterator[list[httpx.Client]]:
     yield made
     for c in made:
         c.close()
+
+
+@pytest.fixture
+def own_servers(module_settings: Settings) -> Iterator[list[ServerProcess]]:
+    """A pair of its own, for a test that kills one."""
+    env = {**server_settings(module_settings), "ROLLOUT_TICK_SECONDS": "0.2"}
+    with running_servers(env, count=2, timeout=120) as started:
+        yield started
 
 
 def _wait_for_look(client: httpx.Client, rollout_id: int, after: int) -> dict[str, Any]:
@@ -172,3 +184,30 @@ def test_two_processes_racing_advance_move_one_step(clients: list[httpx.Client])
     assert [d["action"] for d in rollout["decisions"]] == ["started", "advanced"]
     plan = clients[1].get(f"{API}/models/{model}/serving").json()
     assert plan["revision"] == started.json()["serving_revision"] + 1
+
+
+def test_a_process_killed_while_judging_leaves_the_rollout_to_the_other(
+    own_servers: list[ServerProcess],
+) -> None:
+    servers = own_servers
+    clients = [admin(s.base_url) for s in servers]
+    model = model_with_candidate(clients[0])
+    steps = [{"weight": 50, "hold": {"min_observations": 10**9}}]
+    body = start_body(steps=steps, analysis={"interval_seconds": 0.2})
+    started = clients[0].post(f"{API}/models/{model}/rollouts", json=body)
+    assert started.status_code == 201, started.text
+    rid = started.json()["id"]
+    rng = np.random.default_rng(3)
+    batch = observations(rng, {1: 50, 2: 50}, BATCH, {1: 0.01, 2: 0.01}, prefix="k")
+    response = clients[0].post(f"{API}/models/{model}/observations", json={"observations": batch})
+    assert response.status_code == 202, response.text
+    # SIGKILL while its driver looks every 0.2 s: whatever it was doing rolls back.
+    servers[0].kill()
+    servers[0].process.wait()
+    rollout, _ = fly(clients[1:], model, rid, {1: 0.01, 2: 0.02}, seed=13)
+    assert rollout["state"] == "aborted", rollout
+    numbers = [look["number"] for look in rollout["looks"]]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+    assert production_version(clients[1], model) == 1
+    for c in clients:
+        c.close()

@@ -223,6 +223,12 @@ def test_one_rollout_per_model_and_other_refusals(client: TestClient) -> None:
                    404)  # fmt: skip
     assert_problem(client.post(f"{API}/models/nope/rollouts", json=start_body()), 404)
     assert_problem(client.get(f"{API}/rollouts/999999"), 404, "rollout-not-found")
+    # Production moves by the rollout's completion, not by a promotion meanwhile.
+    promotion = client.post(
+        f"{API}/models/{model}/promotions", json={"version": 3, "target": "production"}
+    )
+    assert_problem(promotion, 409, "rollout-in-progress")
+    assert production_version(client, model) == 1
 
     lonely = "roll-lonely"
     create_model(client, lonely)

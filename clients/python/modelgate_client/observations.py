@@ -14,8 +14,9 @@ used alone too. Serving never waits for it:
   nothing is counted twice) up to ``max_attempts`` times, then counted as failed.
 - A batch the registry refuses (4xx) is refused whole; when the problem names the bad
   rows (``errors[].loc = ["body", "observations", i, ...]``) those rows are dropped and
-  counted (``stats.rejected``) and the rest is sent again once; otherwise the whole batch
-  is counted as rejected.
+  counted (``stats.rejected``), with every row of a version it names as not acceptable
+  (outside the serving plan, say), and the rest is sent again (up to 3 times);
+  otherwise the whole batch is counted as rejected.
 - :meth:`ObservationSink.flush` sends what is queued now; :meth:`ObservationSink.close`
   flushes (within a timeout) and stops the thread.
 """
@@ -55,6 +56,8 @@ _KEY = re.compile(r"^[\x21-\x7e]{1,256}$")
 _RETRY = frozenset({429, 500, 502, 503, 504})
 MAX_BATCH = 10_000
 """The registry's largest batch."""
+MAX_SPLITS = 3
+"""Times a refused batch is sent again without the rows the refusal named."""
 
 
 def observation_key(request_key: str | bytes) -> str:
@@ -281,7 +284,7 @@ class ObservationSink:
         return give_up is None or time.monotonic() < give_up
 
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
-        split_once = False
+        splits = 0
         key = str(uuid.uuid4())
         backoff = self._min_backoff
         attempt = 0
@@ -300,9 +303,9 @@ class ObservationSink:
             if response is not None and response.status_code not in _RETRY:
                 detail = _detail(response)
                 self.stats.last_error = f"HTTP {response.status_code}: {detail}"
-                bad = _bad_rows(response, len(batch))
-                if bad and not split_once and len(bad) < len(batch):
-                    split_once = True
+                bad = _bad_rows(response, batch)
+                if bad and splits < MAX_SPLITS and len(bad) < len(batch):
+                    splits += 1
                     self.stats.rejected += len(bad)
                     log.warning(
                         "the registry refused %d of %d observations (%s); sending the rest",
@@ -341,18 +344,18 @@ def _detail(response: httpx.Response) -> str:
     return str(body)[:300]
 
 
-def _bad_rows(response: httpx.Response, size: int) -> set[int]:
-    """Indexes of the rows a refusal names (``loc = ["body", "observations", i, ...]``);
-    empty when it names none or reports more problems than it lists."""
+def _bad_rows(response: httpx.Response, batch: list[dict[str, Any]]) -> set[int]:
+    """Indexes of the rows a refusal names (``loc = ["body", "observations", i, ...]``),
+    and of every row with a version a refusal names as unknown or outside the plan (the
+    list of errors may be cut); empty when it names no row."""
     try:
         body = response.json()
     except ValueError:
         return set()
     if not isinstance(body, dict) or not isinstance(body.get("errors"), list):
         return set()
-    if "more)" in str(body.get("detail", "")):  # "(and N more)": the list is cut
-        return set()
     bad: set[int] = set()
+    versions: set[Any] = set()
     for error in body["errors"]:
         loc = error.get("loc") if isinstance(error, dict) else None
         if (
@@ -360,9 +363,12 @@ def _bad_rows(response: httpx.Response, size: int) -> set[int]:
             and len(loc) >= 3
             and loc[:2] == ["body", "observations"]
             and isinstance(loc[2], int)
-            and 0 <= loc[2] < size
+            and 0 <= loc[2] < len(batch)
         ):
             bad.add(loc[2])
+            if len(loc) >= 4 and loc[3] == "version":
+                versions.add(batch[loc[2]].get("version"))
         else:
             return set()
+    bad.update(i for i, row in enumerate(batch) if row.get("version") in versions)
     return bad
