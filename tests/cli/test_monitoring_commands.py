@@ -60,3 +60,24 @@ def test_drift_commands(
     assert cli.run("drift", "list", model, "--query", "items.0.id").stdout.strip() == str(
         report["id"]
     )
+
+
+def test_drift_settings_commands(cli: Cli, tokens: Tokens, model: str) -> None:
+    shown = cli.json("drift", "settings", "show", model, token=tokens.admin)
+    assert shown["is_default"] is True
+    changed = cli.json("drift", "settings", "set", model, "--tau", "0.35", token=tokens.admin)
+    # Only --tau changed; the other thresholds kept their values.
+    assert (changed["tau"], changed["max_null_rate"], changed["alpha"]) == (
+        0.35, shown["max_null_rate"], shown["alpha"],
+    )  # fmt: skip
+    assert changed["is_default"] is False
+    text = cli.run("drift", "settings", "show", model, token=tokens.admin)
+    assert text.returncode == 0, text.stderr
+    assert "0.35" in text.stdout
+    bad = cli.run("drift", "settings", "set", model, "--alpha", "2", token=tokens.admin)
+    assert bad.returncode == 2
+    nothing = cli.run("drift", "settings", "set", model, token=tokens.admin)
+    assert nothing.returncode == 2
+    refused = cli.run("drift", "settings", "set", model, "--tau", "0.5")  # the submitter
+    assert refused.returncode == 3
+    assert cli.json("drift", "settings", "show", model, token=tokens.admin)["tau"] == 0.35

@@ -3,13 +3,14 @@ only when their policy's gates pass; every move is a new serving revision."""
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from tests.serving.conftest import model_in_production
-from tests.support.api import API, assert_problem, audit_events
+from tests.support.api import ADMIN_TOKEN, API, assert_problem, audit_events
 from tests.support.flows import make_team, new_version, permissive_policy, put_policy
 
 
@@ -318,3 +319,41 @@ def test_an_alias_move_wakes_a_watcher(client: TestClient) -> None:
     assert answers[0].status_code == 200
     assert answers[0].json()["revision"] == start + 1
     assert [a["name"] for a in answers[0].json()["aliases"]] == ["canary"]
+
+
+def test_lists_of_models_and_versions_and_the_console_show_aliases(client: TestClient) -> None:
+    model = model_in_production(client, "alias-lists", versions=2)
+    v3 = new_version(client, model)
+    for name, number in (("champion", 2), ("challenger", v3), ("canary", v3)):
+        assert put_alias(client, model, name, number, {}).status_code == 200
+    expected = {"canary": v3, "challenger": v3, "champion": 2}
+
+    models = client.get(f"{API}/models", params={"name_prefix": model}).json()["items"]
+    assert [(m["name"], m["aliases"]) for m in models] == [(model, expected)]
+    assert client.get(f"{API}/models/{model}").json()["aliases"] == expected
+    versions = client.get(f"{API}/models/{model}/versions").json()["items"]
+    assert {v["version"]: v["aliases"] for v in versions} == {
+        v3: ["canary", "challenger"], 2: ["champion"], 1: [],
+    }  # fmt: skip
+    [production] = client.get(f"{API}/models/{model}/stages/production").json()["items"]
+    assert production["aliases"] == ["champion"]
+    other = model_in_production(client, "alias-lists-none", versions=1)
+    assert client.get(f"{API}/models/{other}").json()["aliases"] == {}
+
+    # The console's model page: the aliases beside production, and on each version.
+    form = client.get("/ui/sign-in")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', form.text)
+    assert nonce is not None
+    signed_in = client.post(
+        "/ui/sign-in",
+        data={"token": ADMIN_TOKEN, "nonce": nonce.group(1), "next": f"/ui/models/{model}"},
+        follow_redirects=False,
+    )
+    assert signed_in.status_code == 303, signed_in.text
+    page = client.get(f"/ui/models/{model}")
+    assert page.status_code == 200
+    summary = page.text[page.text.index('class="summary"') : page.text.index("</section>")]
+    for name in expected:
+        assert f'<span class="alias">@{name}</span>' in summary
+    versions_html = page.text[page.text.index('id="versions-h"') :]
+    assert versions_html.count('<span class="alias">@') == 3
