@@ -36,6 +36,9 @@ class ProductionPolicy(StagePolicy):
         default=False,
         description="Production is reached only by a rollout (POST /models/{model}/rollouts); "
         "a promotion request to production answers 409 rollout-required.",
+        # Left out of the stored document when false, so that the digests of policies
+        # written before this field existed stay what they were.
+        exclude_if=lambda value: value is False,
     )
 
 
