@@ -18,7 +18,7 @@ from tests.support.flows import new_version
         (
             "/models/fraud/versions",
             {"filter": "stage=production", "tags": "x", "lineage.dataset": "x"},
-        ),  # fmt: skip
+        ),
         ("/models/fraud/history", {"when": "2026-01-01T00:00:00Z"}),
         ("/models/fraud/versions/1", {"expand": "all"}),
         ("/audit", {"actr": "someone"}),
