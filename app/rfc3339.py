@@ -41,7 +41,7 @@ def parse_rfc3339(value: str) -> datetime:
     head, dot, rest = text.partition(".")
     if dot:  # Python takes at most six digits of a fraction: keep microseconds.
         digits = rest[: len(rest) - 6]
-        text = f"{head}.{digits[:6]}{rest[len(digits):]}"
+        text = f"{head}.{digits[:6]}{rest[len(digits) :]}"
     try:
         return datetime.fromisoformat(text).astimezone(UTC)
     except (ValueError, OverflowError) as exc:

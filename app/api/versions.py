@@ -21,56 +21,91 @@ from app.registry.models import Stage
 from app.registry.schemas import MetricsAdd, Page, StageRead, VersionCreate, VersionRead
 from app.serving import aliases
 
+
 def lineage_filters(
     code_commit: Annotated[
         str | None,
-        Query(alias="lineage.code_commit", max_length=128, description="Only versions whose lineage "
-              "states this code_commit. VCS commit of the training code."),
+        Query(
+            alias="lineage.code_commit",
+            max_length=128,
+            description="Only versions whose lineage "
+            "states this code_commit. VCS commit of the training code.",
+        ),
     ] = None,
     code_repository: Annotated[
         str | None,
-        Query(alias="lineage.code_repository", max_length=512, description="Only versions whose lineage "
-              "states this code_repository. Repository of the training code."),
+        Query(
+            alias="lineage.code_repository",
+            max_length=512,
+            description="Only versions whose lineage "
+            "states this code_repository. Repository of the training code.",
+        ),
     ] = None,
     code_dirty: Annotated[
         str | None,
-        Query(alias="lineage.code_dirty", max_length=5, description="Only versions whose lineage "
-              "states this code_dirty. `true` or `false`."),
+        Query(
+            alias="lineage.code_dirty",
+            max_length=5,
+            description="Only versions whose lineage states this code_dirty. `true` or `false`.",
+        ),
     ] = None,
     data_version: Annotated[
         str | None,
-        Query(alias="lineage.data_version", max_length=512, description="Only versions whose lineage "
-              "states this data_version. Dataset version."),
+        Query(
+            alias="lineage.data_version",
+            max_length=512,
+            description="Only versions whose lineage states this data_version. Dataset version.",
+        ),
     ] = None,
     feature_pipeline_version: Annotated[
         str | None,
-        Query(alias="lineage.feature_pipeline_version", max_length=512, description="Only versions whose lineage "
-              "states this feature_pipeline_version. Feature logic version."),
+        Query(
+            alias="lineage.feature_pipeline_version",
+            max_length=512,
+            description="Only versions whose lineage "
+            "states this feature_pipeline_version. Feature logic version.",
+        ),
     ] = None,
     environment: Annotated[
         str | None,
-        Query(alias="lineage.environment", max_length=512, description="Only versions whose lineage "
-              "states this environment. Environment or image digest."),
+        Query(
+            alias="lineage.environment",
+            max_length=512,
+            description="Only versions whose lineage "
+            "states this environment. Environment or image digest.",
+        ),
     ] = None,
     seed: Annotated[
         str | None,
-        Query(alias="lineage.seed", max_length=24, description="Only versions whose lineage "
-              "states this seed. Random seed, in decimal."),
+        Query(
+            alias="lineage.seed",
+            max_length=24,
+            description="Only versions whose lineage states this seed. Random seed, in decimal.",
+        ),
     ] = None,
     training_run_id: Annotated[
         str | None,
-        Query(alias="lineage.training_run_id", max_length=512, description="Only versions whose lineage "
-              "states this training_run_id. Training run id."),
+        Query(
+            alias="lineage.training_run_id",
+            max_length=512,
+            description="Only versions whose lineage states this training_run_id. Training run id.",
+        ),
     ] = None,
     ci_run_id: Annotated[
         str | None,
-        Query(alias="lineage.ci_run_id", max_length=512, description="Only versions whose lineage "
-              "states this ci_run_id. CI run id."),
+        Query(
+            alias="lineage.ci_run_id",
+            max_length=512,
+            description="Only versions whose lineage states this ci_run_id. CI run id.",
+        ),
     ] = None,
     ci_run_url: Annotated[
         str | None,
-        Query(alias="lineage.ci_run_url", max_length=2048, description="Only versions whose lineage "
-              "states this ci_run_url. CI run URL."),
+        Query(
+            alias="lineage.ci_run_url",
+            max_length=2048,
+            description="Only versions whose lineage states this ci_run_url. CI run URL.",
+        ),
     ] = None,
 ) -> dict[str, str | None]:
     """The ``?lineage.<field>=`` filters: each an exact match of one scalar lineage field

@@ -152,4 +152,4 @@ def stage_moves_until(
         )
         .order_by(AuditEvent.id)
     )
-    return [(int(v), str(s)) for v, s in session.execute(stmt)]
+    return [(int(v or 0), str(s)) for v, s in session.execute(stmt)]

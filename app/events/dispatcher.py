@@ -276,9 +276,7 @@ class Dispatcher:
                 "Modelgate-Event-Id": claim.event_id,
                 "Modelgate-Event-Type": claim.event_type,
                 "Modelgate-Timestamp": str(timestamp),
-                signing.SIGNATURE_HEADER: signing.header_value(
-                    claim.secret, timestamp, claim.body
-                ),
+                signing.SIGNATURE_HEADER: signing.header_value(claim.secret, timestamp, claim.body),
                 "Modelgate-Delivery-Id": str(claim.delivery_id),
                 "Modelgate-Delivery-Attempt": str(claim.attempt),
             }

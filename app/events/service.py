@@ -17,8 +17,8 @@ from app.errors import (
 )
 from app.events import repository
 from app.events.models import OPEN_STATUSES, DeliveryStatus, Webhook, WebhookDelivery
-from app.events.secretbox import SecretBox
 from app.events.schemas import DeliveryRead, WebhookCreate, WebhookRead
+from app.events.secretbox import SecretBox
 from app.events.urls import UrlPolicy, UrlRefused, check_url
 from app.events.wakeup import wake_after_commit
 from app.pagination import decode_cursor, encode_cursor

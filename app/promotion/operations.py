@@ -260,7 +260,7 @@ def _entry(p: ProductionPeriod) -> HistoryEntry:
         version=p.version,
         started_at=p.started_at,
         ended_at=p.ended_at,
-        via=p.via,  # type: ignore[arg-type]
+        via=p.via,
         actor=p.actor,
         reason=p.reason,
         promotion_id=p.promotion_id,

@@ -205,8 +205,11 @@ class VersionSearchTerm(Base):
     __table_args__ = (
         Index(
             "ix_version_search_terms_model_id_key_value_sha256_version",
-            "model_id", "key", "value_sha256", "version",
-        ),  # fmt: skip
+            "model_id",
+            "key",
+            "value_sha256",
+            "version",
+        ),
         Index("ix_version_search_terms_version_id", "version_id"),
     )
 

@@ -76,12 +76,13 @@ def terms_of(*, tags: Mapping[str, Any], lineage: Mapping[str, Any]) -> list[tup
 
 def tag_term(raw: str) -> Term:
     """One ``?tag=`` filter as a term; a malformed one is a 400 that says how to write it."""
+    value: str | None
     if "=" in raw:
         key, _, value = raw.partition("=")
     elif ":" in raw:
         key, _, value = raw.partition(":")
     else:
-        key, value = raw, None  # type: ignore[assignment]
+        key, value = raw, None
     if not _TAG_KEY.fullmatch(key):
         raise BadRequest(
             f"tag={raw!r}: the key {key!r} is not a tag key (1-128 of A-Z a-z 0-9 _ . : / -); "

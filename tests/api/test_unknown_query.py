@@ -16,7 +16,12 @@ from tests.support.flows import new_version
     ("path", "params"),
     [
         ("/models", {"q": "fraud"}),
-        ("/models/fraud/versions", {"filter": "stage=production", "tag": "x"}),
+        # tag= and lineage.<field>= are filters now; near misses are still unknown.
+        (
+            "/models/fraud/versions",
+            {"filter": "stage=production", "tags": "x", "lineage.dataset": "x"},
+        ),
+        ("/models/fraud/history", {"when": "2026-01-01T00:00:00Z"}),
         ("/models/fraud/versions/1", {"expand": "all"}),
         ("/audit", {"actr": "someone"}),
     ],

@@ -108,7 +108,8 @@ def test_upgrade_fills_terms_and_seals_secrets(
     }
     assert "secret" not in row
     sealed = str(row["secret_sealed"])
-    assert SECRET not in sealed and SECRET.encode().hex() not in sealed
+    assert SECRET not in sealed
+    assert SECRET.encode().hex() not in sealed
     assert SecretBox.from_texts(SECRET_KEY).open(sealed) == SECRET
 
     migrate.downgrade(engine, "0012", secret_keys=(SECRET_KEY,))

@@ -28,7 +28,7 @@ from tests.events._helpers import (
     first_arrivals,
     wait_until,
 )
-from tests.support.api import API, create_model, create_version
+from tests.support.api import API, SECRET_KEY, create_model, create_version
 from tests.support.receiver import Receiver
 from tests.support.servers import running_servers, start_server
 
@@ -117,6 +117,7 @@ def live_settings(settings: Settings, workdir: Path) -> dict[str, str]:
     """Settings of real server processes on the test database, retrying fast."""
     return {
         "DATABASE_URL": settings.database_url,
+        "SECRET_KEY": SECRET_KEY,
         "ARTIFACT_STORE": str(workdir / "artifacts"),
         "AUTO_MIGRATE": "false",
         "LOG_LEVEL": "WARNING",

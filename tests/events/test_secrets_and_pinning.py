@@ -120,7 +120,8 @@ def test_secret_is_sealed_at_rest_never_returned_and_still_signs(
     for path in (f"/webhooks/{hook['id']}", "/webhooks"):
         shown = client.get(f"{API}{path}")
         assert shown.status_code == 200, shown.text
-        assert SECRET not in shown.text and "secret" not in shown.text
+        assert SECRET not in shown.text
+        assert "secret" not in shown.text
     assert SECRET not in client.get(f"{API}/audit").text
 
     # The twin came after the event: one delivery, signed with the opened secret.
@@ -141,7 +142,7 @@ def test_without_the_key_nothing_is_created_or_sent(
     assert "MODELGATE_SECRET_KEY" in refused.json()["detail"]
 
     outcomes = _send_all(_dispatcher(client, settings, {"secret_key": None}))
-    assert len(outcomes) == 1 and not outcomes[0].ok
+    assert [o.ok for o in outcomes] == [False], outcomes
     assert "secret unavailable" in str(outcomes[0].error)
     assert receiver.requests == []
 
@@ -153,7 +154,8 @@ def test_rotation_old_key_opens_until_rekeyed(
     hook = _queue_one(client, receiver.url)
     # A server with only the new key cannot open the old secret, and says which key it needs.
     wrong = _send_all(_dispatcher(client, settings, {"secret_key": OTHER_KEY}))
-    assert not wrong[0].ok and "sealed under key" in str(wrong[0].error)
+    assert [o.ok for o in wrong] == [False], wrong
+    assert "sealed under key" in str(wrong[0].error)
     assert receiver.requests == []
     rotated = {"secret_key": OTHER_KEY, "secret_keys_previous": [SecretStr(SECRET_KEY)]}
     from app.cli.main import rekey_secrets
@@ -166,7 +168,7 @@ def test_rotation_old_key_opens_until_rekeyed(
     client.post(f"{API}/models/fraud/unfreeze", json={"reason": "over"})
     client.post(f"{API}/models/fraud/freeze", json={"reason": "again"})
     ok = _send_all(_dispatcher(client, settings, {"secret_key": OTHER_KEY}))
-    assert ok and all(o.ok for o in ok), ok
+    assert [o.ok for o in ok] == [True], ok
     assert_signed(receiver.requests, SECRET)
 
 
@@ -189,7 +191,7 @@ def test_rebinding_answer_never_reaches_loopback(
         overrides={"webhook_allow_private_networks": False, "webhook_timeout_seconds": 1.0},
     )  # fmt: skip
     outcomes = _send_all(dispatcher)
-    assert len(outcomes) == 1 and not outcomes[0].ok
+    assert [o.ok for o in outcomes] == [False], outcomes
     # It passed the check, then could not connect (to the public address, not loopback).
     assert not str(outcomes[0].error).startswith("refused:"), outcomes[0].error
     assert resolver.calls == [("localhost", receiver.port)]
@@ -198,11 +200,12 @@ def test_rebinding_answer_never_reaches_loopback(
     # The next attempt resolves again (once): now loopback, which the check refuses.
     _expire_retry(settings)
     again = _send_all(dispatcher)
-    assert len(again) == 1 and str(again[0].error).startswith("refused:"), again
+    assert [o.ok for o in again] == [False], again
+    assert str(again[0].error).startswith("refused:"), again
     assert len(resolver.calls) == 2
     assert receiver.requests == []
     log = deliveries(client, hook["id"])
-    assert log[0]["attempts"] == 2 and log[0]["status"] == "failed"
+    assert (log[0]["attempts"], log[0]["status"]) == (2, "failed")
 
 
 def _expire_retry(settings: Settings) -> None:
@@ -263,9 +266,7 @@ def _certificate(tmp: Path, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     ))  # fmt: skip
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(cert_file, key_file)
-    trust = ssl.create_default_context(
-        cadata=ca.public_bytes(serialization.Encoding.PEM).decode()
-    )
+    trust = ssl.create_default_context(cadata=ca.public_bytes(serialization.Encoding.PEM).decode())
     return server, trust
 
 
@@ -281,7 +282,7 @@ class _TlsReceiver:
         context.sni_callback = sni  # type: ignore[assignment]
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.paths.append(self.path)
                 self.send_response(204)

@@ -139,9 +139,7 @@ def test_bad_filters_are_400(
 
 def test_a_version_without_tags_or_lineage_is_found_by_no_filter(client: TestClient) -> None:
     create_model(client, MODEL)
-    bare = client.post(
-        f"{API}/models/{MODEL}/versions", json=version_payload(tags={}, lineage={})
-    )
+    bare = client.post(f"{API}/models/{MODEL}/versions", json=version_payload(tags={}, lineage={}))
     assert bare.status_code == 201, bare.text
     assert numbers(client, tag="team") == []
     assert numbers(client, **{"lineage.seed": "42"}) == []

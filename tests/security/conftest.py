@@ -23,7 +23,7 @@ from sqlalchemy import create_engine
 from app.db import migrate
 from app.main import create_app
 from app.settings import Settings
-from tests.support.api import ADMIN_TOKEN
+from tests.support.api import ADMIN_TOKEN, SECRET_KEY
 from tests.support.pg import create_pg_database, drop_pg_database
 
 TEST_DB = os.environ.get("MODELGATE_TEST_DB", "postgres")
@@ -71,6 +71,7 @@ def module_settings(
         s3_endpoint_url=endpoint,
         s3_region="us-east-1",
         bootstrap_admin_token=SecretStr(ADMIN_TOKEN),
+        secret_key=SecretStr(SECRET_KEY),
         auto_migrate=False,
         log_level="WARNING",
         db_pool_size=5,

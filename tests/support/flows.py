@@ -25,8 +25,8 @@ from sqlalchemy import create_engine, text
 from app.settings import Settings
 from tests.support.api import (
     ADMIN_TOKEN,
-    SECRET_KEY,
     API,
+    SECRET_KEY,
     all_items,
     audit_events,
     auth,
