@@ -81,6 +81,28 @@ def _plan_versions(session: Session, model_id: int, settings: Settings, now: dat
     return named | rollouts_repository.recent_versions(session, model_id, ended_after=grace)
 
 
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _served_then(
+    spans: Sequence[tuple[int, datetime, datetime | None]],
+    version: int,
+    at: datetime,
+    grace: timedelta,
+) -> bool:
+    """Whether ``version`` held production at ``at`` (or until ``grace`` before it):
+    observations made while it served, posted after it left (routers drain their
+    batches after a plan changes, and backfills arrive late), are still about the plan
+    of their time."""
+    return any(
+        number == version
+        and _aware(started) <= at
+        and (ended is None or at <= _aware(ended) + grace)
+        for number, started, ended in spans
+    )
+
+
 def _check_batch(
     session: Session, model_name: str, batch: ObservationBatch, settings: Settings, now: datetime
 ) -> None:
@@ -90,6 +112,8 @@ def _check_batch(
     oldest = now - timedelta(hours=settings.observation_retention_hours)
     model = registry.get_model(session, model_name)
     planned = _plan_versions(session, model.id, settings, now)
+    grace = timedelta(seconds=settings.rollout_observation_grace_seconds)
+    spans = serving_repository.production_spans(session, model.id, ended_after=oldest)
     for i, obs in enumerate(batch.observations):
         if obs.version not in known:
             known[obs.version] = _has_version(session, model_name, obs.version)
@@ -100,7 +124,7 @@ def _check_batch(
                     "msg": f"model {model_name!r} has no version {obs.version}",
                 }
             )
-        elif obs.version not in planned:
+        elif obs.version not in planned and not _served_then(spans, obs.version, obs.time, grace):
             problems.append(
                 {
                     "loc": ["body", "observations", i, "version"],

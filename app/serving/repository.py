@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, or_, select, text, update
@@ -168,3 +169,19 @@ def moves_until(session: Session, model_id: int, at: Any) -> Sequence[AliasMove]
         .order_by(AliasMove.id)
     )
     return session.scalars(stmt).all()
+
+
+def production_spans(
+    session: Session, model_id: int, *, ended_after: datetime
+) -> Sequence[tuple[int, datetime, datetime | None]]:
+    """``(version, started_at, ended_at)`` of the model's production periods still open or
+    ended after ``ended_after``: which version served production when."""
+    from app.promotion.models import ProductionPeriod
+
+    stmt = select(
+        ProductionPeriod.version, ProductionPeriod.started_at, ProductionPeriod.ended_at
+    ).where(
+        ProductionPeriod.model_id == model_id,
+        or_(ProductionPeriod.ended_at.is_(None), ProductionPeriod.ended_at >= ended_after),
+    )
+    return [(v, s, e) for v, s, e in session.execute(stmt).all()]

@@ -22,8 +22,13 @@ MODEL = "delivery-model"
 @pytest.fixture
 def model(client: TestClient) -> str:
     create_model(client, MODEL)
-    for _ in range(3):
+    for number in (1, 2, 3):
         new_version(client, MODEL, artifact=False)
+        # Observations are taken only for versions in the serving plan.
+        response = client.put(
+            f"{API}/models/{MODEL}/aliases/arm-{number}", json={"version": number}
+        )
+        assert response.status_code == 200, response.text
     return MODEL
 
 
