@@ -29,13 +29,18 @@ Label = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1
 T = TypeVar("T")
 
 
+def _bare(annotation: Any) -> Any:
+    """``Annotated[float, ...]`` -> ``float``."""
+    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
+
+
 def _scalar_kind(annotation: Any) -> str | None:
     """ "bool" or "number" for a field typed ``bool`` or ``int``/``float`` (optionally
     ``| None``); None for anything else."""
     if get_origin(annotation) in (Union, types.UnionType):
-        members = {a for a in get_args(annotation) if a is not type(None)}
+        members = {_bare(a) for a in get_args(annotation) if a is not type(None)}
     else:
-        members = {annotation}
+        members = {_bare(annotation)}
     if members == {bool}:
         return "bool"
     if members and members <= {int, float}:

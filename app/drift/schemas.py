@@ -82,7 +82,11 @@ class ProfileData(Strict):
             "oneOf": [
                 {
                     "required": ["features"],
-                    "properties": {"features": {"type": "object"}, "predictions": {"type": "null"}},
+                    "properties": {
+                        "features": {"type": "object"},
+                        "sample": {"type": "null"},
+                        "predictions": {"type": "null"},
+                    },
                 },
                 {
                     "required": ["sample"],
@@ -92,6 +96,7 @@ class ProfileData(Strict):
                             "minProperties": 1,
                             "additionalProperties": {"type": "array", "minItems": 1},
                         },
+                        "features": {"type": "null"},
                         "prediction": {"type": "null"},
                     },
                 },
