@@ -16,9 +16,9 @@ each named with its reason, so that nothing new slips in (``scripts/fuzz`` itsel
 on them). Every status an operation can answer is declared (app/api/openapi_contract.py
 adds the shared ones to every route, new routes included), so none is excused.
 
-About 6,700 cases with an admin token: 2-3 minutes alone, about 10 on a loaded machine. ``MODELGATE_FUZZ_EXAMPLES`` and
-``MODELGATE_FUZZ_SEED`` change the size and the cases; ``scripts/fuzz`` runs 10,000 and
-more with a token of every role.
+About 6,700 cases with an admin token: 2-3 minutes alone, about 10 on a loaded machine.
+``MODELGATE_FUZZ_EXAMPLES`` and ``MODELGATE_FUZZ_SEED`` change the size and the cases;
+``scripts/fuzz`` runs 10,000 and more with a token of every role.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ KNOWN_OPEN = {
     "GET /api/v1/models/{model}/serving: positive_data_acceptance (422 validation-failed)",
     # observations: each time within the retention and the clock skew of now, each version
     # existing; labels: each key observed before (the clock and stored state)
-    "POST /api/v1/models/{model}/observations: positive_data_acceptance (422 validation-failed)",  # noqa: E501
+    "POST /api/v1/models/{model}/observations: positive_data_acceptance (422 validation-failed)",
     "POST /api/v1/models/{model}/labels: positive_data_acceptance (422 validation-failed)",
     # ?since= before ?until= (two parameters)
     "GET /api/v1/models/{model}/observations: positive_data_acceptance (422 validation-failed)",
