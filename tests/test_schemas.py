@@ -101,3 +101,12 @@ def test_a_prediction_has_exactly_one_field_in_the_schema_too(data: dict[str, An
 )
 def test_a_profile_has_one_form_in_the_schema_too(data: dict[str, Any]) -> None:
     assert _agree(ReferenceProfileCreate, data)
+
+
+def test_profile_counts_are_bounded_so_their_sums_stay_finite() -> None:
+    """Two bins of 1e308 summed to an infinite row count: a 500 the fuzzer found."""
+    huge = {"kind": "numeric", "edges": [0.0, 1.0, 2.0], "counts": [1e308, 1e308]}
+    with pytest.raises(ValidationError):
+        ReferenceProfileCreate.model_validate({"features": {"a": huge}})
+    fine = {**huge, "counts": [1e15, 1e15]}
+    assert ReferenceProfileCreate.model_validate({"features": {"a": fine}}).features
