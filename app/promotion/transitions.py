@@ -45,7 +45,6 @@ from app.errors import Conflict, ModelFrozen, TransitionNotAllowed, VersionNotFo
 from app.promotion import repository
 from app.promotion.models import ProductionPeriod, PromotionRequest
 from app.promotion.policy import PolicyInForce, in_force
-from app.registry import repository as registry_repository
 from app.registry import service as registry
 from app.registry.models import ModelVersion, RegisteredModel, Stage
 from app.serving import aliases as serving_aliases
@@ -165,7 +164,7 @@ def load(
     if target is Stage.PRODUCTION:
         version, holder = repository.version_and_production(session, model.id, number)
     elif with_metrics:
-        version = registry_repository.version(session, model.id, number, for_update=True)
+        version = registry.version_for_update(session, model.id, number)
     else:
         version = repository.version(session, model.id, number, for_update=True)
     if version is None:

@@ -13,8 +13,7 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.roles import Principal, Role, role_allows
 from app.errors import AliasGatesFailed, AliasNeedsApproval, Forbidden
-from app.promotion import repository as promotion_repository
-from app.promotion.evaluation import evaluate
+from app.promotion.evaluation import evaluate, production_version
 from app.promotion.transitions import Loaded
 from app.registry.models import Stage
 from app.storage.base import ArtifactStore
@@ -45,7 +44,7 @@ def check(
             alias=alias,
         )
     assert store is not None, "a protected alias's gates need the artifact store"
-    production = promotion_repository.production_version(session, loaded.model.id)
+    production = production_version(session, loaded.model.id)
     result = evaluate(
         session, store=store, model=loaded.model, version=loaded.version,
         target=Stage.PRODUCTION, policy=loaded.policy, production=production, stage=stage,
