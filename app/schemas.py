@@ -29,13 +29,18 @@ Label = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1
 T = TypeVar("T")
 
 
+def _bare(annotation: Any) -> Any:
+    """``Annotated[float, ...]`` -> ``float``."""
+    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
+
+
 def _scalar_kind(annotation: Any) -> str | None:
     """ "bool" or "number" for a field typed ``bool`` or ``int``/``float`` (optionally
     ``| None``); None for anything else."""
     if get_origin(annotation) in (Union, types.UnionType):
-        members = {a for a in get_args(annotation) if a is not type(None)}
+        members = {_bare(a) for a in get_args(annotation) if a is not type(None)}
     else:
-        members = {annotation}
+        members = {_bare(annotation)}
     if members == {bool}:
         return "bool"
     if members and members <= {int, float}:
@@ -47,7 +52,8 @@ class Strict(BaseModel):
     """Base of request bodies: unknown fields are refused, and JSON types are kept apart
     as the document states them. pydantic's lax mode would take ``0`` for ``false`` and
     ``false`` for ``0``; a field typed boolean takes only true or false here, and a
-    numeric field no boolean (checked before validation, for every subclass)."""
+    numeric field no boolean (checked before validation, for every subclass; the error
+    names the field)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
     _scalar_fields: ClassVar[dict[str, str]] = {}
@@ -66,15 +72,20 @@ class Strict(BaseModel):
     def _json_types(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
+        # A value of the other JSON type is swapped for a text that the field's own
+        # validation refuses, so that the error names the field (its loc), as any other.
+        swapped = None
         for key, kind in cls._scalar_fields.items():
             value = data.get(key)
             if value is None:
                 continue
-            if kind == "bool" and not isinstance(value, bool):
-                raise ValueError(f"{key} must be true or false")
-            if kind == "number" and isinstance(value, bool):
-                raise ValueError(f"{key} must be a number, not {str(value).lower()}")
-        return data
+            if (kind == "bool" and not isinstance(value, bool)) or (
+                kind == "number" and isinstance(value, bool)
+            ):
+                swapped = swapped if swapped is not None else dict(data)
+                wanted = "boolean" if kind == "bool" else "number"
+                swapped[key] = f"{value!r} is not a JSON {wanted}"
+        return data if swapped is None else swapped
 
 
 class Page(BaseModel, Generic[T]):

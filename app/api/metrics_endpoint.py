@@ -9,8 +9,8 @@ from fastapi import APIRouter, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.deps import UowDep
-from app.observability import repository
-from app.observability.metrics import observe_state, render
+from app.observability.metrics import render
+from app.observability.service import observe_registry_state
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def metrics(uow: UowDep) -> Response:
     scrape, pending promotions, frozen models, the webhook backlog and the production
     version of each model."""
     try:
-        observe_state(repository.operational_state(uow.session))
+        observe_registry_state(uow.session)
     except SQLAlchemyError as exc:  # the counters are still worth serving
         log.warning("metrics: cannot read the registry state: %s", exc)
         uow.session.rollback()

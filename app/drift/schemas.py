@@ -12,7 +12,10 @@ from app.registry.schemas import Strict
 from app.rfc3339 import Rfc3339DateTime
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-Count = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# Bounded so that sums over every bin and column stay finite (a row count above 10**15 is
+# no real window; unbounded, 1e308 + 1e308 was an infinite row count and a 500).
+MAX_COUNT = 10**15
+Count = Annotated[float, Field(ge=0, le=MAX_COUNT, allow_inf_nan=False)]
 ColumnName = Annotated[str, Field(min_length=1, max_length=256)]
 CategoryName = Annotated[str, Field(max_length=256)]
 RawValue = Annotated[
@@ -33,7 +36,7 @@ class NumericProfileIn(Strict):
     kind: Literal["numeric"]
     edges: list[FiniteFloat] = Field(min_length=2, max_length=MAX_BINS + 1)
     counts: list[Count] = Field(min_length=1, max_length=MAX_BINS)
-    null_count: Annotated[int, Field(ge=0)] = 0
+    null_count: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 0
     sample: list[FiniteFloat] | None = Field(
         default=None,
         max_length=100_000,
@@ -59,7 +62,7 @@ class CategoricalProfileIn(Strict):
 
     kind: Literal["categorical"]
     frequencies: dict[CategoryName, Count] = Field(min_length=1, max_length=MAX_CATEGORIES)
-    null_count: Annotated[int, Field(ge=0)] = 0
+    null_count: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 0
 
     @model_validator(mode="after")
     def _some_mass(self) -> CategoricalProfileIn:
@@ -82,7 +85,11 @@ class ProfileData(Strict):
             "oneOf": [
                 {
                     "required": ["features"],
-                    "properties": {"features": {"type": "object"}, "predictions": {"type": "null"}},
+                    "properties": {
+                        "features": {"type": "object"},
+                        "sample": {"type": "null"},
+                        "predictions": {"type": "null"},
+                    },
                 },
                 {
                     "required": ["sample"],
@@ -92,6 +99,7 @@ class ProfileData(Strict):
                             "minProperties": 1,
                             "additionalProperties": {"type": "array", "minItems": 1},
                         },
+                        "features": {"type": "null"},
                         "prediction": {"type": "null"},
                     },
                 },

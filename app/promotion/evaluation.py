@@ -48,6 +48,11 @@ def stage_policy(policy: PolicyInForce, target: Stage) -> StagePolicy:
     return policy.document.production if target is Stage.PRODUCTION else policy.document.staging
 
 
+def production_version(session: Session, model_id: int) -> ModelVersion | None:
+    """The model's production version (its row alone), what a gate compares with."""
+    return repository.production_version(session, model_id)
+
+
 def evaluate(
     session: Session,
     *,

@@ -52,7 +52,6 @@ from app.errors import (
 from app.promotion import repository
 from app.promotion.models import ProductionPeriod, PromotionRequest
 from app.promotion.policy import PolicyInForce, in_force
-from app.registry import repository as registry_repository
 from app.registry import service as registry
 from app.registry.models import ModelVersion, RegisteredModel, Stage
 from app.rollouts import repository as rollouts_repository
@@ -195,7 +194,7 @@ def load(
     if target is Stage.PRODUCTION:
         version, holder = repository.version_and_production(session, model.id, number)
     elif with_metrics:
-        version = registry_repository.version(session, model.id, number, for_update=True)
+        version = registry.version_for_update(session, model.id, number)
     else:
         version = repository.version(session, model.id, number, for_update=True)
     if version is None:

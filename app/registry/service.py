@@ -283,6 +283,12 @@ def lock_version(
     return model, version
 
 
+def version_for_update(session: Session, model_id: int, number: int) -> ModelVersion | None:
+    """The version's row, locked, with its metrics loaded (the model row locked first by
+    the caller), or None."""
+    return repository.version(session, model_id, number, for_update=True)
+
+
 def list_versions(
     session: Session,
     *,

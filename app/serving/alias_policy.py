@@ -14,9 +14,8 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.roles import Principal, Role, role_allows
 from app.errors import AliasGatesFailed, AliasNeedsApproval, Forbidden
-from app.promotion import repository as promotion_repository
 from app.promotion import requests
-from app.promotion.evaluation import evaluate
+from app.promotion.evaluation import evaluate, production_version
 from app.promotion.transitions import Loaded
 from app.registry.models import Stage
 from app.storage.base import ArtifactStore
@@ -47,7 +46,7 @@ def check(
         if pending is not None:
             raise _needs_approval(loaded, alias, pending.id, stage.approvals_required, new=False)
     assert store is not None, "a protected alias's gates need the artifact store"
-    production = promotion_repository.production_version(session, loaded.model.id)
+    production = production_version(session, loaded.model.id)
     if production is not None and production.id == loaded.version.id:
         production = None
     result = evaluate(

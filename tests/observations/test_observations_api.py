@@ -268,3 +268,12 @@ def test_arm_data_feeds_the_canary_analysis(
     results = {r.metric: r for r in look.results}
     assert results["errors"].verdict == "fail"
     assert results["latency"].verdict == "pass"
+
+
+@pytest.mark.parametrize("until", ["0.5", "0", "2026-11-26", "1764144000"])
+def test_the_summary_takes_rfc3339_date_times_only(
+    client: TestClient, model: str, until: str
+) -> None:
+    response = client.get(f"{API}/models/{model}/observations", params={"until": until})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"] == ["query", "until"]

@@ -117,6 +117,9 @@ def test_bad_watch_input_is_a_clear_problem(client: TestClient) -> None:
     many = f"{API}/models/-/serving"
     assert_problem(client.get(many, params={"after": "plan-bad"}), 422, "validation-failed")
     assert_problem(client.get(many, params={"after": ["x:1", "x:2"]}), 422, "validation-failed")
+    # a revision in other digits than ASCII ones ("²" is a digit to str.isdigit)
+    assert_problem(client.get(many, params={"after": f"{model}:²"}), 422, "validation-failed")
+    assert_problem(client.get(many, params={"after": f"{model}:3000000000"}), 422)
     assert_problem(client.get(many, params={"after": "nope:0"}), 404, "model-not-found")
     assert_problem(client.get(many, params={"after": f"{model}:5"}), 409, "revision-from-future")
     assert_problem(client.get(many), 422, "validation-failed")
