@@ -140,6 +140,10 @@ async def run(uow: UnitOfWork, fn: Callable[[Session], T]) -> T:
         try:
             return fn(uow.session)
         except AppError as exc:
+            if getattr(exc, "keep_changes", False):
+                # A protected alias's refusal recorded the promotion request it names;
+                # it stays (as on PUT /api/v1/models/{m}/aliases/{a}), the answer is the error.
+                uow.commit()
             raise service_error(exc) from None
 
     return await run_in_threadpool(call)

@@ -363,9 +363,36 @@ def test_a_protected_alias_moves_only_through_its_gates(
     assert [a["version"] for a in mlflow.get("/api/v1/models/fraud/aliases").json()] == [strong]
     policy["aliases"]["champion"]["approvals_required"] = 1
     put_policy(mlflow, "fraud", policy)
+    # With approvals required, the gates still come first: no request for a failing version.
     waits = mlflow.post(alias, json={"name": "fraud", "alias": "champion", "version": str(weak)})
     assert waits.json()["error_code"] == "INVALID_STATE"
-    assert "approval" in waits.json()["message"]
+    assert "good-enough" in waits.json()["message"]
+    # A version that passes the gates: the move is a promotion request, named in the error
+    # with how to approve it, and kept although the answer is an error.
+    stronger = new_version(mlflow, "fraud", accuracy=0.98)
+    asked = mlflow.post(alias, json={"name": "fraud", "alias": "champion",
+                                     "version": str(stronger)})  # fmt: skip
+    assert asked.status_code == 400
+    assert asked.json()["error_code"] == "INVALID_STATE"
+    message = asked.json()["message"]
+    pending = mlflow.get(
+        "/api/v1/promotions", params={"model": "fraud", "status": "pending_approval"}
+    )
+    assert pending.status_code == 200, pending.text
+    (request,) = [p for p in pending.json()["items"] if p["version"] == stronger]
+    assert f"promotion request {request['id']}" in message
+    assert f"/api/v1/promotions/{request['id']}/approve" in message
+    assert [a["version"] for a in mlflow.get("/api/v1/models/fraud/aliases").json()] == [strong]
+    reviewer = make_token("reviewer")
+    approved = mlflow.post(
+        f"/api/v1/promotions/{request['id']}/approve", json={"comment": "looks right"},
+        headers={"Authorization": f"Bearer {reviewer}"},
+    )  # fmt: skip
+    assert approved.status_code == 200, approved.text
+    champion = mlflow.get(f"{API}/registered-models/alias",
+                          params={"name": "fraud", "alias": "champion"})  # fmt: skip
+    assert champion.status_code == 200, champion.text
+    assert champion.json()["model_version"]["version"] == str(stronger)
 
 
 def test_an_alias_points_only_at_a_ready_version(mlflow: TestClient) -> None:
