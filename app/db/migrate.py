@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 import migrations
 
@@ -47,8 +48,30 @@ def upgrade(engine: Engine, revision: str = "head", *, secret_key: str | None = 
             # Several containers starting at once must not run the same migration twice:
             # the second waits here, then finds the schema already at head.
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+        _check_sealing_key(conn, revision, secret_key)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+def _check_sealing_key(conn: Connection, revision: str, secret_key: str | None) -> None:
+    """Refuse, before any revision runs, an upgrade through 0016 that has webhook secrets
+    to seal and no key to seal them with. Revision 0016 checks this itself too, but the
+    revisions before it in the same upgrade would already have run, and SQLite runs DDL
+    outside the transaction: the database would be left between revisions."""
+    if revision != "head" and revision < "0016":
+        return
+    if "webhooks" not in inspect(conn).get_table_names():
+        return
+    if "secret" not in {c["name"] for c in inspect(conn).get_columns("webhooks")}:
+        return  # 0016 already ran: secrets are sealed
+    if secret_key or os.environ.get("MODELGATE_SECRET_KEY"):
+        return
+    hooks = conn.execute(text("SELECT count(*) FROM webhooks")).scalar_one()
+    if hooks:
+        raise RuntimeError(
+            f"revision 0016 seals the secrets of {hooks} existing webhook(s) and needs "
+            "the key: set MODELGATE_SECRET_KEY (32 random bytes, base64) and upgrade again"
+        )
 
 
 def downgrade(engine: Engine, revision: str, *, secret_keys: tuple[str, ...] = ()) -> None:
