@@ -42,7 +42,7 @@ class ProductionPolicy(StagePolicy):
     )
 
 
-class MonitoringMetric(BaseModel):
+class MonitoringMetric(Strict):
     """One metric production is watched on, against the previous version's baseline."""
 
     model_config = ConfigDict(extra="forbid")
@@ -65,7 +65,7 @@ def _default_monitoring_metrics() -> list[MonitoringMetric]:
     ]
 
 
-class MonitoringPolicy(BaseModel):
+class MonitoringPolicy(Strict):
     """How production is watched after release (decision record 0020): its observations
     since it became production against the previous version's while that served, with an
     always-valid test; a degradation raises ``production.degraded`` once per production

@@ -7,11 +7,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.schemas import Strict
+
 Strategy = Literal["canary", "blue_green", "shadow", "ab"]
 State = Literal["running", "paused", "completed", "aborted"]
 
 
-class Hold(BaseModel):
+class Hold(Strict):
     """What a step waits for before it may advance (at least one of them)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -27,7 +29,7 @@ class Hold(BaseModel):
         return self
 
 
-class StepIn(BaseModel):
+class StepIn(Strict):
     model_config = ConfigDict(extra="forbid")
 
     weight: float = Field(
@@ -36,7 +38,7 @@ class StepIn(BaseModel):
     hold: Hold
 
 
-class MetricIn(BaseModel):
+class MetricIn(Strict):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=64)
@@ -55,7 +57,7 @@ def default_metrics() -> list[MetricIn]:
     ]
 
 
-class AnalysisIn(BaseModel):
+class AnalysisIn(Strict):
     model_config = ConfigDict(extra="forbid")
 
     metrics: list[MetricIn] = Field(default_factory=default_metrics, min_length=1, max_length=20)
@@ -80,7 +82,7 @@ class AnalysisIn(BaseModel):
         return self
 
 
-class RolloutCreate(BaseModel):
+class RolloutCreate(Strict):
     model_config = ConfigDict(extra="forbid")
 
     version: int = Field(ge=1, le=2_000_000_000)
@@ -112,13 +114,13 @@ class RolloutCreate(BaseModel):
         return self
 
 
-class ActionBody(BaseModel):
+class ActionBody(Strict):
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(default=None, max_length=2000)
 
 
-class AdvanceBody(BaseModel):
+class AdvanceBody(Strict):
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(default=None, max_length=2000)
@@ -129,13 +131,13 @@ class AdvanceBody(BaseModel):
     )  # fmt: skip
 
 
-class AbortBody(BaseModel):
+class AbortBody(Strict):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=2000, pattern=r"\S")
 
 
-class ApproveBody(BaseModel):
+class ApproveBody(Strict):
     model_config = ConfigDict(extra="forbid")
 
     comment: str | None = Field(default=None, max_length=2000)

@@ -76,6 +76,16 @@ KNOWN_OPEN = {
     # a reproduction's lineage must be the version's (stored state); metrics unique by
     # (name, dataset, slice)
     "POST /api/v1/models/{model}/versions/{version}/reproductions: positive_data_acceptance (422 validation-failed)",  # noqa: E501
+    # reports over observations: ?since= before ?until=; an A/B report's ?a= and ?b= differ
+    # (two parameters)
+    "GET /api/v1/models/{model}/ab-report: positive_data_acceptance (422 validation-failed)",
+    "GET /api/v1/models/{model}/versions/{version}/shadow-report: positive_data_acceptance (422 validation-failed)",  # noqa: E501
+    # ?at= takes no ?cursor= or ?limit= (two parameters), and is not in the future (the clock)
+    "GET /api/v1/models/{model}/history: positive_data_acceptance (400 bad-request)",
+    # a rollout's step weights strictly increase (items relate), its strategy fixes the number
+    # and weight of steps, its metric names are unique, marginal_score <= pass_score (fields
+    # relate)
+    "POST /api/v1/models/{model}/rollouts: positive_data_acceptance (422 validation-failed)",
 }  # fmt: skip
 
 
