@@ -34,7 +34,7 @@ from app.observations.schemas import (
 from app.registry import service as registry
 from app.rollouts import repository as rollouts_repository
 from app.rollouts import wakeup as rollouts_wakeup
-from app.serving import repository as serving_repository
+from app.serving import service as serving
 from app.settings import Settings
 
 SCORE_BINS = 10
@@ -76,7 +76,7 @@ def _plan_versions(session: Session, model_id: int, settings: Settings, now: dat
     """The versions serving may report on: those the serving plan names (production,
     alias targets, the active rollout's version) and, for a grace period after a rollout
     ended, its versions (routers still on the previous plan)."""
-    named = {v.version for v in serving_repository.plan_versions(session, model_id)}
+    named = serving.plan_version_numbers(session, model_id=model_id)
     grace = now - timedelta(seconds=settings.rollout_observation_grace_seconds)
     return named | rollouts_repository.recent_versions(session, model_id, ended_after=grace)
 
@@ -113,7 +113,7 @@ def _check_batch(
     model = registry.get_model(session, model_name)
     planned = _plan_versions(session, model.id, settings, now)
     grace = timedelta(seconds=settings.rollout_observation_grace_seconds)
-    spans = serving_repository.production_spans(session, model.id, ended_after=oldest)
+    spans = serving.production_spans(session, model_id=model.id, ended_after=oldest)
     for i, obs in enumerate(batch.observations):
         if obs.version not in known:
             known[obs.version] = _has_version(session, model_name, obs.version)

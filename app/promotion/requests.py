@@ -36,7 +36,7 @@ from app.promotion.transitions import AliasPointer, Loaded, Move, StagePointer
 from app.registry import service as registry
 from app.registry.models import ModelVersion, RegisteredModel, Stage
 from app.registry.schemas import Page
-from app.serving import repository as serving_repository
+from app.serving import service as serving
 from app.storage.base import ArtifactStore
 
 FREEZE_CHECK = "model_not_frozen"
@@ -314,7 +314,7 @@ def _apply_alias(
     assert alias is not None
     request.status = PromotionStatus.APPLIED
     request.applied_at = now or utcnow()
-    current = serving_repository.alias(session, model.id, alias, for_update=True)
+    current = serving.locked_alias(session, model_id=model.id, name=alias)
     if current is None or current.version_id != version.id:
         transitions.move(
             session, actor=actor, loaded=loaded,

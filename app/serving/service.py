@@ -10,6 +10,7 @@ other processes' short poll on SQLite (``app/serving/hub.py``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,7 @@ from app.db.base import utcnow
 from app.errors import ModelNotFound
 from app.registry.models import ModelVersion, RegisteredModel, Stage
 from app.serving import hub, repository
+from app.serving.models import ModelAlias
 from app.serving.schemas import (
     PlanAlias,
     PlanArtifact,
@@ -109,3 +111,21 @@ def get_plan(session: Session, *, model_name: str) -> ServingPlan:
         shadows=shadows,
         aliases=aliases,
     )
+
+
+def plan_version_numbers(session: Session, *, model_id: int) -> set[int]:
+    """The version numbers the model's plan names now (production, alias targets, the
+    active rollout's version)."""
+    return {v.version for v in repository.plan_versions(session, model_id)}
+
+
+def production_spans(
+    session: Session, *, model_id: int, ended_after: datetime
+) -> Sequence[tuple[int, datetime, datetime | None]]:
+    """Which version held production when: periods open or ended after ``ended_after``."""
+    return repository.production_spans(session, model_id, ended_after=ended_after)
+
+
+def locked_alias(session: Session, *, model_id: int, name: str) -> ModelAlias | None:
+    """The alias row, locked (None: the alias is not set)."""
+    return repository.alias(session, model_id, name, for_update=True)
