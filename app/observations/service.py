@@ -32,7 +32,7 @@ from app.observations.schemas import (
     ObservationSummary,
 )
 from app.registry import service as registry
-from app.rollouts import repository as rollouts_repository
+from app.registry.models import RegisteredModel
 from app.rollouts import wakeup as rollouts_wakeup
 from app.serving import service as serving
 from app.settings import Settings
@@ -72,48 +72,27 @@ def _has_version(session: Session, model_name: str, number: int) -> bool:
     return True
 
 
-def _plan_versions(session: Session, model_id: int, settings: Settings, now: datetime) -> set[int]:
-    """The versions serving may report on: those the serving plan names (production,
-    alias targets, the active rollout's version) and, for a grace period after a rollout
-    ended, its versions (routers still on the previous plan)."""
-    named = serving.plan_version_numbers(session, model_id=model_id)
-    grace = now - timedelta(seconds=settings.rollout_observation_grace_seconds)
-    return named | rollouts_repository.recent_versions(session, model_id, ended_after=grace)
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-def _served_then(
-    spans: Sequence[tuple[int, datetime, datetime | None]],
-    version: int,
-    at: datetime,
-    grace: timedelta,
-) -> bool:
-    """Whether ``version`` held production at ``at`` (or until ``grace`` before it):
-    observations made while it served, posted after it left (routers drain their
-    batches after a plan changes, and backfills arrive late), are still about the plan
-    of their time."""
-    return any(
-        number == version
-        and _aware(started) <= at
-        and (ended is None or at <= _aware(ended) + grace)
-        for number, started, ended in spans
-    )
-
-
 def _check_batch(
-    session: Session, model_name: str, batch: ObservationBatch, settings: Settings, now: datetime
-) -> None:
+    session: Session,
+    model: RegisteredModel,
+    batch: ObservationBatch,
+    settings: Settings,
+    now: datetime,
+) -> serving.Reportable:
+    """Refuse the batch whole if any observation is not valid; else what serving may
+    report on (read once for the batch)."""
+    model_name = model.name
     problems: list[dict[str, Any]] = []
     known: dict[int, bool] = {}
     latest = now + timedelta(seconds=settings.observation_max_clock_skew_seconds)
     oldest = now - timedelta(hours=settings.observation_retention_hours)
-    model = registry.get_model(session, model_name)
-    planned = _plan_versions(session, model.id, settings, now)
-    grace = timedelta(seconds=settings.rollout_observation_grace_seconds)
-    spans = serving.production_spans(session, model_id=model.id, ended_after=oldest)
+    reportable = serving.reportable_versions(
+        session,
+        model_id=model.id,
+        now=now,
+        grace=timedelta(seconds=settings.rollout_observation_grace_seconds),
+        oldest=oldest,
+    )
     for i, obs in enumerate(batch.observations):
         if obs.version not in known:
             known[obs.version] = _has_version(session, model_name, obs.version)
@@ -124,7 +103,7 @@ def _check_batch(
                     "msg": f"model {model_name!r} has no version {obs.version}",
                 }
             )
-        elif obs.version not in planned and not _served_then(spans, obs.version, obs.time, grace):
+        elif not reportable.covers(obs.version, obs.time):
             problems.append(
                 {
                     "loc": ["body", "observations", i, "version"],
@@ -155,6 +134,7 @@ def _check_batch(
             f"the batch was refused whole: observation {first} is not valid: {problems[0]['msg']}",
             problems,
         )
+    return reportable
 
 
 def _fold(
@@ -202,7 +182,7 @@ def ingest(
     """Check the whole batch, then fold it into its windows and keep its predictions."""
     now = now or datetime.now(UTC)
     model = registry.get_model(session, model_name)
-    _check_batch(session, model_name, batch, settings, now)
+    reportable = _check_batch(session, model, batch, settings, now)
     width = settings.observation_window_seconds
     groups: dict[repository.WindowKey, list[ObservationIn]] = defaultdict(list)
     for obs in batch.observations:
@@ -240,7 +220,7 @@ def ingest(
             session, model.id, now - timedelta(hours=settings.observation_retention_hours)
         )
     session.flush()
-    if rollouts_repository.active(session, model.id) is not None:
+    if reportable.rollout_active:
         rollouts_wakeup.wake_after_commit(session, model.name)
     return IngestResult(accepted=len(batch.observations), windows=len(groups))
 

@@ -56,18 +56,3 @@ def due(session: Session, *, now: datetime, model_name: str | None = None) -> li
     else:
         stmt = stmt.where(Rollout.next_look_at <= now)
     return [(int(i), int(c)) for i, c in session.execute(stmt.order_by(Rollout.id)).all()]
-
-
-def recent_versions(session: Session, model_id: int, *, ended_after: datetime) -> set[int]:
-    """The versions of the model's active rollouts and of those that ended after
-    ``ended_after`` (candidate and incumbent): observations for them are still taken."""
-    stmt = select(Rollout.version, Rollout.incumbent_version).where(
-        Rollout.model_id == model_id,
-        (Rollout.state.in_(ACTIVE_STATES)) | (Rollout.ended_at >= ended_after),
-    )
-    out: set[int] = set()
-    for version, incumbent in session.execute(stmt).all():
-        out.add(int(version))
-        if incumbent is not None:
-            out.add(int(incumbent))
-    return out

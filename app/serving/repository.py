@@ -185,3 +185,18 @@ def production_spans(
         or_(ProductionPeriod.ended_at.is_(None), ProductionPeriod.ended_at >= ended_after),
     )
     return [(v, s, e) for v, s, e in session.execute(stmt).all()]
+
+
+def recent_rollout_versions(session: Session, model_id: int, *, ended_after: datetime) -> set[int]:
+    """The versions of the model's active rollouts and of those that ended after
+    ``ended_after`` (candidate and incumbent): observations for them are still taken."""
+    stmt = select(Rollout.version, Rollout.incumbent_version).where(
+        Rollout.model_id == model_id,
+        (Rollout.state.in_(ACTIVE_STATES)) | (Rollout.ended_at >= ended_after),
+    )
+    out: set[int] = set()
+    for version, incumbent in session.execute(stmt).all():
+        out.add(int(version))
+        if incumbent is not None:
+            out.add(int(incumbent))
+    return out

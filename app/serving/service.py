@@ -10,7 +10,8 @@ other processes' short poll on SQLite (``app/serving/hub.py``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -113,17 +114,49 @@ def get_plan(session: Session, *, model_name: str) -> ServingPlan:
     )
 
 
-def plan_version_numbers(session: Session, *, model_id: int) -> set[int]:
-    """The version numbers the model's plan names now (production, alias targets, the
-    active rollout's version)."""
-    return {v.version for v in repository.plan_versions(session, model_id)}
+@dataclass(frozen=True)
+class Reportable:
+    """Which versions serving may report observations on, read once per batch: those the
+    plan names now (production, alias targets, the active rollout's version), those of a
+    rollout that ended within ``grace`` (routers still on the previous plan), and, for an
+    observation's own time, the version that held production then (until ``grace`` after
+    it left: routers drain their batches after a plan changes, backfills arrive late)."""
+
+    named: frozenset[int]
+    spans: Sequence[tuple[int, datetime, datetime | None]]
+    grace: timedelta
+    rollout_active: bool
+
+    def covers(self, version: int, at: datetime) -> bool:
+        if version in self.named:
+            return True
+        at = _aware(at)
+        return any(
+            number == version
+            and _aware(started) <= at
+            and (ended is None or at <= _aware(ended) + self.grace)
+            for number, started, ended in self.spans
+        )
 
 
-def production_spans(
-    session: Session, *, model_id: int, ended_after: datetime
-) -> Sequence[tuple[int, datetime, datetime | None]]:
-    """Which version held production when: periods open or ended after ``ended_after``."""
-    return repository.production_spans(session, model_id, ended_after=ended_after)
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def reportable_versions(
+    session: Session, *, model_id: int, now: datetime, grace: timedelta, oldest: datetime
+) -> Reportable:
+    """The versions observations may name (see :class:`Reportable`); production periods
+    are read back to ``oldest``, the oldest observation time the caller accepts."""
+    named = {v.version for v in repository.plan_versions(session, model_id)}
+    named |= repository.recent_rollout_versions(session, model_id, ended_after=now - grace)
+    spans = repository.production_spans(session, model_id, ended_after=oldest)
+    return Reportable(
+        named=frozenset(named),
+        spans=spans,
+        grace=grace,
+        rollout_active=repository.active_rollout(session, model_id) is not None,
+    )
 
 
 def locked_alias(session: Session, *, model_id: int, name: str) -> ModelAlias | None:

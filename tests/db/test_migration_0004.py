@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from app.db import migrate
-from tests.support.pg import create_pg_database, drop_pg_database
 
 STAGES = ("candidate", "staging", "production", "archived", "candidate")
 INDEX = "ix_metrics_model_id_name_dataset_stage_value"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres_only)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
-        try:
-            yield engine
-        finally:
-            engine.dispose()
-        return
-    name = f"modelgate_migr4_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(create_pg_database(name))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        drop_pg_database(name)
 
 
 def seed_0003(engine: Engine) -> None:

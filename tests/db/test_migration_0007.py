@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from app.db import migrate
 from app.registry.fingerprint import lineage_fingerprint
-from tests.support.pg import create_pg_database, drop_pg_database
 
 INDEX = "ix_model_versions_model_id_lineage_fingerprint"
 LINEAGES: list[dict[str, Any]] = [
@@ -25,24 +19,6 @@ LINEAGES: list[dict[str, Any]] = [
     {"code_commit": "abc", "seed": 1, "hyperparameters": {"b": 2, "a": 1.5}, "ci_run_id": "9"},
     {"code_commit": "abc", "seed": 1, "hyperparameters": {"a": 1.5, "b": 2}, "ci_run_id": "10"},
 ]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres_only)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
-        try:
-            yield engine
-        finally:
-            engine.dispose()
-        return
-    name = f"modelgate_migr7_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(create_pg_database(name))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        drop_pg_database(name)
 
 
 def by_hand(lineage: dict[str, Any]) -> str:

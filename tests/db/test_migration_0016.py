@@ -6,39 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from app.db import migrate
 from app.events.secretbox import SecretBox
 from tests.support.api import SECRET_KEY
-from tests.support.pg import create_pg_database, drop_pg_database
 
 SECRET = "whsec-stored-in-clear-before-0016"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres_only)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = create_engine(f"sqlite:///{tmp_path / 'm.db'}")
-        try:
-            yield engine
-        finally:
-            engine.dispose()
-        return
-    name = f"modelgate_migr16_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(create_pg_database(name))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        drop_pg_database(name)
 
 
 def _seed(engine: Engine) -> None:

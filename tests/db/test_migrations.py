@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,27 +12,6 @@ from sqlalchemy import Engine, create_engine, inspect, text
 
 from app.db import migrate
 from app.db.registry import Base
-from tests.support.pg import create_pg_database, drop_pg_database
-
-
-@pytest.fixture
-def fresh_pg() -> Iterator[Engine]:
-    name = f"modelgate_migr_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(create_pg_database(name))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        drop_pg_database(name)
-
-
-@pytest.fixture
-def fresh_sqlite(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def app_tables() -> set[str]:
