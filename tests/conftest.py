@@ -8,6 +8,9 @@ combination (scripts/test does both):
 - ``MODELGATE_TEST_STORE``: ``s3`` (default) or ``local``
 - ``MODELGATE_TEST_PG_URL``: an admin URL of the PostgreSQL server
   (default ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``)
+- ``MODELGATE_TEST_BACKEND_ONLY=1``: run only the tests whose outcome can depend on the
+  backends (scripts/test sets it for its second run: a pure gate, a Monte Carlo figure or
+  a store's own test gives the same answer whatever ``MODELGATE_TEST_DB`` says)
 """
 
 from __future__ import annotations
@@ -43,7 +46,35 @@ def pytest_report_header() -> list[str]:
     return [f"modelgate backends: database={TEST_DB} artifact store={TEST_STORE}"]
 
 
+# Fixtures through which a test reaches the chosen backends, and the folders whose own
+# conftest picks the backends from the environment (their fixtures are not in a test's
+# static fixture closure).
+BACKEND_FIXTURES = frozenset(
+    {
+        "database_url",
+        "artifact_store_url",
+        "settings",
+        "pg_database",
+        "sqlite_template",
+        "s3_endpoint",
+        "s3_bucket",
+        "s3_client",
+    }
+)
+BACKEND_CHOOSING_FOLDERS = ("tests/cli/", "tests/security/", "tests/console/", "tests/mlflow/")
+
+
+def depends_on_backend(item: pytest.Item) -> bool:
+    if item.nodeid.startswith(BACKEND_CHOOSING_FOLDERS):
+        return True
+    return bool(BACKEND_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("MODELGATE_TEST_BACKEND_ONLY") == "1":
+        kept = [item for item in items if depends_on_backend(item)]
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
     if TEST_DB == "postgres":
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL (run with MODELGATE_TEST_DB=postgres)")
