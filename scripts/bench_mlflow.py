@@ -166,6 +166,7 @@ def read_ops(scale: Scale, names: list[str], seed: int) -> list[Operation]:
     ops: list[Operation] = []
     for kind, model_index, number in read_mix(scale, seed):
         name = names[model_index]
+        kw: dict[str, Any]
         if kind == "production":
             method, url, kw = (
                 "POST",

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from bench_load import latency_summary
 from bench_workload import MIB, GeneratedArtifact
@@ -192,7 +192,7 @@ def run_boto3_upload(
         started = time.perf_counter()
         error = None
         try:
-            client.upload_fileobj(artifact.reader(), bucket, key, Config=config)
+            client.upload_fileobj(cast("IO[bytes]", artifact.reader()), bucket, key, Config=config)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         elapsed = time.perf_counter() - started

@@ -133,7 +133,7 @@ def promoted_versions(scale: Scale) -> list[tuple[int, int]]:
     per_model_versions = scale.versions // scale.models
     per_model = max(1, scale.promoted // scale.models)
     step = max(1, per_model_versions // per_model)
-    picks = []
+    picks: list[tuple[int, int]] = []
     for k in range(per_model):
         for m in range(scale.models):
             number = 1 + k * step

@@ -282,6 +282,7 @@ def measure(drill: Drill, rollbacks: int, targets: tuple[int, int]) -> None:
         if answer["serving_version"] != target:
             raise DrillFailed(f"rollback {i + 1} served v{answer['serving_version']}")
         serving = target
+    assert serving is not None
     drill.expect_production(serving, "the latency rollbacks")
 
     r50, r99, w50, w99 = (

@@ -36,6 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -281,7 +282,7 @@ class Fleet:
 # Rollouts --------------------------------------------------------------------------------
 
 
-def weights_text(rollout: dict[str, Any]) -> str:
+def weights_text(rollout: Mapping[str, Any]) -> str:
     weights = rollout.get("weights") or {}
     if not weights:
         return "-"
@@ -306,7 +307,7 @@ class Timeline:
         log(f"{when - self.started:6.1f}s  {event:<44}  {weights:<18}  {shown}")
 
 
-def step_weights(rollout: dict[str, Any], step: int, action: str | None = None) -> str:
+def step_weights(rollout: Mapping[str, Any], step: int, action: str | None = None) -> str:
     """What served at ``step`` (or after a decision that ended the rollout)."""
     incumbent, candidate = rollout.get("incumbent_version"), rollout["version"]
     if action == "completed":
@@ -320,7 +321,7 @@ def step_weights(rollout: dict[str, Any], step: int, action: str | None = None) 
 
 def follow(
     mg: ModelgateClient, rollout_id: int, timeline: Timeline, timeout: float
-) -> dict[str, Any]:
+) -> Mapping[str, Any]:
     """Print each new look and decision until the rollout ends (or ``timeout``)."""
     deadline = time.monotonic() + timeout
     looks_seen = 0
@@ -368,7 +369,7 @@ def production_of(mg: ModelgateClient, model: str) -> int | None:
 def roll_out(
     mg: ModelgateClient, fleet: Fleet, model: str, version: int, profile: Profile,
     timeline: Timeline, label: str,
-) -> dict[str, Any]:  # fmt: skip
+) -> Mapping[str, Any]:  # fmt: skip
     analysis = {
         "metrics": [
             {"name": "errors", "kind": "error_rate", "tolerance": 0.0, "weight": 1,

@@ -171,8 +171,8 @@ def settings(
         artifact_store=artifact_store_url,
         s3_endpoint_url=endpoint,
         s3_region="us-east-1",
-        bootstrap_admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
-        secret_key=SECRET_KEY,  # type: ignore[arg-type]
+        bootstrap_admin_token=ADMIN_TOKEN,
+        secret_key=SECRET_KEY,
         auto_migrate=False,
         log_level="WARNING",
         db_pool_size=5,

@@ -4,7 +4,7 @@ the audit chain stay right when creates race across processes."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -40,7 +40,7 @@ def two_servers(
         yield servers
 
 
-def race(calls: list[tuple[str, str, dict[str, object]]]) -> list[httpx.Response]:
+def race(calls: Sequence[tuple[str, str, Mapping[str, object]]]) -> list[httpx.Response]:
     """Send every (base_url, path, json) at once, one thread each, released together."""
     barrier = threading.Barrier(len(calls))
     with httpx.Client(headers=auth(ADMIN_TOKEN), timeout=60.0) as http:

@@ -28,14 +28,14 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:  # noqa: ARG002
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
         return value.astimezone(UTC)
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:  # noqa: ARG002
         if value is None:
             return None
         if value.tzinfo is None:
@@ -57,10 +57,10 @@ class StrEnumText(TypeDecorator[E]):
         super().__init__(length)
         self.enum_class = enum_class
 
-    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:  # noqa: ARG002
         return None if value is None else self.enum_class(value).value
 
-    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:  # noqa: ARG002
         return None if value is None else self.enum_class(value)
 
 

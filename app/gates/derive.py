@@ -49,6 +49,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from app.gates._numbers import as_count, as_real
 
@@ -137,7 +138,7 @@ def _ratio(numerator: int, denominator: int) -> float:
 
 
 def from_confusion_matrix(
-    matrix: Sequence[Sequence[int]],
+    matrix: Sequence[Sequence[int]] | npt.ArrayLike,
     *,
     labels: Sequence[str] | None = None,
     positive_label: str | None = None,
@@ -268,7 +269,7 @@ def _validate_reals(name: str, values: object) -> list[float]:
 
 
 def from_regression(
-    targets: Sequence[float], predictions: Sequence[float]
+    targets: Sequence[float] | npt.ArrayLike, predictions: Sequence[float] | npt.ArrayLike
 ) -> dict[str, MetricValue]:
     """Derive ``mae``, ``mse``, ``rmse`` and ``r2`` from paired targets and predictions.
 

@@ -20,9 +20,14 @@ from dataclasses import dataclass
 from typing import ClassVar, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
+
+# A list from JSON, or a NumPy array from code that computed it: both are read through
+# np.asarray, so an array costs no copy.
+Values: TypeAlias = "Sequence[object] | npt.NDArray[np.generic]"
 
 
-def _as_1d(name: str, values: Sequence[object]) -> np.ndarray:
+def _as_1d(name: str, values: Values) -> np.ndarray:
     if isinstance(values, str | bytes):
         raise ValueError(f"{name} must be a list, not a string")
     array = np.asarray(values)
@@ -36,7 +41,7 @@ class Correctness:
     """Whether the model got each evaluation example right (paired across models)."""
 
     KIND: ClassVar[str] = "correctness"
-    values: Sequence[bool]
+    values: Sequence[bool] | npt.NDArray[np.bool_]
 
     def __post_init__(self) -> None:
         array = _as_1d("Correctness.values", self.values)
@@ -74,7 +79,7 @@ class Losses:
     """The model's loss on each evaluation example, lower is better (paired across models)."""
 
     KIND: ClassVar[str] = "losses"
-    values: Sequence[float]
+    values: Sequence[float] | npt.NDArray[np.floating]
 
     def __post_init__(self) -> None:
         array = _as_1d("Losses.values", self.values)

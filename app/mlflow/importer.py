@@ -151,7 +151,7 @@ def _import_version(
     files = 0
     size = 0
 
-    def progress(path: str, n: int) -> None:
+    def progress(_path: str, n: int) -> None:
         nonlocal files, size
         files += 1
         size += n

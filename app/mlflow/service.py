@@ -25,7 +25,7 @@ from app.pagination import MAX_LIMIT
 from app.promotion import operations, requests
 from app.promotion.schemas import PromotionCreate, PromotionRead
 from app.registry import service as registry
-from app.registry.models import ModelVersion, RegisteredModel, Stage
+from app.registry.models import Stage
 from app.registry.schemas import ModelCreate, ModelRead, ModelUpdate, VersionRead
 from app.serving import aliases as serving_aliases
 from app.serving.schemas import ALIAS_PATTERN
@@ -276,12 +276,6 @@ def version_json(
         if run_id:
             out["run_id"] = str(run_id)
     return out
-
-
-def _row_for(
-    session: Session, model: RegisteredModel, version: ModelVersion
-) -> MlflowVersion | None:
-    return repository.get(session, version.id)
 
 
 def aliases_by_number(session: Session, name: str) -> dict[int, list[str]]:

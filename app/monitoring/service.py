@@ -195,13 +195,12 @@ def check(
     watch.status = Status.DEGRADED
     watch.degraded_at = now
     watch.degraded_reason = reason
-    _raise(session, settings, store, model, period, watch, policy, baseline, reason, failed)
+    _raise(session, store, model, period, watch, policy, baseline, reason, failed)
     return watch
 
 
 def _raise(
     session: Session,
-    settings: Settings,
     store: ArtifactStore,
     model: RegisteredModel,
     period: ProductionPeriod,

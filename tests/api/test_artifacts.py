@@ -355,7 +355,7 @@ def test_refused_uploads_are_answered_before_the_body_is_read(
             yield chunk
 
     async def send(path: str, headers: dict[str, str]) -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             return await http.put(
                 path,

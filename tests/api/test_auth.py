@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -292,7 +293,7 @@ def test_model_scoped_token(client: TestClient, make_token: MakeToken) -> None:
     )
     assert response.status_code == 201, response.text
 
-    for method, path, body in [
+    calls: list[tuple[str, str, Any]] = [
         ("GET", "/models/beta", None),
         ("PATCH", "/models/beta", {"owner": "x"}),
         ("GET", "/models/beta/versions", None),
@@ -304,7 +305,8 @@ def test_model_scoped_token(client: TestClient, make_token: MakeToken) -> None:
         ("PUT", "/models/beta/versions/1/artifact", None),
         ("POST", "/models", {"name": "gamma"}),
         ("GET", "/models/nonexistent", None),
-    ]:
+    ]
+    for method, path, body in calls:
         kwargs: dict[str, object] = {"headers": auth(scoped)}
         if method == "PUT":
             kwargs["content"] = b"bytes"

@@ -227,7 +227,7 @@ def test_bad_content_length_is_400(client: TestClient) -> None:
     import httpx
 
     async def send() -> httpx.Response:
-        transport = httpx.ASGITransport(app=client.app)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=client.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             request = http.build_request(
                 "POST", f"{API}/models", content=b"{}", headers={"Content-Type": "application/json"}
@@ -422,7 +422,7 @@ def test_garbage_never_causes_a_5xx(settings: Settings) -> None:
             response = client.post(
                 f"{API}/models/m/versions",
                 content=b"{}",
-                headers={**JSON, header: value.encode("utf-8")},  # type: ignore[dict-item]
+                headers={**JSON, header: value.encode("utf-8")},
             )
             check(response, f"header {header}")
         assert failures == [], "\n".join(failures[:30])

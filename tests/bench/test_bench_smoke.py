@@ -101,4 +101,4 @@ def test_small_benchmark_runs_every_phase_without_errors(tmp_path: Path, bench_d
     # The table on stdout carries the ratios.
     assert "Ratios and targets" in done.stdout
     # Informational: the brief asks for under a minute on an idle machine.
-    print(f"scripts/bench --scale small took {elapsed:.0f} s")
+    print(f"scripts/bench --scale small took {elapsed:.0f} s")  # noqa: T201

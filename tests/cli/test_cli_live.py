@@ -303,7 +303,7 @@ def test_promote_wait_returns_when_a_reviewer_approves_from_another_terminal(
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
-        pending: list[dict[str, Any]] = []
+        pending: list[Any] = []
         while not pending and time.monotonic() < deadline:
             pending = list(admin.list_promotions(status="pending_approval", model=model)["items"])
             time.sleep(0.2)

@@ -202,7 +202,7 @@ def test_a_create_that_is_not_replayed_says_so() -> None:
     client, _ = make_client(Recorder(httpx.Response(201, json={"name": "fraud"})))
     result = client.create_model("fraud", primary_metric="accuracy", idempotency_key="k")
     assert result.replayed is False
-    assert result.body == {"name": "fraud"}
+    assert dict(result.body) == {"name": "fraud"}
 
 
 def test_delete_is_retried() -> None:
@@ -291,7 +291,7 @@ def test_upload_streams_the_file_with_its_sha256_and_restarts_on_a_retry(tmp_pat
         "fraud", 1, path, sha256=digest.upper(), progress=lambda d, t: progress.append((d, t)),
         chunk_size=1024 * 1024,
     )  # fmt: skip
-    assert answer == {"version": 1}
+    assert dict(answer) == {"version": 1}
     assert len(recorder.requests) == 2
     for request, body in zip(recorder.requests, recorder.bodies, strict=True):
         assert request.method == "PUT"

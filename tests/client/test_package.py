@@ -11,7 +11,6 @@ import subprocess
 import tarfile
 import textwrap
 import venv
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,7 @@ MAX_INSTALLED_BYTES = 8 * 1024 * 1024  # everything but pip and setuptools
 
 
 @pytest.fixture(scope="module")
-def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("client-venv") / "venv"
     venv.EnvBuilder(with_pip=True).create(root)
     python = root / "bin" / "python"

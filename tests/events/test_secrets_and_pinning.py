@@ -279,7 +279,7 @@ class _TlsReceiver:
         def sni(sock: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> None:
             outer.server_names.append(name)
 
-        context.sni_callback = sni  # type: ignore[assignment]
+        context.sni_callback = sni
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:

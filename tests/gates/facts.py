@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.gates.catalogue import Direction, direction_of
-from app.gates.facts import ArtifactFacts, MetricFact
+from app.gates.facts import ArtifactFacts, DataCheckFact, MetricFact, ReproductionFact
 from app.gates.shadow import ShadowPairs
 from app.gates.signature import Signature
 
@@ -20,6 +20,8 @@ class Version:
     evidence_by_kind: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     lineage: Mapping[str, Any] = field(default_factory=dict)
     signature: Signature | None = None
+    reruns: list[ReproductionFact] = field(default_factory=list)
+    data_checks: dict[str, DataCheckFact] = field(default_factory=dict)
     artifact: ArtifactFacts = field(
         default_factory=lambda: ArtifactFacts(uploaded=False, sha256=None, expected_sha256=None)
     )
@@ -40,6 +42,12 @@ class Version:
 
     def evidence(self, dataset: str, kind: str) -> dict[str, Any] | None:
         return self.evidence_by_kind.get((dataset, kind))
+
+    def reproductions(self) -> list[ReproductionFact]:
+        return self.reruns
+
+    def data_check(self, dataset: str) -> DataCheckFact | None:
+        return self.data_checks.get(dataset)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ ROLLOUTS = 2000
 def test_identical_canary_is_aborted_in_at_most_alpha_of_whole_rollouts() -> None:
     # Latency tolerance 0 is the edge of "no worse", the hardest case for the claim.
     outcome = simulate(Scenario(), rollouts=ROLLOUTS, seed=20261203, alpha=ALPHA)
-    print(
+    print(  # noqa: T201
         f"\nsound canary, {outcome.looks} looks: sequential aborts "
         f"{outcome.sequential_aborts:.2%}, per-interval judge {outcome.per_interval_aborts:.2%}"
     )
@@ -33,7 +33,7 @@ def test_doubled_error_rate_is_caught_in_at_least_90_percent_of_rollouts() -> No
         seed=20261204,
         alpha=ALPHA,
     )
-    print(
+    print(  # noqa: T201
         f"\nerror rate 1% -> 2%: aborted {outcome.sequential_aborts:.2%} "
         f"(median at look {outcome.median_abort_look})"
     )

@@ -15,7 +15,7 @@ from tests.support.api import API, all_items, assert_problem, audit_events, crea
 from tests.support.flows import evaluate, gate, new_version, permissive_policy, put_policy, rule
 
 MODEL = "fraud"
-SIGNATURE = [
+SIGNATURE: list[dict[str, Any]] = [
     {"name": "amount", "type": "float"},
     {"name": "country", "type": "categorical", "categories": ["DE", "FR", "US"]},
     {"name": "age", "type": "integer", "nullable": True},

@@ -2,6 +2,7 @@
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -253,7 +254,8 @@ def test_regression_perfect_predictions() -> None:
 
 
 def test_regression_accepts_numpy_and_integers() -> None:
-    got = from_regression(np.array([1, 2, 4]), [np.float32(1.0), 3, 4])
+    mixed: list[Any] = [np.float32(1.0), 3, 4]
+    got = from_regression(np.array([1, 2, 4]), mixed)
     assert got["mae"].value == pytest.approx(1 / 3)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -52,7 +53,7 @@ def repro(id_: int, sha: str | None = None, **metrics: float) -> ReproductionFac
 def check(
     reproductions: list[ReproductionFact],
     tolerances: list[Tolerance] | None = None,
-    recorded: dict[tuple[str, str, str], float | None] | None = None,
+    recorded: Mapping[tuple[str, str, str], float | None] | None = None,
     sha: str | None = DIGEST,
 ) -> Any:
     return reproducible(

@@ -16,6 +16,7 @@ from app.gates.ab import (
     two_sided_always_valid_p,
 )
 from app.gates.canary import Rates
+from app.gates.rules.shadow_agreement import ShadowAgreementRule
 from app.gates.shadow import (
     ShadowPairs,
     agreement_lower_bound,
@@ -32,6 +33,7 @@ RULE = TypeAdapter(registry.Rule)
 def test_the_rule_kind_is_registered_and_validated() -> None:
     rule = RULE.validate_python({"kind": "shadow_agreement", "min_agreement": 0.9})
     assert registry.name_of(rule) == "shadow_agreement"
+    assert isinstance(rule, ShadowAgreementRule)
     assert rule.min_pairs == 500
     with pytest.raises(ValidationError, match="min_agreement, max_mae or both"):
         RULE.validate_python({"kind": "shadow_agreement"})

@@ -100,8 +100,8 @@ def pass_rate(
     )
     result = evaluate(
         session,
-        store=client.app.state.store,
-        model=registry.get_model(session, "stats"),  # type: ignore[attr-defined]
+        store=client.app.state.store,  # type: ignore[attr-defined]
+        model=registry.get_model(session, "stats"),
         version=candidate,
         target=Stage.PRODUCTION,
         policy=policy,

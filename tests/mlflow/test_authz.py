@@ -50,8 +50,8 @@ def row(method: str, path: str, role: str, scoped: bool = True, **fields: Any) -
     return Row(method, url, role, scoped, url, fields)
 
 
-NAMED = {"name": MODEL}
-VERSION = {"name": MODEL, "version": "1"}
+NAMED: dict[str, Any] = {"name": MODEL}
+VERSION: dict[str, Any] = {"name": MODEL, "version": "1"}
 ROWS = [
     row("POST", "registered-models/create", "submitter", **NAMED),
     row("GET", "registered-models/get", "reader", **NAMED),

@@ -3,6 +3,8 @@ staging promotions and rollback still work, and both switches are audited."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi.testclient import TestClient
 
 from tests.support.api import API, assert_problem, audit_events, create_model
@@ -24,12 +26,12 @@ from tests.support.flows import (
 MODEL = "fraud"
 
 
-def switch(client: TestClient, action: str, headers: dict[str, str], reason: str) -> dict:
+def switch(client: TestClient, action: str, headers: dict[str, str], reason: str) -> dict[str, Any]:
     response = client.post(
         f"{API}/models/{MODEL}/{action}", json={"reason": reason}, headers=headers
     )
     assert response.status_code == 200, response.text
-    body: dict = response.json()
+    body: dict[str, Any] = response.json()
     return body
 
 

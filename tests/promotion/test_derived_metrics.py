@@ -12,8 +12,10 @@ from fastapi.testclient import TestClient
 from tests.support.api import API, assert_problem, audit_events, create_model
 from tests.support.flows import new_version
 
+Metrics = dict[tuple[str, str, str | None], dict[str, Any]]
 
-def add_metrics(client: TestClient, version: int, body: dict[str, Any]) -> dict[str, Any]:
+
+def add_metrics(client: TestClient, version: int, body: dict[str, Any]) -> Metrics:
     response = client.post(f"{API}/models/fraud/versions/{version}/metrics", json=body)
     assert response.status_code == 200, response.text
     return {
@@ -23,9 +25,7 @@ def add_metrics(client: TestClient, version: int, body: dict[str, Any]) -> dict[
     }
 
 
-def values(
-    metrics: dict[tuple[str, str, str | None], dict[str, Any]], dataset: str
-) -> dict[str, float | None]:
+def values(metrics: Metrics, dataset: str) -> dict[str, float | None]:
     """The whole-dataset (unsliced) values on ``dataset``."""
     return {
         name: m["value"] for (name, ds, sl), m in metrics.items() if ds == dataset and sl is None
@@ -176,7 +176,7 @@ def test_derived_metrics_are_immutable_and_validated(client: TestClient, version
     response = client.post(f"{API}/models/fraud/versions/{version}/metrics", json=other)
     assert_problem(response, 409, "metric-conflict")
 
-    bad = [
+    bad: list[dict[str, Any]] = [
         {"confusion_matrices": [{"dataset": "x", "matrix": [[1, 2, 3], [4, 5, 6]]}]},
         {"confusion_matrices": [{"dataset": "x", "matrix": [[0, 0], [0, 0]]}]},
         {"regression": [{"dataset": "x", "targets": [1.0, 2.0], "predictions": [1.0]}]},

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.promotion import transitions
-from app.promotion.transitions import Moved
+from app.promotion.transitions import Moved, StagePointer
 from tests.support.api import API, create_model
 from tests.support.flows import new_version, permissive_policy, promote, put_policy, rollback
 
@@ -28,6 +28,7 @@ def test_every_move_ends_with_the_publish_step(
 
     def spy(session: object, moved: Moved) -> None:
         replaced = moved.replaced.version if moved.replaced else None
+        assert isinstance(moved.move.pointer, StagePointer)
         seen.append(
             (moved.move.via, moved.move.version.version, moved.move.pointer.stage, replaced)
         )
@@ -56,13 +57,15 @@ def _stage_writes(path: Path) -> list[tuple[str, int]]:
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         targets: list[ast.expr] = []
         if isinstance(node, ast.Assign):
-            targets = [t for target in node.targets for t in ast.walk(target)]
+            targets = [
+                t for target in node.targets for t in ast.walk(target) if isinstance(t, ast.expr)
+            ]
         elif isinstance(node, ast.AugAssign | ast.AnnAssign):
             targets = [node.target]
         for target in targets:
             if isinstance(target, ast.Attribute) and target.attr == "stage":
                 owner = target.value.id if isinstance(target.value, ast.Name) else "?"
-                writes.append((owner, node.lineno))
+                writes.append((owner, target.lineno))
     return writes
 
 

@@ -38,7 +38,9 @@ def out_of_step(settings: Settings) -> list[tuple[int, str, str]]:
     return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
 
 
-def check(client: TestClient, settings: Settings, accuracy: dict[int, float]) -> dict[str, list]:
+def check(
+    client: TestClient, settings: Settings, accuracy: dict[int, float]
+) -> dict[str, list[int]]:
     """Each stage listed by metric holds exactly the versions listed by number, best
     first; returns the versions by stage."""
     assert out_of_step(settings) == []

@@ -75,7 +75,7 @@ def base_settings(database_url: str, artifact_store: str) -> dict[str, str]:
 
 def report(capsys: pytest.CaptureFixture[str], text_: str) -> None:
     with capsys.disabled():
-        print(f"\n[faults] {text_}")
+        print(f"\n[faults] {text_}")  # noqa: T201
 
 
 def admin_client(base_url: str, timeout: float = 120.0) -> httpx.Client:

@@ -102,7 +102,7 @@ def test_a_thousand_random_concurrent_operations_keep_every_invariant(
         models=MODELS,
     )
     with capsys.disabled():
-        print(
+        print(  # noqa: T201
             f"\n[race] {OPS} operations, seed {SEED}, concurrency {CONCURRENCY}, "
             f"{len(three_servers)} server processes (set-up {setup_seconds:.1f} s)\n"
             f"{result.table()}\n[race] invariants held ({time.monotonic() - checked:.1f} s): "

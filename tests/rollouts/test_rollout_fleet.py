@@ -5,6 +5,7 @@ either process; the drivers of both processes judge the rollout."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import httpx
@@ -174,7 +175,7 @@ def test_two_processes_racing_advance_move_one_step(clients: list[httpx.Client])
     assert started.status_code == 201, started.text
     rid = started.json()["id"]
     calls = [
-        (lambda c=c: c.post(f"{API}/rollouts/{rid}/advance", json={"step": 0})) for c in clients * 3
+        partial(c.post, f"{API}/rollouts/{rid}/advance", json={"step": 0}) for c in clients * 3
     ]
     answers = race(calls)
     codes = sorted(a.status_code for a in answers)

@@ -201,10 +201,10 @@ def test_two_admins_revoking_each_other_at_once_leave_one(database_url: str) -> 
 
     threads = [threading.Thread(target=revoke, args=(i,)) for i in reversed(ids)]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
         assert sorted(outcomes) == ["refused", "revoked"]
         with engine.connect() as conn:
             left = conn.execute(

@@ -32,7 +32,7 @@ def put_alias(
 def test_submitters_move_an_alias_without_policy_and_every_move_is_recorded(
     client: TestClient,
 ) -> None:
-    team = make_team(client)  # type: ignore[arg-type]
+    team = make_team(client)
     model = model_in_production(client, "alias-free", versions=2)
     v3 = new_version(client, model, accuracy=0.95)
     start = revision(client, model)
@@ -110,7 +110,7 @@ def test_an_alias_on_an_archived_version_stays_valid(client: TestClient) -> None
 
 
 def test_bad_alias_input_is_a_clear_problem(client: TestClient) -> None:
-    team = make_team(client)  # type: ignore[arg-type]
+    team = make_team(client)
     model = model_in_production(client, "alias-bad", versions=1)
     for bad in ("Champion", "-x", "x-", "a_b", "x" * 65):
         assert_problem(put_alias(client, model, bad, 1, {}), 422, "validation-failed")
@@ -140,9 +140,9 @@ def protected(approvals: int = 0, auto: bool = True, minimum: float = 0.95) -> d
 
 
 def test_a_protected_alias_moves_only_when_its_gates_pass(client: TestClient) -> None:
-    team = make_team(client)  # type: ignore[arg-type]
+    team = make_team(client)
     model = model_in_production(client, "alias-gated", versions=1)
-    put_policy(client, model, protected())  # type: ignore[arg-type]
+    put_policy(client, model, protected())
     weak = new_version(client, model, accuracy=0.90)
     strong = new_version(client, model, accuracy=0.97)
     start = revision(client, model)
@@ -174,9 +174,9 @@ def approve(client: TestClient, promotion_id: int, headers: dict[str, str]) -> A
 def test_a_protected_alias_asking_for_approvals_moves_when_reviewers_approve(
     client: TestClient,
 ) -> None:
-    team = make_team(client)  # type: ignore[arg-type]
+    team = make_team(client)
     model = model_in_production(client, "alias-approvals", versions=1)
-    put_policy(client, model, protected(approvals=2))  # type: ignore[arg-type]
+    put_policy(client, model, protected(approvals=2))
     weak = new_version(client, model, accuracy=0.90)
     strong = new_version(client, model, accuracy=0.97)
     start = revision(client, model)
@@ -249,9 +249,9 @@ def test_a_protected_alias_asking_for_approvals_moves_when_reviewers_approve(
 def test_a_pending_alias_request_can_be_rejected_and_survives_stage_moves(
     client: TestClient,
 ) -> None:
-    team = make_team(client)  # type: ignore[arg-type]
+    team = make_team(client)
     model = model_in_production(client, "alias-reject", versions=1)
-    put_policy(client, model, protected(approvals=1))  # type: ignore[arg-type]
+    put_policy(client, model, protected(approvals=1))
     v2 = new_version(client, model, accuracy=0.97)
     v3 = new_version(client, model, accuracy=0.98)
     first = assert_problem(
@@ -285,15 +285,15 @@ def test_a_pending_alias_request_can_be_rejected_and_survives_stage_moves(
 def test_an_alias_request_runs_its_gates_again_when_the_policy_changed(
     client: TestClient,
 ) -> None:
-    team = make_team(client)  # type: ignore[arg-type]
+    team = make_team(client)
     model = model_in_production(client, "alias-regate", versions=1)
-    put_policy(client, model, protected(approvals=1))  # type: ignore[arg-type]
+    put_policy(client, model, protected(approvals=1))
     v2 = new_version(client, model, accuracy=0.96)
     promotion_id = assert_problem(
         put_alias(client, model, "champion", v2, team.submitter), 409, "alias-needs-approval"
     )["promotion_id"]
     # The bar rises before the approval: the request's gates run again and fail.
-    put_policy(client, model, protected(approvals=1, minimum=0.99))  # type: ignore[arg-type]
+    put_policy(client, model, protected(approvals=1, minimum=0.99))
     answer = approve(client, promotion_id, team.reviewer)
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "rejected"

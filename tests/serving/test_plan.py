@@ -14,7 +14,7 @@ def plan_of(client: TestClient, model: str) -> dict:  # type: ignore[type-arg]
     response = client.get(f"{API}/models/{model}/serving")
     assert response.status_code == 200, response.text
     assert response.headers["etag"] == f'"{response.json()["revision"]}"'
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def test_a_model_without_production_has_an_empty_plan_at_revision_0(client: TestClient) -> None:

@@ -95,7 +95,7 @@ def test_a_key_keeps_its_version_while_weights_hold_and_few_move_when_they_chang
 
 def test_shadow_samples_are_within_binomial_bounds_and_independent_of_the_route() -> None:
     router = offline(plan(1, {1: 50.0, 2: 50.0}, shadows={5: 25.0, 6: 100.0}))
-    sampled = Counter()
+    sampled: Counter[int] = Counter()
     both = 0
     for key in KEYS:
         shadows = router.shadows(key)

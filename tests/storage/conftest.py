@@ -81,7 +81,7 @@ def s3_case(moto_server: MotoServer, s3_admin: Any, bucket: str) -> StoreCase:
 @pytest.fixture(params=["local", "s3"])
 def case(request: pytest.FixtureRequest) -> StoreCase:
     """Each behaviour test runs once per store."""
-    return request.getfixturevalue(f"{request.param}_case")  # type: ignore[no-any-return]
+    return request.getfixturevalue(f"{request.param}_case")
 
 
 @pytest.fixture

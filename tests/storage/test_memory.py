@@ -40,7 +40,7 @@ def test_256_mib_upload_keeps_peak_rss_growth_under_64_mib(
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     for name, value in figures.items():
         record_property(name, value)
-    print(f"store_stream 256 MiB into moto: {figures}")
+    print(f"store_stream 256 MiB into moto: {figures}")  # noqa: T201
 
     assert figures["bytes"] == 256 << 20
     assert figures["peak_growth_mib"] < 64, figures

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -361,7 +361,7 @@ def server_settings(settings: Settings) -> dict[str, str]:
     return env
 
 
-def race(calls: list[Callable[[], httpx.Response]]) -> list[httpx.Response]:
+def race(calls: Sequence[Callable[[], httpx.Response]]) -> list[httpx.Response]:
     """Run every call at once, one thread each, released together by a barrier."""
     barrier = threading.Barrier(len(calls))
     results: list[httpx.Response | BaseException | None] = [None] * len(calls)

@@ -52,7 +52,7 @@ class RuleConfig(Strict):
         """The rule's verdict on the candidate, reported under ``name``."""
         raise NotImplementedError
 
-    def policy_problems(self, policy: PolicyFacts) -> list[PolicyProblem]:
+    def policy_problems(self, policy: PolicyFacts) -> list[PolicyProblem]:  # noqa: ARG002
         """Checks a schema cannot express, run when a policy is saved (none by default)."""
         return []
 

@@ -44,7 +44,7 @@ non-inferiority test (the candidate may be at most ``-delta`` worse).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sized
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -194,9 +194,7 @@ class _NoTest:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _paired_lengths(
-    what: str, candidate: Sequence[object], production: Sequence[object], minimum: int
-) -> _NoTest | None:
+def _paired_lengths(what: str, candidate: Sized, production: Sized, minimum: int) -> _NoTest | None:
     if len(candidate) != len(production):
         return _NoTest(
             f"candidate and production {what} differ in length "

@@ -305,7 +305,7 @@ def _stop_on_interrupt() -> Iterator[_Stop]:
     """
     stop = _Stop()
 
-    def handler(signum: int, frame: object) -> None:
+    def handler(_signum: int, _frame: object) -> None:
         stop.requested = True
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
