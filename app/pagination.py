@@ -10,13 +10,16 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from app.errors import BadRequest
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+
+T = TypeVar("T")
+K = TypeVar("K", int, str)
 
 
 def encode_cursor(values: list[Any]) -> str:
@@ -52,3 +55,19 @@ def _fits(value: Any, kind: type) -> bool:
     if kind is float:
         return isinstance(value, int | float) and math.isfinite(value)
     return isinstance(value, kind)
+
+
+def after(cursor: str | None, kind: type[K]) -> K | None:
+    """The single sort key a one-key cursor carries (None: the first page)."""
+    values = decode_cursor(cursor, arity=1, kinds=(kind,))
+    return kind(values[0]) if values else None
+
+
+def split_page(
+    rows: Sequence[T], limit: int, key: Callable[[T], list[Any]]
+) -> tuple[list[T], str | None]:
+    """The page and the cursor after it, from ``rows`` read with ``limit + 1``: the extra
+    row only says that another page follows (its own key is not the cursor; the last
+    row of the page is)."""
+    page = list(rows[:limit])
+    return page, (encode_cursor(key(page[-1])) if len(rows) > limit else None)

@@ -11,11 +11,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import AfterValidator
 
+from app import pagination
 from app.api.deps import Auditor, UowDep, require_unscoped
 from app.api.problems import responses
 from app.audit import service
 from app.audit.schemas import AuditEventRead, AuditVerification
-from app.pagination import decode_cursor, encode_cursor
 from app.registry.schemas import Page
 from app.rfc3339 import Rfc3339DateTime
 
@@ -51,7 +51,6 @@ def query_audit(
 ) -> Page[AuditEventRead]:
     """Audit events, oldest first, filtered by model, actor, action and time."""
     require_unscoped(principal)
-    after = decode_cursor(cursor, arity=1, kinds=(int,))
     rows = service.query(
         uow.session,
         model=model,
@@ -59,13 +58,12 @@ def query_audit(
         action=action,
         since=since,
         until=until,
-        after_id=int(after[0]) if after else None,
+        after_id=pagination.after(cursor, int),
         limit=limit + 1,
     )
-    page = rows[:limit]
+    page, next_cursor = pagination.split_page(rows, limit, lambda e: [e.id])
     return Page[AuditEventRead](
-        items=[AuditEventRead.model_validate(e) for e in page],
-        next_cursor=encode_cursor([page[-1].id]) if len(rows) > limit else None,
+        items=[AuditEventRead.model_validate(e) for e in page], next_cursor=next_cursor
     )
 
 

@@ -6,13 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from app import pagination
 from app.api.deps import Admin, UowDep, require_unscoped
 from app.api.problems import responses
 from app.auth import service
 from app.auth.models import ApiToken, PrincipalRecord
 from app.auth.roles import Role
 from app.auth.schemas import PrincipalRead, TokenCreate, TokenCreated, TokenRead
-from app.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
+from app.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.registry.schemas import Page
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
@@ -67,15 +68,9 @@ def list_tokens(
 ) -> Page[TokenRead]:
     """List tokens (never their secrets)."""
     require_unscoped(principal)
-    after = decode_cursor(cursor, arity=1, kinds=(str,))
-    rows = service.list_tokens(
-        uow.session, after_id=str(after[0]) if after else None, limit=limit + 1
-    )
-    page = rows[:limit]
-    return Page[TokenRead](
-        items=[_read(t, p) for t, p in page],
-        next_cursor=encode_cursor([page[-1][0].id]) if len(rows) > limit else None,
-    )
+    rows = service.list_tokens(uow.session, after_id=pagination.after(cursor, str), limit=limit + 1)
+    page, next_cursor = pagination.split_page(rows, limit, lambda row: [row[0].id])
+    return Page[TokenRead](items=[_read(t, p) for t, p in page], next_cursor=next_cursor)
 
 
 @router.delete(
@@ -104,11 +99,10 @@ def list_principals(
 ) -> Page[PrincipalRead]:
     """List principals (people and service accounts) with the roles their active tokens hold."""
     require_unscoped(principal)
-    after = decode_cursor(cursor, arity=1, kinds=(str,))
     rows = service.list_principals(
-        uow.session, after_name=str(after[0]) if after else None, limit=limit + 1
+        uow.session, after_name=pagination.after(cursor, str), limit=limit + 1
     )
-    page = rows[:limit]
+    page, next_cursor = pagination.split_page(rows, limit, lambda row: [row[0].name])
     return Page[PrincipalRead](
         items=[
             PrincipalRead(
@@ -120,5 +114,5 @@ def list_principals(
             )
             for p, roles in page
         ],
-        next_cursor=encode_cursor([page[-1][0].name]) if len(rows) > limit else None,
+        next_cursor=next_cursor,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from app import pagination
 from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.roles import Principal
@@ -16,7 +17,6 @@ from app.drift import profiles
 from app.drift import service as drift
 from app.errors import Conflict, ReferenceProfileNotFound
 from app.gates.facts import DataCheckFact
-from app.pagination import decode_cursor, encode_cursor
 from app.registry import service as registry
 from app.registry.schemas import Page
 
@@ -89,18 +89,16 @@ def list_data_checks(
     limit: int,
 ) -> Page[DataCheckRead]:
     model, version = registry.get_version(session, model_name, number)
-    after = decode_cursor(cursor, arity=1, kinds=(int,))
     rows = repository.newest(
         session,
         version.id,
         dataset=dataset,
-        before_id=int(after[0]) if after else None,
+        before_id=pagination.after(cursor, int),
         limit=limit + 1,
     )
-    page = rows[:limit]
+    page, next_cursor = pagination.split_page(rows, limit, lambda r: [r.id])
     return Page[DataCheckRead](
-        items=[_read(model.name, number, row) for row in page],
-        next_cursor=encode_cursor([page[-1].id]) if len(rows) > limit else None,
+        items=[_read(model.name, number, row) for row in page], next_cursor=next_cursor
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app import pagination
 from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.audit.hashing import canonical_json
@@ -36,7 +37,6 @@ from app.errors import (
     ReferenceProfileNotFound,
     ValidationFailed,
 )
-from app.pagination import decode_cursor, encode_cursor
 from app.registry import service as registry
 from app.registry.models import Stage
 from app.registry.schemas import Page
@@ -456,16 +456,14 @@ def list_drift_reports(
 ) -> Page[DriftReportRead]:
     """Drift history, newest first."""
     model = registry.get_model(session, model_name)
-    before = decode_cursor(cursor, arity=1, kinds=(int,))
     rows = repository.page_reports(
         session,
         model_id=model.id,
-        before_id=int(before[0]) if before else None,
+        before_id=pagination.after(cursor, int),
         drifted=drifted,
         limit=limit + 1,
     )
-    page = rows[:limit]
+    page, next_cursor = pagination.split_page(rows, limit, lambda r: [r.id])
     return Page[DriftReportRead](
-        items=[_report_read(model.name, r) for r in page],
-        next_cursor=encode_cursor([page[-1].id]) if len(rows) > limit else None,
+        items=[_report_read(model.name, r) for r in page], next_cursor=next_cursor
     )

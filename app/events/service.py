@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from app import pagination
 from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.roles import Principal
@@ -21,7 +22,6 @@ from app.events.schemas import DeliveryRead, WebhookCreate, WebhookRead
 from app.events.secretbox import SecretBox
 from app.events.urls import UrlPolicy, UrlRefused, check_url
 from app.events.wakeup import wake_after_commit
-from app.pagination import decode_cursor, encode_cursor
 from app.registry.schemas import Page
 from app.settings import Settings
 
@@ -90,17 +90,15 @@ def get_webhook(session: Session, webhook_id: int) -> WebhookRead:
 def list_webhooks(
     session: Session, *, cursor: str | None, limit: int, include_deleted: bool
 ) -> Page[WebhookRead]:
-    after = decode_cursor(cursor, arity=1, kinds=(int,))
     rows = repository.page_webhooks(
         session,
-        after_id=int(after[0]) if after else None,
+        after_id=pagination.after(cursor, int),
         limit=limit + 1,
         include_deleted=include_deleted,
     )
-    page = rows[:limit]
+    page, next_cursor = pagination.split_page(rows, limit, lambda w: [w.id])
     return Page[WebhookRead](
-        items=[WebhookRead.model_validate(w) for w in page],
-        next_cursor=encode_cursor([page[-1].id]) if len(rows) > limit else None,
+        items=[WebhookRead.model_validate(w) for w in page], next_cursor=next_cursor
     )
 
 
@@ -142,19 +140,15 @@ def list_deliveries(
 ) -> Page[DeliveryRead]:
     """The delivery log of one webhook, newest first."""
     _get(session, webhook_id)
-    before = decode_cursor(cursor, arity=1, kinds=(int,))
     rows = repository.page_deliveries(
         session,
         webhook_id=webhook_id,
         status=status.value if status else None,
-        before_id=int(before[0]) if before else None,
+        before_id=pagination.after(cursor, int),
         limit=limit + 1,
     )
-    page = rows[:limit]
-    return Page[DeliveryRead](
-        items=[to_delivery_read(d) for d in page],
-        next_cursor=encode_cursor([page[-1].id]) if len(rows) > limit else None,
-    )
+    page, next_cursor = pagination.split_page(rows, limit, lambda d: [d.id])
+    return Page[DeliveryRead](items=[to_delivery_read(d) for d in page], next_cursor=next_cursor)
 
 
 def redeliver(

@@ -11,12 +11,12 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from app import pagination
 from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.roles import Principal
 from app.db.base import utcnow
 from app.errors import BadRequest, RollbackNotPossible, TransitionNotAllowed, VersionNotFound
-from app.pagination import decode_cursor, encode_cursor
 from app.promotion import repository, transitions
 from app.promotion.models import ProductionPeriod
 from app.promotion.requests import supersede_others
@@ -244,15 +244,11 @@ def history(
 ) -> Page[HistoryEntry]:
     """The production timeline, newest first: which version served when, and why."""
     model = registry.get_model(session, model_name)
-    after = decode_cursor(cursor, arity=1, kinds=(int,))
     rows = repository.periods(
-        session, model.id, before_id=int(after[0]) if after else None, limit=limit + 1
+        session, model.id, before_id=pagination.after(cursor, int), limit=limit + 1
     )
-    page = rows[:limit]
-    return Page[HistoryEntry](
-        items=[_entry(p) for p in page],
-        next_cursor=encode_cursor([page[-1].id]) if len(rows) > limit else None,
-    )
+    page, next_cursor = pagination.split_page(rows, limit, lambda p: [p.id])
+    return Page[HistoryEntry](items=[_entry(p) for p in page], next_cursor=next_cursor)
 
 
 def _entry(p: ProductionPeriod) -> HistoryEntry:

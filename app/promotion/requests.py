@@ -14,13 +14,13 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from app import pagination
 from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.roles import Principal, Role, role_allows
 from app.db.base import utcnow
 from app.errors import Conflict, Forbidden, PromotionNotFound, PromotionNotPending
 from app.gates.result import RuleResult
-from app.pagination import decode_cursor, encode_cursor
 from app.promotion import repository, transitions
 from app.promotion.evaluation import Evaluation, evaluate, stage_policy
 from app.promotion.models import PromotionApproval, PromotionRequest, PromotionStatus
@@ -545,16 +545,15 @@ def list_requests(
 ) -> Page[PromotionRead]:  # fmt: skip
     model_id = registry.get_model(session, model_name).id if model_name else None
     scope_id = registry.get_model(session, actor.model_scope).id if actor.model_scope else None
-    after = decode_cursor(cursor, arity=1, kinds=(int,))
     rows = repository.page_requests(
         session, status=status, model_id=model_id, model_scope_id=scope_id,
-        after_id=int(after[0]) if after else None, limit=limit + 1,
+        after_id=pagination.after(cursor, int), limit=limit + 1,
     )  # fmt: skip
-    page = rows[:limit]
+    page, next_cursor = pagination.split_page(rows, limit, lambda row: [row[0].id])
     approvals = repository.approvals(session, [r.id for r, _ in page])
     return Page[PromotionRead](
         items=[to_read(session, r, name, approvals[r.id]) for r, name in page],
-        next_cursor=encode_cursor([page[-1][0].id]) if len(rows) > limit else None,
+        next_cursor=next_cursor,
     )
 
 

@@ -16,8 +16,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from app import pagination
 from app.auth.roles import Principal
-from app.pagination import decode_cursor, encode_cursor
 from app.registry import artifacts, repository
 from app.schemas import Strict
 from app.storage.base import ArtifactStore, digest_of_key
@@ -72,11 +72,10 @@ def scrub(
     session: Session, *, actor: Principal, store: ArtifactStore, request: ScrubRequest
 ) -> ScrubReport:
     """Verify one batch of referenced artifacts and record the results (see module doc)."""
-    after = decode_cursor(request.cursor, arity=1, kinds=(str,))
     keys = repository.artifact_keys_page(
-        session, after=str(after[0]) if after else None, limit=request.limit + 1
+        session, after=pagination.after(request.cursor, str), limit=request.limit + 1
     )
-    batch, more = keys[: request.limit], len(keys) > request.limit
+    batch, next_cursor = pagination.split_page(keys, request.limit, lambda key: [key])
     total = repository.count_artifact_keys(session)
     rows = repository.versions_with_keys(session, batch)
     checks: dict[str, ArtifactCheck] = {}
@@ -118,7 +117,7 @@ def scrub(
         if key in checks
     ]
     unreferenced = None
-    if not more:
+    if next_cursor is None:
         referenced = repository.referenced_artifact_keys(session)
         stored = store.keys()
         unreferenced = sorted(key for key in stored if key not in referenced)
@@ -130,5 +129,5 @@ def scrub(
         corrupt=len(items) - intact,
         items=items,
         unreferenced=unreferenced,
-        next_cursor=encode_cursor([batch[-1]]) if more and batch else None,
+        next_cursor=next_cursor,
     )

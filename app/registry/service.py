@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app import gates
+from app import gates, pagination
 from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.audit.hashing import canonical_json
@@ -30,7 +30,7 @@ from app.errors import (
     ValidationFailed,
     VersionNotFound,
 )
-from app.pagination import DEFAULT_LIMIT, decode_cursor, encode_cursor
+from app.pagination import DEFAULT_LIMIT
 from app.registry import repository, search
 from app.registry.fingerprint import lineage_fingerprint
 from app.registry.models import (
@@ -155,20 +155,17 @@ def list_models(
     name_prefix: str | None = None,
     only_name: str | None = None,
 ) -> Page[ModelRead]:
-    after = decode_cursor(cursor, arity=1, kinds=(str,))
-    after_name = str(after[0]) if after else None
     rows = repository.page_models(
         session,
-        after_name=after_name,
+        after_name=pagination.after(cursor, str),
         limit=limit + 1,
         owner=owner,
         name_prefix=name_prefix,
         only_name=only_name,
     )
-    page = list(rows[:limit])
+    page, next_cursor = pagination.split_page(rows, limit, lambda m: [m.name])
     production = repository.production_versions(session, [m.id for m in page])
     items = [to_model_read(m, production.get(m.id)) for m in page]
-    next_cursor = encode_cursor([page[-1].name]) if len(rows) > limit else None
     return Page[ModelRead](items=items, next_cursor=next_cursor)
 
 
@@ -310,7 +307,6 @@ def list_versions(
     key = order_by[1:] if descending else order_by
     stage_value = stage.value if stage else None
     if key == "version":
-        after = decode_cursor(cursor, arity=1, kinds=(int,))
         rows = repository.page_versions(
             session,
             model_id=model.id,
@@ -318,11 +314,10 @@ def list_versions(
             fingerprint=fingerprint,
             terms=terms,
             descending=descending,
-            after_version=int(after[0]) if after else None,
+            after_version=pagination.after(cursor, int),
             limit=limit + 1,
         )
-        page = rows[:limit]
-        next_cursor = encode_cursor([page[-1].row.version]) if len(rows) > limit else None
+        page, next_cursor = pagination.split_page(rows, limit, lambda v: [v.row.version])
         return _page_of_rows(model.name, page, next_cursor)
     if key.startswith("metric:") and len(key) > len("metric:"):
         metric = key[len("metric:") :]
@@ -332,7 +327,7 @@ def list_versions(
                 "ordering by a metric needs ?dataset= (or a primary_dataset on the model)",
                 errors=[{"loc": ["query", "dataset"], "msg": "required to order by a metric"}],
             )
-        after_m = decode_cursor(cursor, arity=2, kinds=(float, int))
+        after_m = pagination.decode_cursor(cursor, arity=2, kinds=(float, int))
         metric_rows = repository.page_versions_by_metric(
             session,
             model_id=model.id,
@@ -354,11 +349,8 @@ def list_versions(
                 f"no version of {model.name!r} has recorded metric {metric!r}",
                 errors=[{"loc": ["query", "order_by"], "msg": f"unknown metric {metric!r}"}],
             )
-        metric_page = metric_rows[:limit]
-        next_cursor = (
-            encode_cursor([metric_page[-1][1], metric_page[-1][0].row.version])
-            if len(metric_rows) > limit
-            else None
+        metric_page, next_cursor = pagination.split_page(
+            metric_rows, limit, lambda vm: [vm[1], vm[0].row.version]
         )
         return _page_of_rows(model.name, [v for v, _ in metric_page], next_cursor)
     raise ValidationFailed(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from app import pagination
 from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.roles import Principal
 from app.db.base import utcnow
 from app.errors import ValidationFailed
 from app.gates.facts import ReproductionFact
-from app.pagination import decode_cursor, encode_cursor
 from app.registry import service as registry
 from app.registry.fingerprint import lineage_fingerprint
 from app.registry.models import ModelVersion
@@ -73,14 +73,12 @@ def list_reproductions(
     session: Session, *, model_name: str, number: int, cursor: str | None, limit: int
 ) -> Page[ReproductionRead]:
     model, version = registry.get_version(session, model_name, number)
-    after = decode_cursor(cursor, arity=1, kinds=(int,))
     rows = repository.newest(
-        session, version.id, before_id=int(after[0]) if after else None, limit=limit + 1
+        session, version.id, before_id=pagination.after(cursor, int), limit=limit + 1
     )
-    page = rows[:limit]
+    page, next_cursor = pagination.split_page(rows, limit, lambda r: [r.id])
     return Page[ReproductionRead](
-        items=[_read(model.name, version, row) for row in page],
-        next_cursor=encode_cursor([page[-1].id]) if len(rows) > limit else None,
+        items=[_read(model.name, version, row) for row in page], next_cursor=next_cursor
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app import pagination
 from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.roles import SYSTEM, Principal
@@ -50,7 +51,6 @@ from app.gates.canary import (
     judge,
 )
 from app.observations import service as observations
-from app.pagination import decode_cursor, encode_cursor
 from app.promotion import transitions
 from app.promotion.evaluation import evaluate
 from app.promotion.requests import supersede_others
@@ -134,16 +134,12 @@ def list_rollouts(
     session: Session, *, model_name: str, state: str | None, cursor: str | None, limit: int
 ) -> Page[RolloutRead]:
     model = registry.get_model(session, model_name)
-    after = decode_cursor(cursor, arity=1, kinds=(int,))
     rows = repository.page(
         session, model_id=model.id, state=state,
-        after_id=int(after[0]) if after else None, limit=limit + 1,
+        after_id=pagination.after(cursor, int), limit=limit + 1,
     )  # fmt: skip
-    items = rows[:limit]
-    return Page[RolloutRead](
-        items=[to_read(r, model.name) for r in items],
-        next_cursor=encode_cursor([items[-1].id]) if len(rows) > limit else None,
-    )
+    page, next_cursor = pagination.split_page(rows, limit, lambda r: [r.id])
+    return Page[RolloutRead](items=[to_read(r, model.name) for r in page], next_cursor=next_cursor)
 
 
 # Helpers ------------------------------------------------------------------------------
@@ -517,9 +513,7 @@ def approve(
 # The automatic look -------------------------------------------------------------------
 
 
-def _hold_state(
-    session: Session, rollout: Rollout, settings: Settings, now: datetime, observed: int
-) -> tuple[bool, str]:
+def _hold_state(rollout: Rollout, now: datetime, observed: int) -> tuple[bool, str]:
     """Whether the current step's hold is over, and what it still waits for."""
     hold = rollout.steps[rollout.step]["hold"]
     waiting: list[str] = []
@@ -595,7 +589,7 @@ def look(
     number = rollout.look_count + 1
     result = judge(plan, canary, incumbent, look=number)
     observed = canary.errors.trials if canary.errors is not None else 0
-    hold_over, waiting = _hold_state(session, rollout, settings, now, observed)
+    hold_over, waiting = _hold_state(rollout, now, observed)
     decision = decide(plan, [*_prior_looks(rollout), result], hold_satisfied=hold_over)
     action = decision.action.value
     reason = decision.reason

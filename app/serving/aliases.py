@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from app import pagination
 from app.auth.roles import Principal
 from app.errors import AliasNotFound, ValidationFailed
-from app.pagination import decode_cursor, encode_cursor
 from app.registry import service as registry
 from app.registry.models import ModelVersion, RegisteredModel, Stage
 from app.registry.schemas import Page
@@ -160,15 +160,14 @@ def history(
 ) -> Page[AliasMoveRead]:
     """The moves of the model's aliases (or of one), newest first."""
     model = registry.get_model(session, model_name)
-    after = decode_cursor(cursor, arity=1, kinds=(int,))
     rows = repository.history(
         session, model.id, check_name(alias) if alias else None,
-        before_id=int(after[0]) if after else None, limit=limit + 1,
+        before_id=pagination.after(cursor, int), limit=limit + 1,
     )  # fmt: skip
-    page = rows[:limit]
+    page, next_cursor = pagination.split_page(rows, limit, lambda r: [r.id])
     return Page[AliasMoveRead](
         items=[AliasMoveRead.model_validate(r, from_attributes=True) for r in page],
-        next_cursor=encode_cursor([page[-1].id]) if len(rows) > limit else None,
+        next_cursor=next_cursor,
     )
 
 
