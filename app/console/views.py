@@ -440,7 +440,7 @@ class LookRow:
 def _short(value: Any) -> str:
     if value is None:
         return "—"
-    if isinstance(value, float):
+    if isinstance(value, int | float) and not isinstance(value, bool):
         return fmt_number(value)
     return str(value)
 
