@@ -35,6 +35,7 @@ from app.errors import (
     BadRequest,
     Forbidden,
     PayloadTooLarge,
+    RolloutNotFound,
     Unauthenticated,
     UnsupportedMediaType,
     ValidationFailed,
@@ -47,6 +48,8 @@ from app.promotion.schemas import GateReportRead, PromotionRead
 from app.registry import service as registry_service
 from app.registry.models import Stage
 from app.registry.schemas import ModelRead, VersionRead
+from app.rollouts import service as rollout_service
+from app.rollouts.schemas import RolloutRead
 from app.serving import aliases as serving_aliases
 from app.settings import Settings
 from app.storage.base import ArtifactStore
@@ -462,6 +465,10 @@ def model_page(request: Request, model: str, db: Db, viewer: Viewer) -> Response
     history = operations.history(db, model_name=model, cursor=None, limit=50).items
     freeze = operations.freeze_state(registry_service.get_model(db, model))
     drift = _drift(db, model)
+    rollouts = rollout_service.list_rollouts(
+        db, model_name=model, state=None, cursor=None, limit=1
+    ).items
+    active = rollouts[0] if rollouts and rollouts[0].state in ("running", "paused") else None
     return render(
         request,
         "model.html",
@@ -477,7 +484,11 @@ def model_page(request: Request, model: str, db: Db, viewer: Viewer) -> Response
         plan=_rollback_plan(db, m, versions),
         may_operate=_may(principal, Role.OPERATOR, model),
         done=request.query_params.get("done"),
-    )
+        rollout=active,
+        rollout_view=views.rollout_view(active) if active else None,
+        hold=rollout_service.hold_progress(db, settings=_settings(request), rollout_id=active.id)
+        if active else None,
+    )  # fmt: skip
 
 
 def _drift(db: Session, model: str) -> Any:
@@ -572,6 +583,124 @@ def unfreeze(
     return _after_action(
         f"{PREFIX}/models/{quote(model)}", "Unfrozen: promotions to production are allowed again."
     )
+
+
+# Rollouts ------------------------------------------------------------------------------------
+
+
+def _rollout(db: Session, principal: Principal, model: str, rollout_id: int) -> RolloutRead:
+    """The rollout, if it is one of ``model``'s (else 404, as the API answers)."""
+    _need(principal, Role.READER, model)
+    r = rollout_service.get(db, actor=principal, rollout_id=rollout_id)
+    if r.model != registry_service.get_model(db, model).name:
+        raise RolloutNotFound(f"no rollout {rollout_id} of model {model!r}")
+    return r
+
+
+def _may_approve_rollout(principal: Principal, r: RolloutRead) -> bool:
+    step = r.steps[r.step]
+    return (
+        r.state in ("running", "paused")
+        and bool(step.hold.get("approval"))
+        and step.approved_by is None
+        and _may(principal, Role.REVIEWER, r.model)
+        and principal.name != r.created_by
+    )
+
+
+@router.get("/models/{model}/rollouts")
+def rollouts_page(request: Request, model: str, db: Db, viewer: Viewer) -> Response:
+    _need(viewer.principal, Role.READER, model)
+    m = registry_service.read_model(db, model)
+    found: list[RolloutRead] = []
+    cursor: str | None = None
+    while len(found) < 500:
+        page = rollout_service.list_rollouts(
+            db, model_name=model, state=None, cursor=cursor, limit=100
+        )
+        found.extend(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    return render(
+        request, "rollouts.html", viewer, title=f"Rollouts of {model}", nav="models",
+        m=m, rollouts=[(r, views.rollout_view(r)) for r in found],
+    )  # fmt: skip
+
+
+@router.get("/models/{model}/rollouts/{rollout_id}")
+def rollout_page(request: Request, model: str, rollout_id: int, db: Db, viewer: Viewer) -> Response:
+    principal = viewer.principal
+    r = _rollout(db, principal, model, rollout_id)
+    active = r.state in ("running", "paused")
+    may_operate = active and _may(principal, Role.OPERATOR, model)
+    may_approve = _may_approve_rollout(principal, r)
+    why_not = None
+    step = r.steps[r.step]
+    if active and step.hold.get("approval") and step.approved_by is None and not may_approve:
+        why_not = (
+            "You started this rollout, so another reviewer must approve the step."
+            if principal.name == r.created_by
+            else f"Approving needs the reviewer role; you are {principal.role.value}."
+        )
+    return render(
+        request, "rollout.html", viewer, title=f"Rollout #{r.id} of {model}", nav="models",
+        m=registry_service.read_model(db, model), r=r, view=views.rollout_view(r),
+        looks=views.look_rows(r), decisions=list(reversed(r.decisions)),
+        hold=rollout_service.hold_progress(db, settings=_settings(request), rollout_id=r.id)
+        if active else None,
+        may_operate=may_operate, may_approve=may_approve, why_not=why_not,
+        done=request.query_params.get("done"),
+    )  # fmt: skip
+
+
+ROLLOUT_ACTIONS = ("advance", "pause", "resume", "abort", "approve")
+
+
+@router.post("/models/{model}/rollouts/{rollout_id}/{action}")
+def rollout_action(
+    request: Request,
+    model: str,
+    rollout_id: int,
+    action: str,
+    db: Db,
+    viewer: Viewer,
+    form: FormData,
+) -> Response:
+    """The operators' (and, for an approval hold, reviewers') buttons: the same service
+    calls as POST /api/v1/rollouts/{id}/{action}."""
+    _check_csrf(request, form)
+    principal = viewer.principal
+    if action not in ROLLOUT_ACTIONS:
+        raise RolloutNotFound(f"no rollout action {action!r}")
+    _need(principal, Role.REVIEWER if action == "approve" else Role.OPERATOR, model)
+    _rollout(db, principal, model, rollout_id)
+    reason = field(form, "reason", max_length=2000) or None
+    if action == "abort":
+        r = rollout_service.abort(
+            db, actor=principal, rollout_id=rollout_id, reason=_reason(form, "an abort")
+        )
+        message = f"Aborted: v{r.incumbent_version} takes all traffic again."
+    elif action == "advance":
+        step = field(form, "step", max_length=6)
+        r = rollout_service.advance(
+            db, actor=principal, settings=_settings(request), rollout_id=rollout_id,
+            reason=reason, from_step=int(step) if step.isdigit() else None,
+        )  # fmt: skip
+        message = "Completed." if r.state == "completed" else f"Advanced to step {r.step + 1}."
+    elif action == "pause":
+        rollout_service.pause(db, actor=principal, rollout_id=rollout_id, reason=reason)
+        message = "Paused: no looks and no steps; the weights stay."
+    elif action == "resume":
+        rollout_service.resume(db, actor=principal, rollout_id=rollout_id, reason=reason)
+        message = "Resumed."
+    else:
+        rollout_service.approve(
+            db, actor=principal, rollout_id=rollout_id,
+            comment=field(form, "comment", max_length=2000) or None,
+        )  # fmt: skip
+        message = "Approved: the step may advance when its other holds are over."
+    return _after_action(f"{PREFIX}/models/{quote(model)}/rollouts/{rollout_id}", message)
 
 
 # Versions ------------------------------------------------------------------------------------

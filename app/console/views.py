@@ -11,11 +11,13 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from app.gates.catalogue import Direction, direction_of
 from app.promotion.schemas import RuleReport
 from app.registry.schemas import MetricRead
+from app.rollouts.schemas import RolloutRead
 
 Verdict = Literal["better", "worse", "same", "new", "gone", "unknown"]
 
@@ -349,3 +351,123 @@ def rule_rows(rules: Sequence[RuleReport]) -> list[RuleRow]:
             )
         )
     return sorted(rows, key=lambda row: row.passed)
+
+
+# Rollouts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StepRow:
+    number: int  # 1-based
+    weight: float
+    hold: str
+    state: Literal["done", "current", "next"]
+    started_at: datetime | None
+    approved_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutView:
+    """What a rollout's summary line says: where it is and what serves."""
+
+    step_label: str
+    weights: list[tuple[int, float]]
+    shadow: float
+    steps: list[StepRow]
+
+
+def hold_text(hold: Mapping[str, Any]) -> str:
+    parts = []
+    if hold.get("duration_seconds") is not None:
+        parts.append(f"{fmt_number(float(hold['duration_seconds']))} s")
+    if hold.get("min_observations") is not None:
+        parts.append(f"{fmt_number(int(hold['min_observations']))} observations")
+    if hold.get("approval"):
+        parts.append("approval")
+    return " + ".join(parts) or "none"
+
+
+def rollout_view(r: RolloutRead) -> RolloutView:
+    active = r.state in ("running", "paused")
+    steps = []
+    for i, step in enumerate(r.steps):
+        if r.state == "completed" or i < r.step:
+            state: Literal["done", "current", "next"] = "done"
+        elif i == r.step and active:
+            state = "current"
+        else:
+            state = "next"
+        steps.append(
+            StepRow(
+                number=i + 1, weight=step.weight, hold=hold_text(step.hold), state=state,
+                started_at=step.started_at,
+                approved_by=step.approved_by,
+            )
+        )  # fmt: skip
+    label = f"step {r.step + 1} of {len(r.steps)}"
+    if r.strategy == "blue_green":
+        label += " (switched)" if r.switched else " (warming up as a shadow)"
+    weights = sorted(((int(v), w) for v, w in r.weights.items()), key=lambda x: -x[1])
+    return RolloutView(step_label=label, weights=weights, shadow=r.shadow_share, steps=steps)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricLook:
+    metric: str
+    kind: str
+    verdict: str
+    p_value: str
+    effect: str
+    tolerance: str
+    samples: str
+    canary: str
+    incumbent: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LookRow:
+    number: int
+    at: datetime
+    step: int  # 1-based
+    score: str
+    status: str
+    action: str
+    reason: str
+    metrics: list[MetricLook]
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return fmt_number(value)
+    return str(value)
+
+
+def look_rows(r: RolloutRead) -> list[LookRow]:
+    """The looks, newest first, each metric's verdict with its numbers."""
+    rows = []
+    for look in reversed(r.looks):
+        metrics = []
+        for m in look.results:
+            samples = m.get("samples") or [None, None]
+            metrics.append(
+                MetricLook(
+                    metric=str(m.get("metric")), kind=str(m.get("kind")),
+                    verdict=str(m.get("verdict")),
+                    p_value=_short(m.get("p_value")), effect=_short(m.get("effect")),
+                    tolerance=_short(m.get("tolerance")),
+                    samples=f"{_short(samples[0])} / {_short(samples[1])}",
+                    canary=_short(m.get("canary")), incumbent=_short(m.get("incumbent")),
+                    reason=str(m.get("reason") or ""),
+                )
+            )  # fmt: skip
+        rows.append(
+            LookRow(
+                number=look.number, at=look.at, step=look.step + 1,
+                score=_short(look.score), status=look.status, action=look.action,
+                reason=look.reason, metrics=metrics,
+            )
+        )  # fmt: skip
+    return rows

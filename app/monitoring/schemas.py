@@ -36,7 +36,15 @@ class MonitoringRead(BaseModel):
     reason: str | None
     action: str | None = Field(description="alert, rollback or rollback_failed.")
     action_detail: str | None
-    last_look: dict[str, Any] | None = Field(description="The latest check: every metric's result.")
+    last_look: dict[str, Any] | None = Field(
+        description="The latest check: its score, status (pass, marginal, fail or nodata), "
+        "failed_in_a_row and every metric's result."
+    )
+    failed_in_a_row: int = Field(
+        default=0,
+        description="Failed checks in a row so far (production.degraded at the policy's "
+        "failure_limit).",
+    )
     last_degradation: Degradation | None = Field(
         default=None, description="The newest degradation of any production period."
     )

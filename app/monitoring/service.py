@@ -5,7 +5,10 @@ compared with the previous version's observations while *that* version was produ
 (the last ``baseline_hours`` of its period), with the canary analysis's always-valid
 test (:func:`app.gates.canary.judge`, the baseline as the incumbent arm): every scalar
 metric keeps its share of ``alpha`` for the whole period however many checks are made.
-A check that fails a metric marks the period degraded: ``production.degraded`` is
+Each check is classified as a rollout's look is: the weighted score of passing metrics
+against the policy's ``pass_score`` and ``marginal_score`` gives pass, marginal or fail.
+``failure_limit`` failed checks in a row mark the period degraded (the defaults, 100, 100
+and 1, degrade on the first check that fails any metric): ``production.degraded`` is
 audited and published once per period, and with ``on_degraded: rollback`` production is
 rolled back through the rollback operation (the transition core), with the reason.
 
@@ -30,7 +33,14 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.roles import Principal, Role
 from app.errors import AppError
-from app.gates.canary import AnalysisPlan, MetricKind, MetricSpec, Verdict, judge
+from app.gates.canary import (
+    AnalysisPlan,
+    LookStatus,
+    MetricKind,
+    MetricSpec,
+    Verdict,
+    judge,
+)
 from app.monitoring.models import ProductionWatch
 from app.monitoring.schemas import Degradation, MonitoringRead
 from app.observations.service import arm_data, window_start
@@ -69,6 +79,9 @@ def plan_of(policy: MonitoringPolicy) -> AnalysisPlan:
             for m in policy.metrics
         ),
         alpha=policy.alpha,
+        pass_score=policy.pass_score,
+        marginal_score=policy.marginal_score,
+        failure_limit=policy.failure_limit,
     )
 
 
@@ -181,17 +194,26 @@ def check(
         until=now + timedelta(seconds=seconds),
     )  # fmt: skip
     plan = plan_of(policy)
+    previous = watch.last_look or {}
     watch.looks += 1
     look = judge(plan, current, incumbent, look=watch.looks)
-    watch.last_look = look.to_dict()
+    # A check is classified as a rollout's look is (pass, marginal, fail by the score);
+    # production is degraded after failure_limit failed checks in a row.
+    streak = int(previous.get("failed_in_a_row", 0)) + 1 if look.status is LookStatus.FAIL else 0
+    watch.last_look = {**look.to_dict(), "failed_in_a_row": streak}
     failed = [r for r in look.results if r.verdict is Verdict.FAIL]
-    if not failed:
+    if streak < policy.failure_limit:
         watch.status = Status.WATCHING
         return watch
     reason = (
         f"production version {period.version} degraded against version {baseline.version}'s "
         "baseline: " + "; ".join(f"{r.metric}: {r.reason}" for r in failed)
     )
+    if policy.failure_limit > 1 or policy.marginal_score < 100:
+        reason += (
+            f" (score {look.score}, {streak} failed check(s) in a row, failure_limit "
+            f"{policy.failure_limit})"
+        )
     watch.status = Status.DEGRADED
     watch.degraded_at = now
     watch.degraded_reason = reason
@@ -217,6 +239,9 @@ def _raise(
         "baseline_until": baseline.until.isoformat(),
         "look": watch.looks,
         "failed": [r.metric for r in failed],
+        "score": (watch.last_look or {}).get("score"),
+        "failed_in_a_row": (watch.last_look or {}).get("failed_in_a_row"),
+        "failure_limit": policy.failure_limit,
         "results": (watch.last_look or {}).get("metrics", []),
         "alpha": policy.alpha,
         "on_degraded": policy.on_degraded,
@@ -319,5 +344,8 @@ def status(session: Session, *, model_name: str) -> MonitoringRead:
         action=watch.action if watch is not None else None,
         action_detail=watch.action_detail if watch is not None else None,
         last_look=watch.last_look if watch is not None else None,
+        failed_in_a_row=int((watch.last_look or {}).get("failed_in_a_row", 0))
+        if watch is not None
+        else 0,
         policy=policy,
     )

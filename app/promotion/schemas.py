@@ -88,12 +88,36 @@ class MonitoringPolicy(Strict):
         description="The baseline: the previous version's last hours in production.",
     )  # fmt: skip
     interval_seconds: int = Field(default=30, ge=1, le=86_400, description="Time between checks.")
+    # Each check is classified as a rollout's look is (app.gates.canary.judge): the score is
+    # 100 times the weight of passing metrics over the weight of judged ones; below
+    # marginal_score the check fails, below pass_score it is marginal. The defaults (100,
+    # 100, 1) degrade on the first check that fails any metric, as before these fields
+    # existed; they are left out of the stored document when at their defaults, so that
+    # policies written before keep their digests.
+    pass_score: float = Field(
+        default=100.0, ge=0, le=100, allow_inf_nan=False,
+        description="A check scoring at least this passes.",
+        exclude_if=lambda value: value == 100.0,
+    )  # fmt: skip
+    marginal_score: float = Field(
+        default=100.0, ge=0, le=100, allow_inf_nan=False,
+        description="A check scoring below this fails; between it and pass_score it is "
+        "marginal (a marginal or passing check ends a run of failed checks).",
+        exclude_if=lambda value: value == 100.0,
+    )  # fmt: skip
+    failure_limit: int = Field(
+        default=1, ge=1, le=1000,
+        description="production.degraded is raised after this many failed checks in a row.",
+        exclude_if=lambda value: value == 1,
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _unique_names(self) -> MonitoringPolicy:
         names = [m.name for m in self.metrics]
         if len(set(names)) != len(names):
             raise ValueError("monitoring metric names must be unique")
+        if self.marginal_score > self.pass_score:
+            raise ValueError("monitoring marginal_score must not exceed pass_score")
         return self
 
 

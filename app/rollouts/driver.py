@@ -1,23 +1,28 @@
 """The rollout driver: a background thread in every server process.
 
-Every ``rollout_tick_seconds`` (and at once when an observation batch for a model with a
-running rollout commits in this process) it lists the running rollouts whose look is
-due and takes each look in its own short transaction (:func:`app.rollouts.service.look`):
-the model's lock, then the rollout's row lock, then a re-check that the look is still
-due and that the look count is the one read before locking. Of several processes that
-find the same rollout due, the first to get the lock takes the look; the others find the
-count moved on (or the look no longer due) and do nothing. A process killed mid-look
-rolls back its transaction: the rollout is as it was, and the next tick of any process
-takes the look again.
+Every ``rollout_tick_seconds`` it lists the running rollouts whose look is due (the
+analysis's ``interval_seconds`` after the previous look: decision record 0022) and takes
+each look in its own short transaction (:func:`app.rollouts.service.look`): the model's
+lock, then the rollout's row lock, then a re-check that the look is still due and that
+the look count is the one read before locking. An observation batch for a model with a
+running rollout, committed in this process, wakes the driver at once: a look that is
+due then is taken without waiting for the tick, but no look comes before its interval.
+Of several processes that find the same rollout due, the first to get the lock takes the
+look; the others find the count moved on (or the look no longer due) and do nothing. A
+process killed mid-look rolls back its transaction: the rollout is as it was, and the
+next tick of any process takes the look again.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db.base import utcnow
 from app.observability import aftercommit
 from app.rollouts import service, wakeup
 from app.settings import Settings
@@ -26,9 +31,13 @@ log = logging.getLogger("modelgate.rollouts")
 
 
 class Driver:
-    def __init__(self, *, sessions: sessionmaker[Session], settings: Settings) -> None:
+    def __init__(
+        self, *, sessions: sessionmaker[Session], settings: Settings,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:  # fmt: skip
         self.sessions = sessions
         self.settings = settings
+        self.clock = clock
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._early: set[str] = set()
@@ -48,7 +57,8 @@ class Driver:
             self._thread.join(timeout=10)
 
     def nudge(self, model_name: str) -> None:
-        """An observation batch for ``model_name`` committed: look at its rollout now."""
+        """An observation batch for ``model_name`` committed: take its rollout's look now
+        if it is due (rather than at the next tick)."""
         with self._early_lock:
             self._early.add(model_name)
         self._wake.set()
@@ -63,7 +73,7 @@ class Driver:
             self._wake.clear()
 
     def tick(self) -> int:
-        """One round: the early looks asked for, then every due look. Returns looks taken."""
+        """One round: the models nudged first, then every due look. Returns looks taken."""
         with self._early_lock:
             early, self._early = self._early, set()
         taken = 0
@@ -74,22 +84,22 @@ class Driver:
 
     def _round(self, *, model_name: str | None) -> int:
         with self.sessions() as session:
-            due = service.due(session, model_name=model_name)
+            due = service.due(session, model_name=model_name, now=self.clock())
         taken = 0
         for rollout_id, count in due:
             if self._stop.is_set():
                 break
-            taken += self._look(rollout_id, count, early=model_name is not None)
+            taken += self._look(rollout_id, count)
         return taken
 
-    def _look(self, rollout_id: int, count: int, *, early: bool) -> int:
+    def _look(self, rollout_id: int, count: int) -> int:
         session = self.sessions()
         aftercommit.open_queue(session)
         try:
             with session.begin():
                 action = service.look(
                     session, settings=self.settings, rollout_id=rollout_id,
-                    expected_count=count, early=early,
+                    expected_count=count, now=self.clock(),
                 )  # fmt: skip
             aftercommit.run(session)
         except Exception:

@@ -46,13 +46,13 @@ def page(
 
 
 def due(session: Session, *, now: datetime, model_name: str | None = None) -> list[tuple[int, int]]:
-    """``(id, look_count)`` of running rollouts whose next look is due (of one model when
-    ``model_name`` is given: those are due at once, an observation batch arrived)."""
-    stmt = select(Rollout.id, Rollout.look_count).where(Rollout.state == RolloutState.RUNNING.value)
+    """``(id, look_count)`` of running rollouts whose next look is due at ``now`` (of one
+    model when ``model_name`` is given)."""
+    stmt = select(Rollout.id, Rollout.look_count).where(
+        Rollout.state == RolloutState.RUNNING.value, Rollout.next_look_at <= now
+    )
     if model_name is not None:
         stmt = stmt.join(RegisteredModel, RegisteredModel.id == Rollout.model_id).where(
             RegisteredModel.name == model_name
         )
-    else:
-        stmt = stmt.where(Rollout.next_look_at <= now)
     return [(int(i), int(c)) for i, c in session.execute(stmt.order_by(Rollout.id)).all()]

@@ -183,7 +183,12 @@ class RolloutRead(BaseModel):
         "version warms up as a shadow)."
     )
     steps: list[StepRead]
-    weights: dict[str, float] = Field(description="What serves now: version -> percent.")
+    weights: dict[str, float] = Field(
+        description="Version -> percent of requests. While running or paused: what serves "
+        "now (incumbent and candidate). Once ended: what the rollout left serving, the "
+        "version alone at 100 when it completed into production, else the incumbent alone "
+        "at 100 (an abort, or a shadow/ab rollout completed without promotion)."
+    )
     shadow_share: float
     promote_on_complete: bool
     analysis: dict[str, Any]

@@ -18,7 +18,7 @@ of looks), records it, and acts on :func:`app.gates.canary.decide`.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -81,13 +81,7 @@ PROMOTING = ("canary", "blue_green")
 
 
 def to_read(rollout: Rollout, model_name: str) -> RolloutRead:
-    weights: dict[str, float] = {}
-    if rollout.incumbent_version is not None:
-        weights[str(rollout.incumbent_version)] = 100.0 - rollout.weight
-    if rollout.weight > 0:
-        weights[str(rollout.version)] = rollout.weight
-    if rollout.state not in ACTIVE_STATES:
-        weights = {}
+    weights = final_weights(rollout)
     return RolloutRead(
         id=rollout.id,
         model=model_name,
@@ -113,6 +107,24 @@ def to_read(rollout: Rollout, model_name: str) -> RolloutRead:
         ended_at=rollout.ended_at,
         serving_revision=rollout.serving_revision,
     )
+
+
+def final_weights(rollout: Rollout) -> dict[str, float]:
+    """What serves: while active, the incumbent and the candidate by the current weight;
+    once ended, what the rollout left serving (decision record 0022): the version alone
+    when it completed into production, else the incumbent alone (an abort, or a shadow
+    or A/B rollout completed without promotion)."""
+    weights: dict[str, float] = {}
+    if rollout.state in ACTIVE_STATES:
+        if rollout.incumbent_version is not None:
+            weights[str(rollout.incumbent_version)] = 100.0 - rollout.weight
+        if rollout.weight > 0:
+            weights[str(rollout.version)] = rollout.weight
+    elif rollout.state == RolloutState.COMPLETED.value and rollout.promote_on_complete:
+        weights[str(rollout.version)] = 100.0
+    elif rollout.incumbent_version is not None:
+        weights[str(rollout.incumbent_version)] = 100.0
+    return weights
 
 
 def _found(session: Session, actor: Principal, rollout_id: int) -> tuple[Rollout, str]:
@@ -544,27 +556,36 @@ def _prior_looks(rollout: Rollout) -> list[Look]:
     ]
 
 
+def hold_progress(session: Session, *, settings: Settings, rollout_id: int) -> str:
+    """What the current step's hold still waits for ("" when it is over), as a look
+    would say it now (read only)."""
+    rollout = repository.get(session, rollout_id)
+    if rollout is None or rollout.state not in ACTIVE_STATES:
+        return ""
+    observed = _candidate_requests(session, rollout, settings)
+    _, waiting = _hold_state(session, rollout, settings, utcnow(), observed)
+    return waiting
+
+
 def look(
     session: Session, *, settings: Settings, rollout_id: int, expected_count: int,
-    early: bool = False,
+    now: datetime | None = None,
 ) -> str | None:  # fmt: skip
-    """Take the rollout's next look if it is still due and nobody took it meanwhile
+    """Take the rollout's next look if it is still due (``next_look_at``, one
+    ``interval_seconds`` after the last look) and nobody took it meanwhile
     (``expected_count``: the look count the caller read before locking). Returns what the
     look decided (``advance``, ``hold``, ``abort``, ``complete``) or None when it did not look.
+    ``now``: the driver's clock (tests inject one).
     """
     rollout = repository.get(session, rollout_id)
     if rollout is None or rollout.state != RolloutState.RUNNING.value:
         return None
     rollout, loaded = _lock(session, SYSTEM, rollout_id)
-    now = utcnow()
+    now = now or utcnow()
     interval = float(rollout.analysis["interval_seconds"])
     if rollout.state != RolloutState.RUNNING.value or rollout.look_count != expected_count:
         return None
-    if early:
-        gap = min(interval, settings.rollout_tick_seconds)
-        if rollout.last_look_at is not None and now < rollout.last_look_at + timedelta(seconds=gap):
-            return None
-    elif rollout.next_look_at is None or rollout.next_look_at > now:
+    if rollout.next_look_at is None or _aware(rollout.next_look_at) > now:
         return None
     model = loaded.model
     production = loaded.holder if loaded.holder is not None else (
@@ -621,5 +642,12 @@ def look(
     return action
 
 
-def due(session: Session, *, model_name: str | None = None) -> list[tuple[int, int]]:
-    return repository.due(session, now=utcnow(), model_name=model_name)
+def due(
+    session: Session, *, model_name: str | None = None, now: datetime | None = None
+) -> list[tuple[int, int]]:
+    """``(id, look_count)`` of the running rollouts whose look is due at ``now``."""
+    return repository.due(session, now=now or utcnow(), model_name=model_name)
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

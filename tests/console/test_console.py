@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
 
 from tests.console.conftest import Console, shoot
 from tests.console.seed import CHURN, FRAUD, RANKER
+from tests.rollouts.conftest import model_with_candidate, observations, start_body
 from tests.support.api import ADMIN_TOKEN, auth
 from tests.support.servers import running_servers
 
@@ -247,6 +250,7 @@ def test_posts_without_a_valid_csrf_token_or_from_another_site_are_refused(
 def test_operator_rolls_back_freezes_and_unfreezes(context: Any, console: Console) -> None:
     seeded = console.seeded
     operator = seeded.team.name(seeded.team.operator)
+    context.clear_cookies()
     page = sign_in(context, console, console.secret_of(seeded.team.operator))
     page.get_by_role("link", name="Models", exact=True).click()
     shoot(page, "09-models")
@@ -337,6 +341,96 @@ def test_an_idle_session_expires(browser: Any, console: Console) -> None:
             assert urlsplit(page.url).path == "/ui/sign-in"
         finally:
             context.close()
+
+
+def _rollout(console: Console, rollout_id: int) -> dict[str, Any]:
+    response = console.api.get(f"/api/v1/rollouts/{rollout_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_a_rollout_shows_its_analysis_a_reader_sees_no_buttons_and_an_operator_aborts(
+    context: Any, console: Console
+) -> None:
+    seeded = console.seeded
+    name = model_with_candidate(console.api, f"console-roll-{uuid.uuid4().hex[:6]}")
+    body = start_body(
+        steps=[{"weight": 20, "hold": {"approval": True, "min_observations": 10**9}}],
+        analysis={"interval_seconds": 0.2},
+    )
+    started = console.api.post(f"/api/v1/models/{name}/rollouts", json=body)
+    assert started.status_code == 201, started.text
+    rollout_id = started.json()["id"]
+    batch = observations(
+        np.random.default_rng(11), {1: 80.0, 2: 20.0}, 3000, {1: 0.01, 2: 0.01}, prefix="ui"
+    )
+    posted = console.api.post(f"/api/v1/models/{name}/observations", json={"observations": batch})
+    assert posted.status_code == 202, posted.text
+    for _ in range(400):  # the driver's first look (a bounded wait, not a timing test)
+        if _rollout(console, rollout_id)["look_count"] >= 1:
+            break
+        time.sleep(0.05)
+    assert _rollout(console, rollout_id)["look_count"] >= 1
+
+    # A reader sees the rollout and its analysis, and no button; a forged post is refused.
+    page = sign_in(context, console, console.token("reader"), f"/ui/models/{name}")
+    expect(page.locator(".rollout-box")).to_contain_text("canary")
+    expect(page.locator(".rollout-box")).to_contain_text("v1 80 % · v2 20 %")
+    expect(page.locator(".rollout-box")).to_contain_text("a reviewer's approval")
+    page.get_by_role("link", name=f"Rollout #{rollout_id}").click()
+    expect(page.get_by_role("heading", name="Analysis looks")).to_be_visible()
+    first = page.locator("article.look").last
+    expect(first).to_contain_text("Look 1")
+    analysis = first.locator("table.analysis")
+    expect(analysis).to_contain_text("errors")
+    expect(analysis).to_contain_text("latency")
+    expect(page.locator("ol.decisions")).to_contain_text("started")
+    expect(page.locator("ol.decisions")).to_contain_text("test rollout")
+    for button in ("Advance", "Pause", "Resume", "Abort", "Approve step 1"):
+        expect(page.get_by_role("button", name=button)).to_have_count(0)
+    expect(page.get_by_text("Approving needs the reviewer role")).to_be_visible()
+    shoot(page, "17-rollout-as-reader")
+    csrf = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    answer = page.request.post(
+        f"{console.base_url}/ui/models/{name}/rollouts/{rollout_id}/abort",
+        form={"csrf_token": csrf or "", "reason": "forged"}, max_redirects=0,
+    )  # fmt: skip
+    assert answer.status == 403
+    assert _rollout(console, rollout_id)["state"] == "running"
+
+    # The operator approves the step, then aborts; the page and the API agree.
+    operator = seeded.team.name(seeded.team.operator)
+    context.clear_cookies()
+    page = sign_in(
+        context, console, console.secret_of(seeded.team.operator),
+        f"/ui/models/{name}/rollouts/{rollout_id}",
+    )  # fmt: skip
+    for button in ("Advance", "Pause", "Abort", "Approve step 1"):
+        expect(page.get_by_role("button", name=button)).to_have_count(1)
+    shoot(page, "18-rollout-operator")
+    page.get_by_label("Approval comment").fill("traffic looks fine")
+    page.get_by_role("button", name="Approve step 1").click()
+    expect(page.get_by_role("status").first).to_contain_text("Approved")
+    expect(page.get_by_role("button", name="Approve step 1")).to_have_count(0)
+    page.get_by_label("Abort reason").fill("pager: checkout errors (INC-5120)")
+    page.get_by_role("button", name="Abort").click()
+    expect(page.get_by_role("status").first).to_contain_text("v1 takes all traffic")
+    expect(page.locator("#rollout-state")).to_have_text("aborted")
+    expect(page.locator("#rollout-weights")).to_have_text("v1 100 %")
+    expect(page.get_by_role("button", name="Abort")).to_have_count(0)
+    expect(page.locator("ol.decisions li").first).to_contain_text("aborted by " + operator)
+    shoot(page, "19-rollout-aborted")
+    api = _rollout(console, rollout_id)
+    assert api["state"] == "aborted"
+    assert api["reason"] == "pager: checkout errors (INC-5120)"
+    assert api["weights"] == {"1": 100.0}
+    assert [(d["action"], d["actor"]) for d in api["decisions"][-2:]] == [
+        ("approved", operator), ("aborted", operator),
+    ]  # fmt: skip
+    assert last_event(console, "rollout.aborted", name)["actor"] == operator
+    page.get_by_role("link", name="Rollouts").click()
+    expect(page.locator("table.rollouts")).to_contain_text("pager: checkout errors")
 
 
 def test_pages_ask_no_other_host_and_send_a_strict_policy(console: Console) -> None:

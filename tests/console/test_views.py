@@ -102,3 +102,36 @@ def test_csrf_token_is_bound_to_its_session() -> None:
     assert sessions.csrf_matches("session-a", token)
     assert not sessions.csrf_matches("session-b", token)
     assert not sessions.csrf_matches("session-a", None)
+
+
+def test_a_rollout_is_summarised_by_step_weights_holds_and_looks_newest_first() -> None:
+    from datetime import UTC, datetime
+
+    from app.rollouts.schemas import RolloutRead
+
+    at = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    look = {"number": 1, "at": at, "step": 0, "score": 50.0, "status": "fail", "action": "hold",
+            "reason": "look 1 failed", "results": [
+                {"metric": "errors", "kind": "error_rate", "verdict": "fail", "p_value": 0.0012,
+                 "effect": 0.01, "tolerance": 0.0, "canary": 0.02, "incumbent": 0.01,
+                 "samples": [2000, 8000], "reason": "higher"}]}  # fmt: skip
+    r = RolloutRead(
+        id=3, model="m", version=2, incumbent_version=1, strategy="canary", state="running",
+        step=1, switched=False,
+        steps=[{"weight": 10, "hold": {"min_observations": 2000}},
+               {"weight": 50, "hold": {"duration_seconds": 600, "approval": True}}],
+        weights={"1": 50.0, "2": 50.0}, shadow_share=0.0, promote_on_complete=True,
+        analysis={}, looks=[look, {**look, "number": 2, "status": "marginal"}], look_count=2,
+        next_look_at=None, decisions=[], reason=None, created_by="a", created_at=at,
+        updated_at=at, ended_at=None, serving_revision=3,
+    )  # fmt: skip
+    view = views.rollout_view(r)
+    assert view.step_label == "step 2 of 2"
+    assert [(s.number, s.state, s.hold) for s in view.steps] == [
+        (1, "done", "2,000 observations"), (2, "current", "600 s + approval"),
+    ]  # fmt: skip
+    assert view.weights == [(1, 50.0), (2, 50.0)]
+    rows = views.look_rows(r)
+    assert [row.number for row in rows] == [2, 1]
+    (errors,) = rows[0].metrics
+    assert (errors.verdict, errors.p_value, errors.samples) == ("fail", "0.0012", "2,000 / 8,000")

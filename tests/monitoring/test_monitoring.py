@@ -200,6 +200,9 @@ def test_monitoring_can_be_switched_off_and_old_policies_stay_valid(client: Test
         {"metrics": [{"name": "e", "kind": "error_rate"}, {"name": "e", "kind": "latency"}]},
         {"metrics": [{"name": "e", "kind": "throughput"}]},
         {"surprise": 1},
+        {"pass_score": 80, "marginal_score": 90},
+        {"failure_limit": 0},
+        {"pass_score": 101},
     ],
 )
 def test_bad_monitoring_sections_are_refused(client: TestClient, monitoring: Any) -> None:
@@ -209,6 +212,62 @@ def test_bad_monitoring_sections_are_refused(client: TestClient, monitoring: Any
     )
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_degradation_waits_for_failure_limit_failed_checks_in_a_row(
+    client: TestClient,
+) -> None:
+    _release(client, failure_limit=3)
+    _observe(client, 2, 2000, 200, "two-")  # 10 % errors: every check fails
+    for streak in (1, 2):
+        _check(client)
+        status = _status(client)
+        assert status["status"] == "watching"
+        assert status["last_look"]["status"] == "fail"
+        assert status["failed_in_a_row"] == streak
+        assert audit_events(client, model=MODEL, action="production.degraded") == []
+    _check(client)
+    status = _status(client)
+    assert status["status"] == "degraded"
+    assert status["failed_in_a_row"] == 3
+    assert "3 failed check(s) in a row, failure_limit 3" in status["reason"]
+    (event,) = audit_events(client, model=MODEL, action="production.degraded")
+    assert event["details"]["failed_in_a_row"] == 3
+    assert event["details"]["failure_limit"] == 3
+    assert event["details"]["score"] == 50.0
+
+
+def test_a_marginal_check_is_no_failure_and_ends_a_run(client: TestClient) -> None:
+    # errors (weight 1) fails, latency (weight 3) passes: score 75, marginal between 50 and 90.
+    metrics = [
+        {"name": "errors", "kind": "error_rate", "weight": 1},
+        {"name": "latency", "kind": "latency", "tolerance": 0.1, "weight": 3},
+    ]
+    _release(client, metrics=metrics, pass_score=90, marginal_score=50)
+    _observe(client, 2, 2000, 200, "two-")
+    for looks in (1, 2, 3):
+        _check(client)
+        status = _status(client)
+        assert status["looks"] == looks
+        assert status["status"] == "watching"
+        assert status["last_look"]["status"] == "marginal"
+        assert status["last_look"]["score"] == 75.0
+        assert status["failed_in_a_row"] == 0
+    assert audit_events(client, model=MODEL, action="production.degraded") == []
+    assert _production(client) == 2
+
+
+def test_the_classification_fields_at_their_defaults_keep_a_policys_digest(
+    client: TestClient,
+) -> None:
+    create_model(client, MODEL)
+    before = put_policy(client, MODEL, _policy())
+    explicit = _policy(pass_score=100, marginal_score=100, failure_limit=1)
+    after = put_policy(client, MODEL, explicit)
+    assert (after["revision"], after["digest"]) == (before["revision"], before["digest"])
+    changed = put_policy(client, MODEL, _policy(failure_limit=2))
+    assert changed["digest"] != before["digest"]
+    assert changed["policy"]["monitoring"]["failure_limit"] == 2
 
 
 def test_monitoring_of_an_unknown_model_is_404(client: TestClient) -> None:

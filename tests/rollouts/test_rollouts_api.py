@@ -77,6 +77,9 @@ def test_a_canary_moves_the_plan_at_each_step_and_completes_to_production(
     done = client.post(f"{API}/rollouts/{rollout['id']}/advance", json={}).json()
     assert done["state"] == "completed"
     assert done["ended_at"] is not None
+    # An ended rollout states what it left serving (decision record 0022).
+    assert done["weights"] == {"2": 100.0}
+    assert client.get(f"{API}/rollouts/{rollout['id']}").json()["weights"] == {"2": 100.0}
     assert production_version(client, model) == 2
     assert read_version(client, model, 1)["stage"] == "archived"
     plan = _plan(client, model)
@@ -105,7 +108,7 @@ def test_abort_returns_the_weight_to_the_incumbent_and_changes_nothing_else(
     body = response.json()
     assert body["state"] == "aborted"
     assert body["reason"] == "dashboards look odd"
-    assert body["weights"] == {}
+    assert body["weights"] == {"1": 100.0}  # the incumbent alone, as the plan says
     assert _routes(_plan(client, model)) == {1: 100.0}
     assert production_version(client, model) == 1
     assert read_version(client, model, 2)["stage"] == "candidate"
@@ -248,6 +251,7 @@ def test_shadow_rollout_fills_the_plans_shadows(client: TestClient) -> None:
     assert [(s["version"], s["share"]) for s in plan["shadows"]] == [(2, 25.0)]
     done = client.post(f"{API}/rollouts/{rollout['id']}/advance", json={}).json()
     assert done["state"] == "completed"
+    assert done["weights"] == {"1": 100.0}  # completed without promotion: the incumbent
     assert production_version(client, model) == 1
     plan = _plan(client, model)
     assert plan["shadows"] == []

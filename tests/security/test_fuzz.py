@@ -52,7 +52,7 @@ KNOWN_OPEN = {
     "POST /api/v1/models/{model}/versions: positive_data_acceptance (422 validation-failed)",
     # a webhook URL's host must resolve here (the document's example host does not)
     "POST /api/v1/webhooks: positive_data_acceptance (422 validation-failed)",
-    # a policy's cross-field rules (metric directions, ranges)
+    # a policy's cross-field rules (metric directions, ranges, monitoring marginal <= pass score)
     "PUT /api/v1/models/{model}/policy: positive_data_acceptance (422 invalid-policy)",
     "PUT /api/v1/models/{model}/policy: positive_data_acceptance (422 validation-failed)",
     # an empty artifact body; a declared digest that does not match the body; a
