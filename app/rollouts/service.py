@@ -563,7 +563,7 @@ def hold_progress(session: Session, *, settings: Settings, rollout_id: int) -> s
     if rollout is None or rollout.state not in ACTIVE_STATES:
         return ""
     observed = _candidate_requests(session, rollout, settings)
-    _, waiting = _hold_state(session, rollout, settings, utcnow(), observed)
+    _, waiting = _hold_state(rollout, utcnow(), observed)
     return waiting
 
 
