@@ -145,6 +145,7 @@ async def measure(
         http = clients[0]
         start = (await http.get(path)).json()["revision"]
         seen: dict[int, float] = {}
+        seen_wall: dict[int, float] = {}
         parked: set[int] = set()
         all_parked = asyncio.Event()
         everyone = asyncio.Event()
@@ -173,12 +174,14 @@ async def measure(
                 after = plan["revision"]
                 if incumbent_alone(plan):
                     seen[i] = time.monotonic()
+                    seen_wall[i] = time.time()
                     if len(seen) == n:
                         everyone.set()
 
         tasks = [asyncio.create_task(router(i)) for i in range(n)]
         rng = np.random.default_rng(17)
         answered: list[float] = []
+        answered_wall: list[float] = []
         decisive: int | None = None
         rollout: dict[str, Any] = {}
         try:
@@ -190,6 +193,7 @@ async def measure(
                 looks = (await http.get(f"/rollouts/{rollout_id}")).json()["look_count"]
                 response = await http.post(f"/models/{model}/observations", json=body)
                 answered.append(time.monotonic())
+                answered_wall.append(time.time())
                 response.raise_for_status()
                 # The look this batch wakes (at once, or at the next interval).
                 for _ in range(200):
@@ -211,6 +215,14 @@ async def measure(
     delays = (
         [(t - answered[decisive]) * 1000 for t in seen.values()] if decisive is not None else []
     )
+    # Where the time goes (wall clock, one machine): the look that aborted (its decision
+    # time) after the decisive answer, then the plan's way to the routers.
+    look_ms: float | None = None
+    fanout: list[float] = []
+    if decisive is not None and rollout.get("ended_at"):
+        ended = datetime.fromisoformat(rollout["ended_at"]).timestamp()
+        look_ms = round((ended - answered_wall[decisive]) * 1000, 1)
+        fanout = [(t - ended) * 1000 for t in seen_wall.values()]
     return {
         "routers": n,
         "batch_observations": scale.batch,
@@ -221,6 +233,8 @@ async def measure(
         "decisive_batch": decisive,
         "routers_with_incumbent_alone": len(seen),
         "abort_latency_ms": _summary(delays),
+        "abort_look_after_answer_ms": look_ms,
+        "plan_to_routers_after_abort_ms": _summary(fanout),
         "server_cpu_ms_per_batch": round(usage["server_cpu_s"] / batches * 1000, 2),
         "server_cpu_ms_per_1000_observations": round(
             usage["server_cpu_s"] / (batches * scale.batch) * 1_000_000, 2
@@ -269,6 +283,9 @@ def main() -> int:
     parser.add_argument(
         "--port-base", type=int, help="Ports of the two servers: this one and the next."
     )
+    parser.add_argument(
+        "--tick", type=float, help="The servers' MODELGATE_ROLLOUT_TICK_SECONDS (default 1)."
+    )
     args = parser.parse_args()
     if args.port_base:
         import bench_serving
@@ -279,8 +296,9 @@ def main() -> int:
     token = "mgt_bench-rollout-" + os.urandom(8).hex()
     recreate_database(args.pg_url, name)
     workdir = Path(tempfile.mkdtemp(prefix="modelgate-bench-rollout-"))
+    extra = {"MODELGATE_ROLLOUT_TICK_SECONDS": str(args.tick)} if args.tick else None
     services = start_servers(database_url(args.pg_url, name), str(workdir / "artifacts"),
-                             token, workdir / "logs")  # fmt: skip
+                             token, workdir / "logs", extra)  # fmt: skip
     pids = [s.pid for s in services]
     monitor = Monitor([
         Group("server", lambda: [p for pid in pids for p in descendants(pid)]),
@@ -293,6 +311,7 @@ def main() -> int:
         result = run_phase(url=services[0].url, token=token, run_id=os.urandom(3).hex(),
                            scale=ROLLOUT_SCALES[args.scale], monitor=monitor,
                            watch_urls=[s.url for s in services])  # fmt: skip
+        result["rollout_tick_seconds"] = args.tick or 1.0
     finally:
         monitor.stop()
         stop_all(services)

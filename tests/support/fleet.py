@@ -15,6 +15,7 @@ import contextlib
 import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,7 +118,7 @@ class Fleet:
                     order,
                     model,
                     token=ADMIN_TOKEN,
-                    wait=5.0,
+                    wait=2.0,
                     batch_size=batch_size,
                     batch_age=0.2,
                     shadow_queue=100_000,
@@ -163,8 +164,9 @@ class Fleet:
 
     def close(self) -> None:
         """Shadow scorings finish, queued observations are sent, the routers stop."""
-        for router in self.routers:
-            router.close(flush_timeout=60)
+        # Together: each close waits for its router's long poll to end.
+        with ThreadPoolExecutor(len(self.routers)) as pool:
+            list(pool.map(lambda router: router.close(flush_timeout=60), self.routers))
 
     def stats(self) -> dict[str, int]:
         total: Counter[str] = Counter()
