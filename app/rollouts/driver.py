@@ -9,12 +9,17 @@ find the same rollout due, the first to get the lock takes the look; the others 
 count moved on (or the look no longer due) and do nothing. A process killed mid-look
 rolls back its transaction: the rollout is as it was, and the next tick of any process
 takes the look again.
+
+An early look refused because the rollout's last look was less than ``min(interval,
+tick)`` ago is retried once, when that gap ends (not at the next tick): the batch that
+woke it is judged within the gap even when batches come faster than the looks.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,6 +38,8 @@ class Driver:
         self._stop = threading.Event()
         self._early: set[str] = set()
         self._early_lock = threading.Lock()
+        # Models whose early look was refused as too soon: when to retry (monotonic).
+        self._retry: dict[str, float] = {}
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -59,28 +66,49 @@ class Driver:
                 self.tick()
             except Exception:  # the loop must outlive a bad round (database restarting)
                 log.exception("rollout driver round failed")
-            self._wake.wait(self.settings.rollout_tick_seconds)
+            wait = self.settings.rollout_tick_seconds
+            with self._early_lock:
+                if self._retry:
+                    wait = min(wait, max(0.0, min(self._retry.values()) - time.monotonic()))
+            self._wake.wait(wait)
             self._wake.clear()
 
     def tick(self) -> int:
-        """One round: the early looks asked for, then every due look. Returns looks taken."""
+        """One round: the early looks asked for (and the retries now due), then every due
+        look. Returns looks taken."""
+        now = time.monotonic()
         with self._early_lock:
             early, self._early = self._early, set()
+            retries = {name for name, at in self._retry.items() if at <= now}
+            for name in retries:
+                del self._retry[name]
         taken = 0
-        for name in sorted(early):
-            taken += self._round(model_name=name)
+        for name in sorted(early | retries):
+            taken += self._round(model_name=name, retry=name not in early)
         taken += self._round(model_name=None)
         return taken
 
-    def _round(self, *, model_name: str | None) -> int:
+    def _round(self, *, model_name: str | None, retry: bool = False) -> int:
         with self.sessions() as session:
             due = service.due(session, model_name=model_name)
         taken = 0
         for rollout_id, count in due:
             if self._stop.is_set():
                 break
-            taken += self._look(rollout_id, count, early=model_name is not None)
+            took = self._look(rollout_id, count, early=model_name is not None)
+            taken += took
+            if model_name is not None and not took and not retry:
+                self._retry_later(model_name, rollout_id)
         return taken
+
+    def _retry_later(self, model_name: str, rollout_id: int) -> None:
+        """An early look was refused: once more when the gap ends, if that is why."""
+        with self.sessions() as session:
+            left = service.early_wait(session, settings=self.settings, rollout_id=rollout_id)
+        if left is not None:
+            with self._early_lock:
+                at = time.monotonic() + left + 0.01
+                self._retry[model_name] = min(self._retry.get(model_name, at), at)
 
     def _look(self, rollout_id: int, count: int, *, early: bool) -> int:
         session = self.sessions()

@@ -629,3 +629,17 @@ def look(
 
 def due(session: Session, *, model_name: str | None = None) -> list[tuple[int, int]]:
     return repository.due(session, now=utcnow(), model_name=model_name)
+
+
+def early_wait(session: Session, *, settings: Settings, rollout_id: int) -> float | None:
+    """Seconds until an early look at the running rollout is allowed again (the last look
+    was less than ``min(interval, tick)`` ago); None when it is allowed now or the
+    rollout is not running."""
+    rollout = repository.get(session, rollout_id)
+    if rollout is None or rollout.state != RolloutState.RUNNING.value:
+        return None
+    if rollout.last_look_at is None:
+        return None
+    gap = min(float(rollout.analysis["interval_seconds"]), settings.rollout_tick_seconds)
+    left = (rollout.last_look_at + timedelta(seconds=gap) - utcnow()).total_seconds()
+    return left if left > 0 else None
