@@ -66,12 +66,17 @@ class Driver:
                 self.tick()
             except Exception:  # the loop must outlive a bad round (database restarting)
                 log.exception("rollout driver round failed")
-            wait = self.settings.rollout_tick_seconds
-            with self._early_lock:
-                if self._retry:
-                    wait = min(wait, max(0.0, min(self._retry.values()) - time.monotonic()))
-            self._wake.wait(wait)
+            self._wake.wait(self.next_wait())
             self._wake.clear()
+
+    def next_wait(self) -> float:
+        """Seconds until the next round: a tick, or less when a refused early look is
+        retried sooner."""
+        wait = self.settings.rollout_tick_seconds
+        with self._early_lock:
+            if self._retry:
+                wait = min(wait, max(0.0, min(self._retry.values()) - time.monotonic()))
+        return wait
 
     def tick(self) -> int:
         """One round: the early looks asked for (and the retries now due), then every due

@@ -10,7 +10,11 @@ from typing import Any
 
 import numpy as np
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
 
+from app.rollouts.driver import Driver
+from app.settings import Settings
 from tests.rollouts.conftest import API, model_with_candidate, observations, start_body
 from tests.support.api import audit_events
 from tests.support.flows import production_version, read_version
@@ -81,3 +85,30 @@ def test_the_driver_advances_a_sound_canary_through_its_holds(client: TestClient
     assert read_version(client, model, 1)["stage"] == "archived"
     held = [look for look in rollout["looks"] if look["action"] == "hold"]
     assert all(look["reason"] for look in held)
+
+
+def test_an_early_look_refused_as_too_soon_is_retried_when_the_gap_ends(
+    client: TestClient, settings: Settings
+) -> None:
+    """A batch that comes less than ``min(interval, tick)`` after the last look is judged
+    when that gap ends, not a tick later (a driver of its own, with a tick of a minute)."""
+    model = model_with_candidate(client)
+    body = start_body(
+        steps=[{"weight": 50, "hold": {"min_observations": 10**9}}],
+        analysis={"interval_seconds": 5},
+    )
+    started = client.post(f"{API}/models/{model}/rollouts", json=body)
+    assert started.status_code == 201, started.text
+    own = settings.model_copy(update={"rollout_tick_seconds": 60.0})
+    engine = create_engine(settings.database_url)
+    driver = Driver(sessions=sessionmaker(engine, expire_on_commit=False), settings=own)
+    try:
+        assert driver.next_wait() == 60.0
+        driver.nudge(model)
+        driver.tick()  # the first early look, or the app's driver took one just before
+        driver.nudge(model)
+        driver.tick()  # too soon after that look: refused, retried when the gap ends
+        wait = driver.next_wait()
+        assert 0 < wait <= 5.0 + 0.01, wait
+    finally:
+        engine.dispose()
