@@ -12,6 +12,7 @@ reports with exactly what the fleet sent.
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -22,7 +23,7 @@ from typing import Any
 
 from modelgate_client.router import Plan, Router, key_point
 from tests.support.api import ADMIN_TOKEN
-from tests.support.servers import ServerProcess, running_servers
+from tests.support.servers import ServerProcess, start_server
 
 # Looks come fast: a tick of 0.2 s (and at once after an observation batch commits).
 FLEET_ENV = {"ROLLOUT_TICK_SECONDS": "0.2"}
@@ -32,8 +33,19 @@ FLEET_ENV = {"ROLLOUT_TICK_SECONDS": "0.2"}
 def fleet_servers(env: Mapping[str, str], count: int = 2) -> Iterator[list[ServerProcess]]:
     """``count`` server processes with ``env`` (``MODELGATE_*`` names without the prefix)
     and the fleet's quick rollout tick."""
-    with running_servers({**env, **FLEET_ENV}, count=count, timeout=120) as started:
-        yield started
+    servers = [start_server({**env, **FLEET_ENV}) for _ in range(count)]
+    try:
+        for server in servers:
+            server.wait_ready(timeout=120)
+        yield servers
+    finally:
+        # All shut down together, killed after 5 s: a graceful shutdown can wait out the
+        # long polls of routers that are gone, and the database is dropped anyway.
+        for server in servers:
+            if server.process.poll() is None:
+                server.process.send_signal(signal.SIGTERM)
+        for server in servers:
+            server.stop(timeout=5)
 
 
 @dataclass(frozen=True)
