@@ -156,6 +156,11 @@ def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
             p99 is not None and p99 < 1000 and watch["woken_all_rounds"])  # fmt: skip
         idle = watch["idle_server_cpu_percent_of_a_core"]
         add(f"serving: idle server CPU % of a core, {n} watchers", n, idle, "< 2", idle < 2)
+    rollout = result.get("rollout")
+    if rollout:
+        n = rollout["routers"]
+        p99 = rollout["abort_latency_ms"]["p99"]
+        add(f"rollout: abort latency p99 ms, {n} routers", n, p99, "-", None)
     scale = result.get("scale_test", {}).get("levels", [])
     if len(scale) == 2:
         small, large = scale
@@ -302,6 +307,24 @@ def render(result: dict[str, Any]) -> str:
                 ],
             ),
         ]
+    rollout = result.get("rollout")
+    if rollout:
+        latency = rollout["abort_latency_ms"]
+        parts += [
+            "",
+            f"Rollout: a canary erring {rollout['error_rates']['canary']:.0%} vs "
+            f"{rollout['error_rates']['incumbent']:.0%}, batches of "
+            f"{rollout['batch_observations']}; aborted after batch "
+            f"{rollout['decisive_batch']} ({rollout['aborted']}); "
+            f"{rollout['routers_with_incumbent_alone']}/{rollout['routers']} long-poll routers "
+            f"on the incumbent alone; router errors {rollout['router_errors']}",
+            table(
+                ["abort p50 ms", "p99 ms", "max ms", "server CPU ms/batch", "ms/1000 obs"],
+                [[latency["p50"], latency["p99"], latency["max"],
+                  rollout["server_cpu_ms_per_batch"],
+                  rollout["server_cpu_ms_per_1000_observations"]]],
+            ),
+        ]  # fmt: skip
     scale = result.get("scale_test", {})
     for level in scale.get("levels", []):
         seed = level["seed"]

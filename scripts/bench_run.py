@@ -8,7 +8,9 @@ the server's RSS sampled every 50 ms; the reference points (pgbench, direct boto
 upload); list and search latency at a small and a large model (seeded with COPY);
 with --compare-mlflow the same workload through MLflow's REST API; the serving phase
 (scripts/bench_serving.py: server CPU per plan read and 304 beside MLflow's
-get-model-version-by-alias, long-poll watchers' wake-up and idle cost). A table goes to
+get-model-version-by-alias, long-poll watchers' wake-up and idle cost); the rollout
+phase (scripts/bench_rollout.py: abort latency from the decisive observation batch to
+every router's plan, server CPU per observation batch). A table goes to
 stdout and the whole result to OUT/bench-<time>.json (and OUT/latest.json).
 """
 
@@ -32,6 +34,7 @@ from typing import Any
 import bench_mlflow
 import bench_modelgate
 import bench_reference
+import bench_rollout
 import bench_scale
 import bench_serving
 from bench_load import keepalive_probe, run_phase
@@ -54,7 +57,7 @@ VENV_BIN = Path(sys.executable).parent
 DB_NAME = "modelgate_bench"
 MLFLOW_DB_NAME = "mlflow_bench"
 BUCKET = "modelgate-bench"
-PARTS = ("modelgate", "serving", "upload", "pgbench", "boto3", "scale")
+PARTS = ("modelgate", "serving", "rollout", "upload", "pgbench", "boto3", "scale")
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -406,6 +409,20 @@ class Run:
             if mlflow_monitor is not None:
                 mlflow_monitor.stop()
 
+    def run_rollout(self) -> None:
+        """The rollout phase (scripts/bench_rollout.py): abort latency to N routers."""
+        if "rollout" in self.args.skipped:
+            return
+        server_pid = self.server.pid if self.server else self.args.server_pid
+        monitor = self.monitor_for(server_pid, self.args.db_name if self.server else None)
+        try:
+            self.result["rollout"] = bench_rollout.run_phase(
+                url=self.url or "", token=self.token, run_id=self.run_id,
+                scale=bench_rollout.ROLLOUT_SCALES[self.scale.name], monitor=monitor,
+            )  # fmt: skip
+        finally:
+            monitor.stop()
+
     def run_upload(self) -> None:
         if "upload" in self.args.skipped:
             return
@@ -592,6 +609,7 @@ class Run:
             timed("serving", self.run_serving)
             # MLflow's part is over: free its CPU and memory for the rest.
             self.stop_mlflow()
+            timed("rollout", self.run_rollout)
             timed("upload", self.run_upload)
             timed("references", self.run_references)
             timed("scale_test", self.run_scale)

@@ -400,8 +400,11 @@ def run_phase(
 # Standalone -------------------------------------------------------------------------------
 
 
-def start_servers(db_url: str, store: str, token: str, log_dir: Path) -> list[Service]:
-    """Two uvicorn processes (one worker each) on one database and artifact directory."""
+def start_servers(
+    db_url: str, store: str, token: str, log_dir: Path, extra_env: dict[str, str] | None = None
+) -> list[Service]:
+    """Two uvicorn processes (one worker each) on one database and artifact directory
+    (``extra_env``: more ``MODELGATE_*`` settings)."""
     root = Path(__file__).resolve().parents[1]
     services = []
     for i in range(2):
@@ -411,7 +414,7 @@ def start_servers(db_url: str, store: str, token: str, log_dir: Path) -> list[Se
             "MODELGATE_DATABASE_URL": db_url, "MODELGATE_ARTIFACT_STORE": store,
             "MODELGATE_BOOTSTRAP_ADMIN_TOKEN": token, "MODELGATE_AUTO_MIGRATE": "true",
             "MODELGATE_LOG_LEVEL": "WARNING", "MODELGATE_WEBHOOK_DISPATCHER_ENABLED": "false",
-            "PYTHONPATH": str(root),
+            "PYTHONPATH": str(root), **(extra_env or {}),
         })  # fmt: skip
         argv = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
                 "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",

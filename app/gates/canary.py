@@ -146,6 +146,11 @@ class AnalysisPlan:
         if self.failure_limit < 1:
             raise ValueError("failure_limit must be >= 1")
 
+    @property
+    def critical(self) -> bool:
+        """Whether a metric's failure aborts on its own (then every batch may be judged)."""
+        return any(m.critical for m in self.metrics)
+
     def alpha_of(self, metric: MetricSpec) -> float:
         """The metric's share of the rollout-wide alpha (by weight)."""
         total = sum(m.weight for m in self.metrics)

@@ -6,7 +6,9 @@ each look in its own short transaction (:func:`app.rollouts.service.look`): the 
 lock, then the rollout's row lock, then a re-check that the look is still due and that
 the look count is the one read before locking. An observation batch for a model with a
 running rollout, committed in this process, wakes the driver at once: a look that is
-due then is taken without waiting for the tick, but no look comes before its interval.
+due then is taken without waiting for the tick; before its interval, an early look acts
+on a failed critical metric only (it aborts at once; anything else waits for the
+interval and leaves no trace), at most once per tick per rollout in this process.
 Of several processes that find the same rollout due, the first to get the lock takes the
 look; the others find the count moved on (or the look no longer due) and do nothing. A
 process killed mid-look rolls back its transaction: the rollout is as it was, and the
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -42,6 +45,7 @@ class Driver:
         self._stop = threading.Event()
         self._early: set[str] = set()
         self._early_lock = threading.Lock()
+        self._early_checked: dict[int, float] = {}  # rollout id -> monotonic time
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -58,7 +62,8 @@ class Driver:
 
     def nudge(self, model_name: str) -> None:
         """An observation batch for ``model_name`` committed: take its rollout's look now
-        if it is due (rather than at the next tick)."""
+        if it is due (rather than at the next tick), else an early look that acts only on
+        a failed critical metric (at most one per tick per rollout in this process)."""
         with self._early_lock:
             self._early.add(model_name)
         self._wake.set()
@@ -84,22 +89,38 @@ class Driver:
 
     def _round(self, *, model_name: str | None) -> int:
         with self.sessions() as session:
-            due = service.due(session, model_name=model_name, now=self.clock())
+            if model_name is None:
+                listed = service.due(session, now=self.clock())
+            else:
+                listed = service.running(session, model_name=model_name)
         taken = 0
-        for rollout_id, count in due:
+        for rollout_id, count in listed:
             if self._stop.is_set():
                 break
-            taken += self._look(rollout_id, count)
+            if model_name is not None and not self._may_check_early(rollout_id):
+                continue
+            taken += self._look(rollout_id, count, early=model_name is not None)
         return taken
 
-    def _look(self, rollout_id: int, count: int) -> int:
+    def _may_check_early(self, rollout_id: int) -> bool:
+        """At most one early look per tick per rollout: batches may come far faster."""
+        now = time.monotonic()
+        last = self._early_checked.get(rollout_id)
+        if last is not None and now - last < self.settings.rollout_tick_seconds:
+            return False
+        self._early_checked[rollout_id] = now
+        if len(self._early_checked) > 10_000:  # ended rollouts are never asked about again
+            self._early_checked = {rollout_id: now}
+        return True
+
+    def _look(self, rollout_id: int, count: int, *, early: bool = False) -> int:
         session = self.sessions()
         aftercommit.open_queue(session)
         try:
             with session.begin():
                 action = service.look(
                     session, settings=self.settings, rollout_id=rollout_id,
-                    expected_count=count, now=self.clock(),
+                    expected_count=count, now=self.clock(), early=early,
                 )  # fmt: skip
             aftercommit.run(session)
         except Exception:

@@ -56,3 +56,13 @@ def due(session: Session, *, now: datetime, model_name: str | None = None) -> li
             RegisteredModel.name == model_name
         )
     return [(int(i), int(c)) for i, c in session.execute(stmt.order_by(Rollout.id)).all()]
+
+
+def running(session: Session, *, model_name: str) -> list[tuple[int, int]]:
+    """``(id, look_count)`` of the model's running rollouts, due or not."""
+    stmt = (
+        select(Rollout.id, Rollout.look_count)
+        .join(RegisteredModel, RegisteredModel.id == Rollout.model_id)
+        .where(Rollout.state == RolloutState.RUNNING.value, RegisteredModel.name == model_name)
+    )
+    return [(int(i), int(c)) for i, c in session.execute(stmt.order_by(Rollout.id)).all()]

@@ -569,13 +569,19 @@ def hold_progress(session: Session, *, settings: Settings, rollout_id: int) -> s
 
 def look(
     session: Session, *, settings: Settings, rollout_id: int, expected_count: int,
-    now: datetime | None = None,
+    now: datetime | None = None, early: bool = False,
 ) -> str | None:  # fmt: skip
     """Take the rollout's next look if it is still due (``next_look_at``, one
     ``interval_seconds`` after the last look) and nobody took it meanwhile
     (``expected_count``: the look count the caller read before locking). Returns what the
     look decided (``advance``, ``hold``, ``abort``, ``complete``) or None when it did not look.
     ``now``: the driver's clock (tests inject one).
+
+    ``early``: an observation batch asks, before the look is due, whether a critical
+    metric already fails. Only such a failure is acted on (the look is recorded and the
+    rollout aborted at once); otherwise nothing is written and the look waits for its
+    interval. The always-valid test keeps its alpha however often it is consulted
+    (decision 0018), so judging harm on every batch costs no false aborts (decision 0022).
     """
     rollout = repository.get(session, rollout_id)
     if rollout is None or rollout.state != RolloutState.RUNNING.value:
@@ -585,7 +591,8 @@ def look(
     interval = float(rollout.analysis["interval_seconds"])
     if rollout.state != RolloutState.RUNNING.value or rollout.look_count != expected_count:
         return None
-    if rollout.next_look_at is None or _aware(rollout.next_look_at) > now:
+    due = rollout.next_look_at is not None and _aware(rollout.next_look_at) <= now
+    if not due and not (early and rollout.next_look_at is not None and plan_of(rollout).critical):
         return None
     model = loaded.model
     production = loaded.holder if loaded.holder is not None else (
@@ -609,6 +616,8 @@ def look(
     )  # fmt: skip
     number = rollout.look_count + 1
     result = judge(plan, canary, incumbent, look=number)
+    if not due and not result.critical_failure:
+        return None  # an early look acts on a critical failure only
     observed = canary.errors.trials if canary.errors is not None else 0
     hold_over, waiting = _hold_state(rollout, now, observed)
     decision = decide(plan, [*_prior_looks(rollout), result], hold_satisfied=hold_over)
@@ -647,6 +656,11 @@ def due(
 ) -> list[tuple[int, int]]:
     """``(id, look_count)`` of the running rollouts whose look is due at ``now``."""
     return repository.due(session, now=now or utcnow(), model_name=model_name)
+
+
+def running(session: Session, *, model_name: str) -> list[tuple[int, int]]:
+    """``(id, look_count)`` of the model's running rollout (for an early look)."""
+    return repository.running(session, model_name=model_name)
 
 
 def _aware(at: datetime) -> datetime:

@@ -1,4 +1,4 @@
-"""scripts/bench's serving phase end to end on a tiny workload: its own S3 server,
+"""scripts/bench's serving and rollout phases end to end on a tiny workload: its own S3 server,
 database, ``modelgate serve --workers 2`` and (when scripts/setup-mlflow has made
 .venv-mlflow) an MLflow server; every watcher wakes on every change, every request is
 answered as expected, and the figures and ratios are in the result and the table.
@@ -72,4 +72,14 @@ def test_the_serving_phase_measures_watchers_and_cpu_per_request(
         assert serving["ratios"]["mlflow_alias_cpu_over_plan_304"] is not None
         assert "serving: CPU/req MLflow alias read / Modelgate 304" in done.stdout
     assert "long-poll watchers" in done.stdout
+
+    # The rollout phase (scripts/bench_rollout.py) ran in the same bench.
+    rollout = result["rollout"]
+    assert rollout["aborted"] is True, rollout
+    assert "critical metric failed (errors)" in rollout["abort_reason"]
+    assert rollout["routers_with_incumbent_alone"] == rollout["routers"] == 5
+    assert rollout["router_errors"] == 0, rollout["router_error_samples"]
+    assert rollout["abort_latency_ms"]["p99"] is not None
+    assert rollout["server_cpu_ms_per_batch"] >= 0
+    assert "rollout: abort latency p99 ms, 5 routers" in done.stdout
     assert "serving: wake-up p99 ms, 40 watchers" in done.stdout

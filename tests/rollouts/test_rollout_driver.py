@@ -10,7 +10,11 @@ from typing import Any
 
 import numpy as np
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
 
+from app.rollouts.driver import Driver
+from app.settings import Settings
 from tests.rollouts.conftest import API, model_with_candidate, observations, start_body
 from tests.support.api import audit_events
 from tests.support.flows import production_version, read_version
@@ -81,3 +85,75 @@ def test_the_driver_advances_a_sound_canary_through_its_holds(client: TestClient
     assert read_version(client, model, 1)["stage"] == "archived"
     held = [look for look in rollout["looks"] if look["action"] == "hold"]
     assert all(look["reason"] for look in held)
+
+
+def _own_driver(settings: Settings) -> tuple[Driver, Any]:
+    """A driver of the test's own (beside the app's), ticking only when told."""
+    own = settings.model_copy(update={"rollout_tick_seconds": 60.0})
+    engine = create_engine(settings.database_url)
+    return Driver(sessions=sessionmaker(engine, expire_on_commit=False), settings=own), engine
+
+
+def _post(client: TestClient, model: str, batch: list[dict[str, Any]]) -> None:
+    response = client.post(f"{API}/models/{model}/observations", json={"observations": batch})
+    assert response.status_code == 202, response.text
+
+
+def test_a_critical_failure_aborts_between_looks_without_waiting_for_the_interval(
+    client: TestClient, settings: Settings
+) -> None:
+    """A look every ten minutes, and a batch showing the canary's error rate far above the
+    incumbent's: the batch's early look aborts at once (errors is critical by default)."""
+    model = model_with_candidate(client)
+    body = start_body(
+        steps=[{"weight": 50, "hold": {"min_observations": 10**9}}],
+        analysis={"interval_seconds": 600},
+    )
+    started = client.post(f"{API}/models/{model}/rollouts", json=body)
+    assert started.status_code == 201, started.text
+    rollout_id = started.json()["id"]
+    rng = np.random.default_rng(11)
+    _post(client, model, observations(rng, {1: 50, 2: 50}, BATCH, {1: 0.01, 2: 0.2}, prefix="c"))
+    driver, engine = _own_driver(settings)
+    try:
+        driver.nudge(model)
+        driver.tick()
+    finally:
+        engine.dispose()
+    rollout = client.get(f"{API}/rollouts/{rollout_id}").json()
+    assert rollout["state"] == "aborted", rollout
+    assert rollout["look_count"] == 1
+    assert "critical metric failed (errors)" in rollout["reason"]
+    assert rollout["decisions"][-1]["automatic"] is True
+    assert production_version(client, model) == 1
+
+
+def test_an_early_look_without_a_critical_failure_leaves_no_trace(
+    client: TestClient, settings: Settings
+) -> None:
+    """The canary is slower (latency is not critical) but no worse in errors: the batch's
+    early look records nothing and the rollout waits for its interval."""
+    model = model_with_candidate(client)
+    body = start_body(
+        steps=[{"weight": 50, "hold": {"min_observations": 10**9}}],
+        analysis={"interval_seconds": 600},
+    )
+    started = client.post(f"{API}/models/{model}/rollouts", json=body)
+    assert started.status_code == 201, started.text
+    rollout_id = started.json()["id"]
+    rng = np.random.default_rng(12)
+    batch = observations(rng, {1: 50, 2: 50}, BATCH, {1: 0.01, 2: 0.01}, prefix="s")
+    for row in batch:
+        if row["version"] == 2:
+            row["latency_ms"] = round(row["latency_ms"] * 3, 3)
+    _post(client, model, batch)
+    driver, engine = _own_driver(settings)
+    try:
+        driver.nudge(model)
+        assert driver.tick() == 0
+    finally:
+        engine.dispose()
+    rollout = client.get(f"{API}/rollouts/{rollout_id}").json()
+    assert rollout["state"] == "running", rollout
+    assert rollout["look_count"] == 0
+    assert rollout["looks"] == []

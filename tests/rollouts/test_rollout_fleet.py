@@ -17,8 +17,9 @@ from tests.rollouts.conftest import API, model_with_candidate, observations, sta
 from tests.security.conftest import module_database, module_settings, module_store
 from tests.serving.conftest import admin, server_settings
 from tests.support.api import audit_events
+from tests.support.fleet import fleet_servers
 from tests.support.flows import production_version, race, read_version
-from tests.support.servers import ServerProcess, running_servers
+from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.postgres_only
 __all__ = ["module_database", "module_settings", "module_store"]  # fixtures, shared
@@ -31,8 +32,7 @@ MAX_BATCHES = 80
 # starting two servers is most of a test's time on a busy machine.
 @pytest.fixture(scope="module")
 def servers(module_settings: Settings) -> Iterator[list[ServerProcess]]:
-    env = {**server_settings(module_settings), "ROLLOUT_TICK_SECONDS": "0.2"}
-    with running_servers(env, count=2, timeout=120) as started:
+    with fleet_servers(server_settings(module_settings)) as started:
         yield started
 
 
@@ -47,8 +47,7 @@ def clients(servers: list[ServerProcess]) -> Iterator[list[httpx.Client]]:
 @pytest.fixture
 def own_servers(module_settings: Settings) -> Iterator[list[ServerProcess]]:
     """A pair of its own, for a test that kills one."""
-    env = {**server_settings(module_settings), "ROLLOUT_TICK_SECONDS": "0.2"}
-    with running_servers(env, count=2, timeout=120) as started:
+    with fleet_servers(server_settings(module_settings)) as started:
         yield started
 
 
