@@ -299,7 +299,7 @@ def main() -> int:
         import bench_serving
 
         ports = iter(range(args.port_base, args.port_base + 2))
-        bench_serving.free_port = lambda: next(ports)  # type: ignore[assignment]
+        bench_serving.free_port = lambda: next(ports)  # type: ignore[attr-defined]
     name = "modelgate_bench_rollout"
     token = "mgt_bench-rollout-" + os.urandom(8).hex()
     recreate_database(args.pg_url, name)

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from modelgate_client.router import Plan, Router, key_point
@@ -134,7 +135,7 @@ class Fleet:
                     batch_size=batch_size,
                     batch_age=0.2,
                     shadow_queue=100_000,
-                    on_change=lambda plan, i=i: self._seen(i, plan),
+                    on_change=partial(self._seen, i),
                 )
             )
         for router in self.routers:
