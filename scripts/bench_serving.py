@@ -427,6 +427,13 @@ def watch_and_change(
     wake-up from the change's answer."""
     import subprocess
 
+    # The servers' CPU with no watcher at all (their background work: the listener, the
+    # rollout driver, the monitoring checker), over a third of the idle time.
+    before = monitor.snapshot()
+    t0 = time.monotonic()
+    time.sleep(scale.idle_s / 3)
+    baseline = usage_between(before, monitor.snapshot())
+    baseline_wall = time.monotonic() - t0
     config = {"urls": urls, "token": token, "model": model, "watchers": scale.watchers,
               "wait_s": scale.wait_s, "rounds": scale.rounds}  # fmt: skip
     child = subprocess.Popen(
@@ -466,6 +473,9 @@ def watch_and_change(
         **out,
         "idle_seconds": round(idle_wall, 1),
         "idle_server_cpu_percent_of_a_core": round(idle["server_cpu_s"] / idle_wall * 100, 3),
+        "no_watchers_server_cpu_percent_of_a_core": round(
+            baseline["server_cpu_s"] / baseline_wall * 100, 3
+        ),
         "idle_db_cpu_percent_of_a_core": (
             round(idle["db_cpu_s"] / idle_wall * 100, 3) if "db_cpu_s" in idle else None
         ),
