@@ -225,6 +225,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(docs.router, prefix=API_PREFIX)
     console.install(app)
     mlflow_routes.install(app)
+    # Innermost: the serving plan's common requests skip the dependency machinery.
+    app.add_middleware(serving.ServingFastPath)
     app.add_middleware(
         BodyLimitMiddleware,
         json_limit=settings.max_json_body_bytes,

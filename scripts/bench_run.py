@@ -237,7 +237,8 @@ class Run:
         self.moto: Service | None = None
         self.server: Service | None = None
         self.mlflow: Service | None = None
-        self.mlflow_db = MLFLOW_DB_NAME
+        # Beside another run's database (--db-name), MLflow's gets a name of its own too.
+        self.mlflow_db = MLFLOW_DB_NAME if args.db_name == DB_NAME else f"{args.db_name}_mlflow"
         self.url = args.url
         self.token = args.token or os.environ.get("MODELGATE_TOKEN") or ""
         self.db_url: str | None = args.db_url

@@ -44,6 +44,7 @@ from bench_procs import (
     Group,
     Monitor,
     Service,
+    cpu_seconds,
     descendants,
     free_port,
     loadavg,
@@ -67,7 +68,7 @@ class ServingScale:
     blocks: int
     rounds: int
     """Serving changes whose wake-up is measured (a rollback, then alias moves)."""
-    wait_s: float = 30.0
+    wait_s: float = 60.0
 
 
 SERVING_SCALES = {
@@ -226,123 +227,268 @@ def cpu_per_request(kinds: list[Kind], scale: ServingScale) -> dict[str, Any]:
 
 
 # Watchers ---------------------------------------------------------------------------------
+#
+# The watchers run in a process of their own (``--watchers-child``): plain asyncio on raw
+# streams, one kept-alive HTTP/1.1 connection per watcher, no HTTP library between the
+# socket and the clock, so that 1,000 of them cost the generator little CPU. It reports
+# its own CPU and how late its event loop ran, so a reader can see it was not starved.
 
 
-async def watch_and_change(
-    *, urls: list[str], token: str, model: str, scale: ServingScale, monitor: Monitor
-) -> dict[str, Any]:
-    """Park ``scale.watchers`` long polls (watcher i on ``urls[i % len(urls)]``), measure
-    the idle CPU, then make ``scale.rounds`` serving changes (through the first URL) and
-    time each watcher's wake-up."""
-    headers = {"Authorization": f"Bearer {token}"}
-    n = scale.watchers
-    limits = httpx.Limits(max_connections=n + 4, max_keepalive_connections=n + 4)
-    timeout = httpx.Timeout(scale.wait_s + 30, connect=30)
-    path = f"/models/{model}/serving"
-    async with contextlib.AsyncExitStack() as stack:
-        clients = [
-            await stack.enter_async_context(httpx.AsyncClient(
-                base_url=url + API, headers=headers, timeout=timeout, limits=limits))
-            for url in urls
-        ]  # fmt: skip
-        http = clients[0]
-        start = (await http.get(path)).json()["revision"]
-        target = {"revision": start}
-        seen: dict[int, dict[int, float]] = {}  # revision -> watcher -> when seen
-        parked: set[int] = set()
-        all_parked = asyncio.Event()
-        everyone = asyncio.Event()
-        failures: list[str] = []
+class RawConnection:
+    """One HTTP/1.1 keep-alive connection: a request written whole, a response read by
+    Content-Length (the server sends no chunked answers to these requests)."""
 
-        async def watcher(i: int) -> None:
-            after = start
-            client = clients[i % len(clients)]
-            while True:
-                parked.add(i)
-                if len(parked) == n:
-                    all_parked.set()
-                try:
-                    response = await client.get(path, params={"after": after, "wait": scale.wait_s})
-                except httpx.HTTPError as exc:
-                    failures.append(f"{type(exc).__name__}: {exc}")
-                    await asyncio.sleep(0.5)
-                    continue
-                if response.status_code == 304:
-                    continue
-                if response.status_code != 200:
-                    failures.append(f"{response.status_code}: {response.text[:200]}")
-                    await asyncio.sleep(0.5)
-                    continue
-                now = time.monotonic()
-                after = response.json()["revision"]
-                wanted = target["revision"]
-                if after >= wanted:
-                    round_seen = seen.setdefault(wanted, {})
-                    if i not in round_seen:
-                        round_seen[i] = now
-                        if len(round_seen) == n:
-                            everyone.set()
+    def __init__(self, host: str, port: int, auth: bytes) -> None:
+        self.host, self.port, self.auth = host, port, auth
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
 
-        tasks = [asyncio.create_task(watcher(i)) for i in range(n)]
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    async def request(
+        self, method: str, target: str, body: bytes | None = None
+    ) -> tuple[int, dict[bytes, bytes], bytes]:
+        if self.writer is None:
+            await self.open()
+        assert self.reader is not None
+        assert self.writer is not None
+        head = f"{method} {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n".encode()
+        head += self.auth
+        if body is not None:
+            head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+        self.writer.write(head + b"\r\n" + (body or b""))
         try:
-            await all_parked.wait()
-            await asyncio.sleep(min(5.0, 1.0 + n / 500))  # the last requests reach a server
-            before = monitor.snapshot()
-            t0 = time.monotonic()
-            await asyncio.sleep(scale.idle_s)
-            idle = usage_between(before, monitor.snapshot())
-            idle_wall = time.monotonic() - t0
+            raw = await self.reader.readuntil(b"\r\n\r\n")
+            lines = raw.split(b"\r\n")
+            status = int(lines[0].split(b" ", 2)[1])
+            headers = {}
+            for line in lines[1:]:
+                name, sep, value = line.partition(b":")
+                if sep:
+                    headers[name.strip().lower()] = value.strip()
+            length = int(headers.get(b"content-length", b"0"))
+            content = await self.reader.readexactly(length) if length else b""
+        except BaseException:
+            self.close()
+            raise
+        if headers.get(b"connection", b"").lower() == b"close":
+            self.close()
+        return status, headers, content
 
-            rounds: list[dict[str, Any]] = []
-            delays_all: list[float] = []
-            for r in range(scale.rounds):
-                everyone.clear()
-                target["revision"] += 1
-                if r == 0:
-                    change, call = (
-                        "rollback",
-                        http.post(
-                            f"/models/{model}/rollback", json={"reason": "bench: serving wake-up"}
-                        ),
-                    )
-                else:
-                    version = 1 if r % 2 else 2
-                    change, call = (
-                        f"alias {ALIAS} -> v{version}",
-                        http.put(
-                            f"/models/{model}/aliases/{ALIAS}",
-                            json={"version": version, "reason": "bench"},
-                        ),
-                    )
-                response = await call
-                answered = time.monotonic()
-                response.raise_for_status()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(everyone.wait(), timeout=30)
-                got = seen.get(target["revision"], {})
-                delays = [(t - answered) * 1000 for t in got.values()]
-                delays_all += delays
-                rounds.append({"change": change, "revision": target["revision"],
-                               "woken": len(got), "wake_ms": _summary(delays)})  # fmt: skip
-                await asyncio.sleep(1.0)  # every watcher parks again
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+
+async def _watchers_child(config: dict[str, Any]) -> dict[str, Any]:
+    """The watchers and the changes, in this (child) process; talks to its parent by
+    lines: ``parked`` (all watchers hold a long poll) on stdout, then waits for ``go`` on
+    stdin (the parent measured the servers' idle CPU meanwhile), then prints its result."""
+    from urllib.parse import urlsplit
+
+    n: int = config["watchers"]
+    wait_s: float = config["wait_s"]
+    model: str = config["model"]
+    rounds_wanted: int = config["rounds"]
+    auth = f"Authorization: Bearer {config['token']}\r\n".encode()
+    servers = [(u.hostname or "127.0.0.1", u.port or 80) for u in map(urlsplit, config["urls"])]
+    path = f"{API}/models/{model}/serving"
+    loop = asyncio.get_running_loop()
+    cpu0 = time.process_time()
+
+    control = RawConnection(*servers[0], auth)
+    status, headers, _ = await control.request("GET", path)
+    if status != 200:
+        raise RuntimeError(f"plan read: {status}")
+    start = int(headers[b"etag"].strip(b'"'))
+    target = {"revision": start}
+    seen: dict[int, dict[int, float]] = {}
+    parked: set[int] = set()
+    all_parked = asyncio.Event()
+    everyone = asyncio.Event()
+    failures: list[str] = []
+    renewals = [0]
+    lag = {"max_ms": 0.0}
+
+    async def ticker() -> None:
+        # How late the loop wakes a 50 ms sleep: a starved generator shows here.
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.05)
+            lag["max_ms"] = max(lag["max_ms"], (loop.time() - before - 0.05) * 1000)
+
+    async def watcher(i: int) -> None:
+        after = start
+        conn = RawConnection(*servers[i % len(servers)], auth)
+        while True:
+            parked.add(i)
+            if len(parked) == n:
+                all_parked.set()
+            try:
+                status, headers, _ = await conn.request(
+                    "GET", f"{path}?after={after}&wait={wait_s:g}"
+                )
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(0.5)
+                continue
+            if status == 304:
+                renewals[0] += 1
+                continue
+            if status != 200:
+                failures.append(f"{status}")
+                await asyncio.sleep(0.5)
+                continue
+            now = loop.time()
+            after = int(headers[b"etag"].strip(b'"'))
+            wanted = target["revision"]
+            if after >= wanted:
+                round_seen = seen.setdefault(wanted, {})
+                if i not in round_seen:
+                    round_seen[i] = now
+                    if len(round_seen) == n:
+                        everyone.set()
+
+    tick = asyncio.create_task(ticker())
+    tasks = [asyncio.create_task(watcher(i)) for i in range(n)]
+    try:
+        await all_parked.wait()
+        await asyncio.sleep(min(5.0, 1.0 + n / 500))  # the last requests reach a server
+        lag["max_ms"] = 0.0
+        renewals[0] = 0
+        cpu_idle0, wall_idle0 = time.process_time(), loop.time()
+        sys.stdout.write("parked\n")
+        sys.stdout.flush()
+        await loop.run_in_executor(None, sys.stdin.readline)  # "go"
+        idle = {
+            "generator_cpu_s": round(time.process_time() - cpu_idle0, 3),
+            "wall_s": round(loop.time() - wall_idle0, 1),
+            "renewals": renewals[0],
+            "max_loop_lag_ms": round(lag["max_ms"], 1),
+        }
+        lag["max_ms"] = 0.0
+        cpu_rounds0 = time.process_time()
+        rounds: list[dict[str, Any]] = []
+        delays_all: list[float] = []
+        for r in range(rounds_wanted):
+            everyone.clear()
+            target["revision"] += 1
+            if r == 0:
+                change = "rollback"
+                request = ("POST", f"{API}/models/{model}/rollback",
+                           b'{"reason": "bench: serving wake-up"}')  # fmt: skip
+            else:
+                version = 1 if r % 2 else 2
+                change = f"alias {ALIAS} -> v{version}"
+                move = {"version": version, "reason": "bench"}
+                request = ("PUT", f"{API}/models/{model}/aliases/{ALIAS}",
+                           json.dumps(move).encode())  # fmt: skip
+            control.close()  # idle longer than the server keeps a connection: a new one
+            status, _, content = await control.request(*request)
+            answered = loop.time()
+            if status >= 300:
+                raise RuntimeError(f"{change}: {status} {content[:200]!r}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(everyone.wait(), timeout=30)
+            got = seen.get(target["revision"], {})
+            delays = [(t - answered) * 1000 for t in got.values()]
+            delays_all += delays
+            rounds.append({"change": change, "revision": target["revision"],
+                           "woken": len(got), "wake_ms": _summary(delays)})  # fmt: skip
+            await asyncio.sleep(1.0)  # every watcher parks again
+        rounds_cpu = time.process_time() - cpu_rounds0
+    finally:
+        tick.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(tick, *tasks, return_exceptions=True)
+        control.close()
     return {
-        "watchers": n,
-        "wait_s": scale.wait_s,
         "rounds": rounds,
-        "woken_all_rounds": all(r["woken"] == n for r in rounds),
         "wake_ms": _summary(delays_all),
-        "idle_seconds": round(idle_wall, 1),
-        "idle_server_cpu_percent_of_a_core": round(idle["server_cpu_s"] / idle_wall * 100, 3),
-        "idle_db_cpu_percent_of_a_core": (
-            round(idle["db_cpu_s"] / idle_wall * 100, 3) if "db_cpu_s" in idle else None
-        ),
+        "woken_all_rounds": all(r["woken"] == n for r in rounds),
+        "idle": idle,
+        "rounds_generator_cpu_s": round(rounds_cpu, 3),
+        "rounds_max_loop_lag_ms": round(lag["max_ms"], 1),
+        "generator_cpu_s_total": round(time.process_time() - cpu0, 3),
         "watcher_errors": len(failures),
         "watcher_error_samples": failures[:5],
     }
+
+
+def watch_and_change(
+    *, urls: list[str], token: str, model: str, scale: ServingScale, monitor: Monitor
+) -> dict[str, Any]:
+    """Park ``scale.watchers`` long polls (watcher i on ``urls[i % len(urls)]``) from a
+    generator process of their own, measure the servers' idle CPU, then make
+    ``scale.rounds`` serving changes (through the first URL) and time each watcher's
+    wake-up from the change's answer."""
+    import subprocess
+
+    # The servers' CPU with no watcher at all (their background work: the listener, the
+    # rollout driver, the monitoring checker), over a third of the idle time.
+    before = monitor.snapshot()
+    t0 = time.monotonic()
+    time.sleep(scale.idle_s / 3)
+    baseline = usage_between(before, monitor.snapshot())
+    baseline_wall = time.monotonic() - t0
+    config = {"urls": urls, "token": token, "model": model, "watchers": scale.watchers,
+              "wait_s": scale.wait_s, "rounds": scale.rounds}  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--watchers-child"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert child.stdin is not None
+    assert child.stdout is not None
+    try:
+        child.stdin.write(json.dumps(config) + "\n")
+        child.stdin.flush()
+        line = child.stdout.readline()
+        if line.strip() != "parked":
+            raise RuntimeError(f"the watcher generator failed: {line!r}")
+        before = monitor.snapshot()
+        t0 = time.monotonic()
+        gen0 = cpu_seconds(child.pid)
+        time.sleep(scale.idle_s)
+        idle = usage_between(before, monitor.snapshot())
+        idle_wall = time.monotonic() - t0
+        gen_idle = cpu_seconds(child.pid) - gen0
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        out = json.loads(child.stdout.readline())
+    finally:
+        with contextlib.suppress(OSError):
+            child.stdin.close()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    return {
+        "watchers": scale.watchers,
+        "wait_s": scale.wait_s,
+        "generator": "plain asyncio streams, one process, one connection per watcher",
+        **out,
+        "idle_seconds": round(idle_wall, 1),
+        "idle_server_cpu_percent_of_a_core": round(idle["server_cpu_s"] / idle_wall * 100, 3),
+        "no_watchers_server_cpu_percent_of_a_core": round(
+            baseline["server_cpu_s"] / baseline_wall * 100, 3
+        ),
+        "idle_db_cpu_percent_of_a_core": (
+            round(idle["db_cpu_s"] / idle_wall * 100, 3) if "db_cpu_s" in idle else None
+        ),
+        "idle_generator_cpu_percent_of_a_core": round(gen_idle / idle_wall * 100, 3),
+    }
+
+
+def watchers_child_main() -> int:
+    config = json.loads(sys.stdin.readline())
+    result = asyncio.run(_watchers_child(config))
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+    return 0
 
 
 # The phase ------------------------------------------------------------------------------
@@ -377,10 +523,8 @@ def run_phase(
         f"{scale.requests} each")  # fmt: skip
     result: dict[str, Any] = {"model": model, "cpu_per_request": cpu_per_request(kinds, scale)}
     log(f"{scale.watchers} watchers: {scale.idle_s:.0f} s idle, {scale.rounds} changes")
-    result["watch"] = asyncio.run(
-        watch_and_change(
-            urls=watch_urls or [url], token=token, model=model, scale=scale, monitor=monitor
-        )
+    result["watch"] = watch_and_change(
+        urls=watch_urls or [url], token=token, model=model, scale=scale, monitor=monitor
     )
     result["loadavg"] = loadavg()
     cpu = result["cpu_per_request"]
@@ -464,4 +608,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--watchers-child"]:
+        raise SystemExit(watchers_child_main())
     raise SystemExit(main())

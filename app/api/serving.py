@@ -17,10 +17,14 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import StringConstraints
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.deps import ModelPath, ModelReader, Reader
 from app.api.problems import responses
-from app.errors import Forbidden, RevisionFromFuture, ValidationFailed
+from app.auth import service as auth_service
+from app.auth.cache import TokenCache
+from app.auth.roles import Role, role_allows
+from app.errors import Forbidden, RevisionFromFuture, Unauthenticated, ValidationFailed
 from app.serving import service
 from app.serving.hub import ServingHub, Woken
 from app.serving.schemas import ServingPlan, ServingPlans
@@ -221,6 +225,14 @@ async def serving_plan(
             errors=[{"loc": ["query", "wait"], "msg": "wait needs after"}],
         )
 
+    return await _serve_plan(request, model, after, wait, if_none_match)
+
+
+async def _serve_plan(
+    request: Request, model: str, after: int | None, wait: float, if_none_match: str | None
+) -> Response:
+    """The route's answer once the caller is authorised and the query valid (also run by
+    :class:`ServingFastPath`)."""
     hub = _hub(request)
 
     async def reread() -> dict[str, int]:
@@ -256,3 +268,130 @@ async def serving_plan(
         media_type="application/json",
         headers={"ETag": etag(served), "Cache-Control": "no-cache"},
     )
+
+
+# The fast path ------------------------------------------------------------------------
+
+_FAST_MODEL = re.compile(r"^/api/v1/models/([A-Za-z0-9][A-Za-z0-9._-]{0,127})/serving$")
+_FAST_AFTER = re.compile(r"^[0-9]{1,10}$")
+_FAST_WAIT = re.compile(r"^[0-9]{1,2}(\.[0-9]{1,6})?$")
+
+
+class ServingFastPath:
+    """Pure ASGI: ``GET /api/v1/models/{model}/serving`` answered without FastAPI's
+    dependency and validation machinery, in the common case only.
+
+    A serving fleet sends this request more than any other (a conditional read or a long
+    poll renewed every ``wait`` seconds per replica), and the machinery cost more CPU
+    than the answer (docs/performance.md). The fast path takes the request only when
+    everything the full route would check is checked here the same way, without I/O:
+
+    - the bearer secret is one the process's token cache remembers (an unknown secret,
+      a miss or an expired token goes the full way and is looked up), and its role and
+      model scope allow reading the model;
+    - the query is empty, or ``after`` and at most one ``wait`` within their bounds, in
+      plain decimal (anything else goes the full way, which names the error);
+    - the serving hub knows the model's revision (PostgreSQL's listener is connected)
+      and ``after`` is not past it.
+
+    Everything else, and any error while answering, goes to the full route, which
+    answers as before (the request has no body to have been consumed). The route's own
+    answer is produced by the same function (:func:`_serve_plan`).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._route: Any = None
+
+    def _serving_route(self) -> Any:
+        """The route FastAPI would put in the scope (the access log and the metrics
+        name requests by it)."""
+        if self._route is None:
+            for route in router.routes:
+                if getattr(route, "endpoint", None) is serving_plan:
+                    self._route = route
+                    break
+        return self._route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            match = _FAST_MODEL.match(scope["path"])
+            if match is not None:
+                taken = await self._try(scope, receive, send, match.group(1))
+                if taken:
+                    return
+        await self.app(scope, receive, send)
+
+    def _query(self, raw: bytes) -> tuple[int | None, float] | None:
+        after: int | None = None
+        wait: float | None = None
+        if not raw:
+            return None, 0.0
+        for part in raw.split(b"&"):
+            name, sep, value = part.partition(b"=")
+            text = value.decode("latin-1")
+            if name == b"after" and sep and after is None and _FAST_AFTER.match(text):
+                after = int(text)
+                if after > REVISION_LIMIT:
+                    return None
+            elif name == b"wait" and sep and wait is None and _FAST_WAIT.match(text):
+                wait = float(text)
+                if wait > MAX_WAIT_SECONDS:
+                    return None
+            else:
+                return None
+        if after is None:
+            return None  # wait without after: the full route names the error
+        return after, wait or 0.0
+
+    async def _try(self, scope: Scope, receive: Receive, send: Send, model: str) -> bool:
+        app = scope["app"]
+        hub: ServingHub | None = getattr(app.state, "serving_hub", None)
+        cache: TokenCache | None = getattr(app.state, "token_cache", None)
+        if hub is None or cache is None:
+            return False
+        query = self._query(scope.get("query_string", b""))
+        if query is None:
+            return False
+        after, wait = query
+        authorization = if_none_match = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                if authorization is not None:
+                    return False
+                authorization = value.decode("latin-1")
+            elif name == b"if-none-match":
+                if if_none_match is not None:
+                    return False
+                if_none_match = value.decode("latin-1")
+        if authorization is None:
+            return False
+        scheme, _, secret = authorization.partition(" ")
+        secret = secret.strip()
+        if scheme.lower() != "bearer" or not secret:
+            return False
+        try:
+            principal = auth_service.remembered(cache, secret)
+        except Unauthenticated:
+            return False
+        if (
+            principal is None
+            or not role_allows(principal.role, Role.READER)
+            or not principal.may_touch_model(model)
+        ):
+            return False
+        cached = hub.latest(model)
+        if cached is None or (after is not None and after > cached):
+            return False
+        route = self._serving_route()
+        if route is None:
+            return False
+        scope["route"] = route
+        scope.setdefault("path_params", {})["model"] = model
+        request = Request(scope, receive)
+        try:
+            response = await _serve_plan(request, model, after, wait, if_none_match)
+        except Exception:
+            return False  # the full route answers (and names the error)
+        await response(scope, receive, send)
+        return True

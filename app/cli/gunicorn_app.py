@@ -29,7 +29,7 @@ def run_gunicorn(*, host: str, port: int, workers: int, log_level: str) -> None:
             "workers": workers,
             "worker_class": "uvicorn_worker.UvicornWorker",
             "loglevel": log_level,
-            "graceful_timeout": 30,
+            "graceful_timeout": 75,  # past the longest long poll (wait <= 60 s)
             "timeout": 120,
             "keepalive": 75,
         }

@@ -59,7 +59,7 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
             port=port,
             log_level=log_level,
             access_log=False,
-            timeout_graceful_shutdown=30,
+            timeout_graceful_shutdown=75,  # past the longest long poll (wait <= 60 s)
         )
         return
     # uvicorn --workers N on the asyncio loop leaves TCP_NODELAY off on accepted sockets

@@ -201,7 +201,7 @@ class Router:
         *,
         token: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
-        wait: float = 30.0,
+        wait: float = 60.0,
         min_backoff: float = 0.2,
         max_backoff: float = 10.0,
         connect_timeout: float = 3.0,
