@@ -185,6 +185,12 @@ class Settings(BaseSettings):
         default=1.0, gt=0, le=60,
         description="How often the rollout driver looks for rollouts whose analysis is due.",
     )  # fmt: skip
+    rollout_idle_tick_seconds: float = Field(
+        default=10.0, gt=0, le=600,
+        description="How often the rollout driver looks while no rollout runs (a rollout "
+        "started, resumed or approved in this process, or an observation batch, wakes it at "
+        "once; one started through another process is seen within this time).",
+    )  # fmt: skip
     rollout_observation_grace_seconds: int = Field(
         default=300, ge=0, le=86_400,
         description="How long after a rollout ends observations for its versions are still "

@@ -1,19 +1,20 @@
 """The rollout driver: a background thread in every server process.
 
-Every ``rollout_tick_seconds`` it lists the running rollouts whose look is due (the
-analysis's ``interval_seconds`` after the previous look: decision record 0022) and takes
-each look in its own short transaction (:func:`app.rollouts.service.look`): the model's
-lock, then the rollout's row lock, then a re-check that the look is still due and that
-the look count is the one read before locking. An observation batch for a model with a
-running rollout, committed in this process, wakes the driver at once: a look that is
-due then is taken without waiting for the tick; before its interval, an early look acts
-on a failed critical metric only (it aborts at once; anything else waits for the
-interval and leaves no trace), at most once per tick per rollout in this process.
-Of several processes that find the same rollout due, the first to get the lock takes the
-look; the others find the count moved on (or the look no longer due) and do nothing. A
-process killed mid-look rolls back its transaction: the rollout is as it was, and the
-next tick of any process takes the look again.
-"""
+Every ``rollout_tick_seconds`` (``rollout_idle_tick_seconds`` while no rollout runs
+anywhere: an idle registry should cost next to nothing) it lists the running rollouts
+whose look is due (the analysis's ``interval_seconds`` after the previous look: decision
+record 0022) and takes each look in its own short transaction
+(:func:`app.rollouts.service.look`): the model's lock, then the rollout's row lock, then
+a re-check that the look is still due and that the look count is the one read before
+locking. An observation batch for a model with a running rollout, committed in this
+process, wakes the driver at once: a look that is due then is taken without waiting for
+the tick; before its interval, an early look acts on a failed critical metric only (it
+aborts at once; anything else waits for the interval and leaves no trace), at most once
+per tick per rollout in this process. Of several processes that find the same rollout
+due, the first to get the lock takes the look; the others find the count moved on (or
+the look no longer due) and do nothing. A process killed mid-look rolls back its
+transaction: the rollout is as it was, and the next tick of any process takes the look
+again."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ class Driver:
         self._early: set[str] = set()
         self._early_lock = threading.Lock()
         self._early_checked: dict[int, float] = {}  # rollout id -> monotonic time
+        self._busy = True  # a rollout runs somewhere (tick fast); re-read every round
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -74,7 +76,8 @@ class Driver:
                 self.tick()
             except Exception:  # the loop must outlive a bad round (database restarting)
                 log.exception("rollout driver round failed")
-            self._wake.wait(self.settings.rollout_tick_seconds)
+            idle = self.settings.rollout_idle_tick_seconds
+            self._wake.wait(self.settings.rollout_tick_seconds if self._busy else idle)
             self._wake.clear()
 
     def tick(self) -> int:
@@ -91,6 +94,7 @@ class Driver:
         with self.sessions() as session:
             if model_name is None:
                 listed = service.due(session, now=self.clock())
+                self._busy = bool(listed) or service.any_running(session)
             else:
                 listed = service.running(session, model_name=model_name)
         taken = 0

@@ -58,6 +58,11 @@ def due(session: Session, *, now: datetime, model_name: str | None = None) -> li
     return [(int(i), int(c)) for i, c in session.execute(stmt.order_by(Rollout.id)).all()]
 
 
+def any_running(session: Session) -> bool:
+    stmt = select(Rollout.id).where(Rollout.state == RolloutState.RUNNING.value).limit(1)
+    return session.execute(stmt).first() is not None
+
+
 def running(session: Session, *, model_name: str) -> list[tuple[int, int]]:
     """``(id, look_count)`` of the model's running rollouts, due or not."""
     stmt = (

@@ -58,7 +58,7 @@ from app.promotion.transitions import Loaded, Move, RolloutPointer, StagePointer
 from app.registry import service as registry
 from app.registry.models import Stage
 from app.registry.schemas import Page
-from app.rollouts import repository
+from app.rollouts import repository, wakeup
 from app.rollouts.models import ACTIVE_STATES, Rollout, RolloutState
 from app.rollouts.schemas import (
     DecisionRead,
@@ -341,6 +341,7 @@ def start(
         details={"incumbent_version": holder.version, "report_digest": result.report.digest},
     )  # fmt: skip
     session.flush()
+    wakeup.wake_after_commit(session, model.name)  # an idle driver here ticks slowly
     return to_read(rollout, model.name)
 
 
@@ -454,32 +455,32 @@ def pause(
     session: Session, *, actor: Principal, rollout_id: int, reason: str | None
 ) -> RolloutRead:
     """No looks and no steps while paused; the weights stay as they are."""
-    rollout, loaded = _lock(session, actor, rollout_id)
-    _require_active(rollout, RolloutState.RUNNING)
-    now = utcnow()
-    rollout.state = RolloutState.PAUSED.value
-    rollout.next_look_at = None
-    _decision(rollout, "paused", actor, reason, automatic=False, now=now)
-    audit.record(session, actor=actor, action=AuditAction.ROLLOUT_PAUSED,
-                 model=loaded.model.name, version=rollout.version, reason=reason,
-                 details={"rollout_id": rollout.id, "step": rollout.step})  # fmt: skip
-    session.flush()
-    return to_read(rollout, loaded.model.name)
+    return _set_paused(session, actor=actor, rollout_id=rollout_id, reason=reason, paused=True)
 
 
 def resume(
     session: Session, *, actor: Principal, rollout_id: int, reason: str | None
 ) -> RolloutRead:
+    """Running again, with a look due at once."""
+    return _set_paused(session, actor=actor, rollout_id=rollout_id, reason=reason, paused=False)
+
+
+def _set_paused(
+    session: Session, *, actor: Principal, rollout_id: int, reason: str | None, paused: bool
+) -> RolloutRead:
     rollout, loaded = _lock(session, actor, rollout_id)
-    _require_active(rollout, RolloutState.PAUSED)
+    _require_active(rollout, RolloutState.RUNNING if paused else RolloutState.PAUSED)
     now = utcnow()
-    rollout.state = RolloutState.RUNNING.value
-    rollout.next_look_at = now
-    _decision(rollout, "resumed", actor, reason, automatic=False, now=now)
-    audit.record(session, actor=actor, action=AuditAction.ROLLOUT_RESUMED,
+    rollout.state = (RolloutState.PAUSED if paused else RolloutState.RUNNING).value
+    rollout.next_look_at = None if paused else now
+    _decision(rollout, "paused" if paused else "resumed", actor, reason, automatic=False, now=now)
+    action = AuditAction.ROLLOUT_PAUSED if paused else AuditAction.ROLLOUT_RESUMED
+    audit.record(session, actor=actor, action=action,
                  model=loaded.model.name, version=rollout.version, reason=reason,
                  details={"rollout_id": rollout.id, "step": rollout.step})  # fmt: skip
     session.flush()
+    if not paused:
+        wakeup.wake_after_commit(session, loaded.model.name)
     return to_read(rollout, loaded.model.name)
 
 
@@ -519,6 +520,8 @@ def approve(
                  model=loaded.model.name, version=rollout.version, reason=comment,
                  details={"rollout_id": rollout.id, "step": rollout.step})  # fmt: skip
     session.flush()
+    if rollout.state == RolloutState.RUNNING:
+        wakeup.wake_after_commit(session, loaded.model.name)
     return to_read(rollout, loaded.model.name)
 
 
@@ -661,6 +664,11 @@ def due(
 def running(session: Session, *, model_name: str) -> list[tuple[int, int]]:
     """``(id, look_count)`` of the model's running rollout (for an early look)."""
     return repository.running(session, model_name=model_name)
+
+
+def any_running(session: Session) -> bool:
+    """Whether any rollout runs (the driver ticks slowly while none does)."""
+    return repository.any_running(session)
 
 
 def _aware(at: datetime) -> datetime:

@@ -1,5 +1,6 @@
-"""Waking this process's rollout drivers when an observation batch for a model with an
-active rollout has committed (the look comes at once, not at the next tick)."""
+"""Waking this process's rollout drivers after a commit that concerns a running rollout:
+an observation batch for its model (the look, or an early look, comes at once, not at
+the next tick), and a rollout started, resumed or approved (an idle driver ticks slowly)."""
 
 from __future__ import annotations
 
