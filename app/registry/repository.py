@@ -436,12 +436,16 @@ def insert_evaluation_rows(
     table): they are not read back in the transaction that writes them, and the ORM's
     flush of them was a good part of a version creation's CPU. Every column but the id
     must be set on the objects (a column's default is not applied here)."""
-    for table, rows in ((Metric.__table__, metrics), (EvaluationEvidence.__table__, evidence)):
+    groups: tuple[tuple[type[Metric] | type[EvaluationEvidence], Sequence[Any]], ...] = (
+        (Metric, metrics),
+        (EvaluationEvidence, evidence),
+    )
+    for entity, rows in groups:
         if not rows:
             continue
-        keys = [c.key for c in table.columns if not c.primary_key]
+        keys = [c.key for c in entity.__table__.columns if not c.primary_key]
         session.connection().execute(
-            insert(table), [{key: getattr(row, key) for key in keys} for row in rows]
+            insert(entity), [{key: getattr(row, key) for key in keys} for row in rows]
         )
 
 
