@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--skip", default="", help=f"Comma-separated parts to leave out: {', '.join(PARTS)}."
     )
     parser.add_argument(
+        "--phases",
+        default=",".join(PHASE_NAMES),
+        help=f"Comma-separated request phases to run: {', '.join(PHASE_NAMES)} "
+        "(promote and read need create_version).",
+    )
+    parser.add_argument(
         "--wait-idle",
         type=float,
         default=0.0,
@@ -133,6 +140,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = args.skipped - set(PARTS)
     if unknown:
         parser.error(f"--skip: unknown parts {sorted(unknown)}")
+    wanted = {p.strip() for p in args.phases.split(",") if p.strip()}
+    if wanted - set(PHASE_NAMES):
+        parser.error(f"--phases: unknown phases {sorted(wanted - set(PHASE_NAMES))}")
+    args.phases = tuple(p for p in PHASE_NAMES if p in wanted)
+    if args.phases and "create_version" not in args.phases:
+        parser.error("--phases: promote, read and list_100 need create_version")
     if args.url and not (args.token or os.environ.get("MODELGATE_TOKEN")):
         parser.error("--url needs --token (or MODELGATE_TOKEN)")
     return args
@@ -191,6 +204,7 @@ REQUEST_PHASES = (
     ("read", "reads"),
     ("list_100", "pages"),
 )
+PHASE_NAMES = tuple(phase for phase, _ in REQUEST_PHASES)
 
 
 @dataclass
@@ -202,7 +216,9 @@ class Side:
     section: dict[str, Any]
 
 
-async def run_interleaved(sides: list[Side], concurrency: int) -> None:
+async def run_interleaved(
+    sides: list[Side], concurrency: int, phases: Sequence[str] = PHASE_NAMES
+) -> None:
     """Each phase on every server in turn, the order alternating from phase to phase, so
     that a ratio compares measurements minutes apart, not a whole run apart (the
     machine's other load drifts)."""
@@ -211,7 +227,8 @@ async def run_interleaved(sides: list[Side], concurrency: int) -> None:
         for side, client in zip(sides, clients, strict=True):
             await side.target.prepare(client, concurrency)
         pairs = list(zip(sides, clients, strict=True))
-        for i, (phase, unit) in enumerate(REQUEST_PHASES):
+        chosen = [(phase, unit) for phase, unit in REQUEST_PHASES if phase in phases]
+        for i, (phase, unit) in enumerate(chosen):
             for side, client in pairs if i % 2 == 0 else reversed(pairs):
                 result = await run_phase(
                     phase, client, side.target.ops(phase), concurrency, side.monitor, unit=unit
@@ -382,7 +399,7 @@ class Run:
         try:
             for c in args.levels:
                 log(f"request phases at concurrency {c}: {', '.join(s.target.name for s in sides)}")
-                asyncio.run(run_interleaved(sides, c))
+                asyncio.run(run_interleaved(sides, c, args.phases))
         finally:
             if profiler is not None:
                 self.stop_profiler(profiler)

@@ -186,7 +186,8 @@ def request_promotion(
         _record_decision(session, actor=actor, model=model, request=request,
                          action=AuditAction.PROMOTION_REJECTED)  # fmt: skip
     elif auto_apply:
-        _apply(session, actor=actor, loaded=loaded, request=request, now=now)
+        # Freeze and rollouts were checked above, in this transaction, under the model's lock.
+        _apply(session, actor=actor, loaded=loaded, request=request, now=now, checked=True)
     # A request made just now has no approvals yet.
     return to_read(session, request, model.name, [])
 
@@ -261,15 +262,16 @@ def _alias_detail(request: PromotionRequest) -> dict[str, str]:
 
 def _apply(
     session: Session, *, actor: Principal, loaded: Loaded, request: PromotionRequest,
-    now: datetime | None = None,
+    now: datetime | None = None, checked: bool = False,
 ) -> None:  # fmt: skip
-    """Move the version through the transition core and mark the request applied."""
+    """Move the version through the transition core and mark the request applied
+    (``checked``: the caller has checked the freeze and rollouts under the same lock)."""
     model, version = loaded.model, loaded.version
     if request.target_alias is not None:
         _apply_alias(session, actor=actor, loaded=loaded, request=request, now=now)
         return
     target = request.target_stage
-    if target is Stage.PRODUCTION:
+    if target is Stage.PRODUCTION and not checked:
         transitions.ensure_not_frozen(model)
         transitions.ensure_no_rollout(session, model)
     # Set before the stage moves, so that the request's row is written once, in the flush

@@ -49,14 +49,17 @@ def lock_model(session: Session, name: str) -> RegisteredModel | None:
     return session.scalars(stmt).first()
 
 
-def next_version_number(session: Session, model_id: int) -> int:
+def number_next_version(session: Session, name: str) -> RegisteredModel | None:
+    """The model with its ``last_version`` raised by one, in one statement: the
+    ``UPDATE ... RETURNING`` reads the model, numbers the new version and locks the row
+    (so concurrent creates on any number of processes get consecutive numbers)."""
     stmt = (
         update(RegisteredModel)
-        .where(RegisteredModel.id == model_id)
+        .where(RegisteredModel.name == name)
         .values(last_version=RegisteredModel.last_version + 1)
-        .returning(RegisteredModel.last_version)
+        .returning(RegisteredModel)
     )
-    return int(session.execute(stmt).scalar_one())
+    return session.scalars(stmt, execution_options={"populate_existing": True}).first()
 
 
 def add(session: Session, obj: Any) -> None:
@@ -424,6 +427,26 @@ def replace_search_terms(
         )
     )
     add_search_terms(session, version, [t for t in terms if t[0].startswith(prefix)])
+
+
+def insert_evaluation_rows(
+    session: Session, metrics: Sequence[Metric], evidence: Sequence[EvaluationEvidence]
+) -> None:
+    """Insert a new version's metric and evidence rows now, with Core (one statement per
+    table): they are not read back in the transaction that writes them, and the ORM's
+    flush of them was a good part of a version creation's CPU. Every column but the id
+    must be set on the objects (a column's default is not applied here)."""
+    groups: tuple[tuple[type[Metric] | type[EvaluationEvidence], Sequence[Any]], ...] = (
+        (Metric, metrics),
+        (EvaluationEvidence, evidence),
+    )
+    for entity, rows in groups:
+        if not rows:
+            continue
+        keys = [c.key for c in entity.__table__.columns if not c.primary_key]
+        session.connection().execute(
+            insert(entity), [{key: getattr(row, key) for key in keys} for row in rows]
+        )
 
 
 def add_search_terms(

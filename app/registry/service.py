@@ -201,12 +201,14 @@ def create_version(
     session: Session, *, actor: Principal, model_name: str, data: VersionCreate
 ) -> tuple[RegisteredModel, ModelVersion]:
     """A new candidate with the next version number of its model."""
-    model = get_model(session, model_name)
+    # One UPDATE ... RETURNING reads the model, numbers the version and locks the row, so
+    # concurrent creates on any number of processes get consecutive numbers (a request
+    # refused below rolls the number back with everything else).
+    model = repository.number_next_version(session, model_name)
+    if model is None:
+        raise ModelNotFound(f"no model named {model_name!r}")
+    number = model.last_version
     metric_rows, evidence_rows = _evaluation_rows(data)
-    # The UPDATE ... RETURNING both numbers the version and locks the model row, so
-    # concurrent creates on any number of processes get consecutive numbers.
-    number = repository.next_version_number(session, model.id)
-    model.last_version = number
     now = utcnow()
     lineage = data.lineage.model_dump(mode="json", exclude_none=True)
     version = ModelVersion(
@@ -235,8 +237,9 @@ def create_version(
         row.model_id, row.version_id, row.stage = model.id, version.id, version.stage
     for ev in evidence_rows:
         ev.version_id = version.id
-    repository.add_all(session, [*metric_rows, *evidence_rows])
-    # The rows are already attached by foreign key; this just fills the loaded collections.
+    repository.insert_evaluation_rows(session, metric_rows, evidence_rows)
+    # The rows are written; the same objects (not in the session) fill the version's
+    # loaded collections for its representation.
     set_committed_value(version, "metrics", metric_rows)
     set_committed_value(version, "evidence", evidence_rows)
     audit.record(

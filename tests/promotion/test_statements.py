@@ -119,6 +119,23 @@ def test_a_promotion_reads_each_row_once(
     assert production["update production_history"] == 1, production
     assert production["insert production_history"] == 1, production
     assert production["update promotion_requests"] == 0, production
+    # Running rollouts are looked for once, before the request is written.
+    assert production["select rollouts"] == 1, production
+
+
+def test_a_version_creation_reads_its_model_in_the_numbering_statement(
+    client: TestClient, recorded: Callable[[Callable[[], object]], Counter[str]]
+) -> None:
+    _model(client)
+    new_version(client, MODEL, accuracy=0.8)
+
+    counts = recorded(lambda: new_version(client, MODEL, accuracy=0.9, artifact=False))
+    # UPDATE ... RETURNING numbers the version, locks the model row and reads it.
+    assert counts["select registered_models"] == 0, counts
+    assert counts["update registered_models"] == 1, counts
+    assert counts["insert model_versions"] == 1, counts
+    # All the version's metrics in one statement.
+    assert counts["insert metrics"] == 1, counts
 
 
 def test_a_rollback_reads_no_metrics_or_evidence(
