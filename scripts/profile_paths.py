@@ -41,29 +41,15 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_modelgate import POLICY  # the benchmark's own policy: the same gates run
+from bench_workload import DATASET
+
 from app.db import migrate
 from app.main import create_app
 from app.settings import Settings
 
 TOKEN = "mgt_profile-admin-token-0123456789abcdef"
 SECRET_KEY = "ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1-f4CBgoM="
-DATASET = "holdout"
-POLICY: dict[str, Any] = {
-    "staging": {
-        "rules": [{"kind": "threshold", "metric": "accuracy", "dataset": DATASET, "value": 0.5}],
-        "approvals_required": 0,
-        "auto_promote": True,
-    },
-    "production": {
-        "rules": [
-            {"kind": "threshold", "metric": "accuracy", "dataset": DATASET, "value": 0.5},
-            {"kind": "no_regression", "metric": "accuracy", "dataset": DATASET, "delta": -1},
-        ],
-        "approvals_required": 0,
-        "auto_promote": True,
-        "require_staging": True,
-    },
-}
 
 
 def version_body(i: int) -> dict[str, Any]:

@@ -94,6 +94,17 @@ def _own_driver(settings: Settings) -> tuple[Driver, Any]:
     return Driver(sessions=sessionmaker(engine, expire_on_commit=False), settings=own), engine
 
 
+def _canary_looked_at_every_ten_minutes(client: TestClient) -> tuple[str, int]:
+    model = model_with_candidate(client)
+    body = start_body(
+        steps=[{"weight": 50, "hold": {"min_observations": 10**9}}],
+        analysis={"interval_seconds": 600},
+    )
+    started = client.post(f"{API}/models/{model}/rollouts", json=body)
+    assert started.status_code == 201, started.text
+    return model, int(started.json()["id"])
+
+
 def _post(client: TestClient, model: str, batch: list[dict[str, Any]]) -> None:
     response = client.post(f"{API}/models/{model}/observations", json={"observations": batch})
     assert response.status_code == 202, response.text
@@ -104,14 +115,7 @@ def test_a_critical_failure_aborts_between_looks_without_waiting_for_the_interva
 ) -> None:
     """A look every ten minutes, and a batch showing the canary's error rate far above the
     incumbent's: the batch's early look aborts at once (errors is critical by default)."""
-    model = model_with_candidate(client)
-    body = start_body(
-        steps=[{"weight": 50, "hold": {"min_observations": 10**9}}],
-        analysis={"interval_seconds": 600},
-    )
-    started = client.post(f"{API}/models/{model}/rollouts", json=body)
-    assert started.status_code == 201, started.text
-    rollout_id = started.json()["id"]
+    model, rollout_id = _canary_looked_at_every_ten_minutes(client)
     rng = np.random.default_rng(11)
     _post(client, model, observations(rng, {1: 50, 2: 50}, BATCH, {1: 0.01, 2: 0.2}, prefix="c"))
     driver, engine = _own_driver(settings)
@@ -133,14 +137,7 @@ def test_an_early_look_without_a_critical_failure_leaves_no_trace(
 ) -> None:
     """The canary is slower (latency is not critical) but no worse in errors: the batch's
     early look records nothing and the rollout waits for its interval."""
-    model = model_with_candidate(client)
-    body = start_body(
-        steps=[{"weight": 50, "hold": {"min_observations": 10**9}}],
-        analysis={"interval_seconds": 600},
-    )
-    started = client.post(f"{API}/models/{model}/rollouts", json=body)
-    assert started.status_code == 201, started.text
-    rollout_id = started.json()["id"]
+    model, rollout_id = _canary_looked_at_every_ten_minutes(client)
     rng = np.random.default_rng(12)
     batch = observations(rng, {1: 50, 2: 50}, BATCH, {1: 0.01, 2: 0.01}, prefix="s")
     for row in batch:
