@@ -54,8 +54,10 @@ def free_port() -> int:
         return port
 
 
-def start_server(workdir: Path, token: str, database_url: str | None) -> tuple[Any, str]:
-    port = free_port()
+def start_server(
+    workdir: Path, token: str, database_url: str | None, port: int = 0
+) -> tuple[Any, str]:
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELGATE_")}
     env.update(
         {
@@ -199,6 +201,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", default="2")
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
+    parser.add_argument("--port", type=int, default=0, help="default: a free one")
     parser.add_argument("--report-dir", default=None, help="default: a temporary directory")
     parser.add_argument(
         "--roles", default=",".join(ROLES), help="tokens to fuzz with, one role per round"
@@ -212,7 +215,7 @@ def main(argv: list[str]) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="modelgate-fuzz-"))
     reports = Path(args.report_dir) if args.report_dir else workdir / "reports"
     reports.mkdir(parents=True, exist_ok=True)
-    process, base = start_server(workdir, token, args.database_url)
+    process, base = start_server(workdir, token, args.database_url, args.port)
     total = 0
     failures: list[str] = []
     roles = [r for r in args.roles.split(",") if r]
@@ -232,7 +235,7 @@ def main(argv: list[str]) -> int:
                 process.terminate()
                 process.wait(timeout=15)
                 workdir = Path(tempfile.mkdtemp(prefix="modelgate-fuzz-"))
-                process, base = start_server(workdir, token, args.database_url)
+                process, base = start_server(workdir, token, args.database_url, args.port)
                 seed(base, token)
                 tokens = make_tokens(base, token)
             ndjson = reports / f"round-{round_number}.ndjson"

@@ -27,7 +27,11 @@ class WebhookCreate(Strict):
         max_length=64,
         description='Event types to receive, or `["*"]` for all. Known types: '
         + ", ".join(EVENT_TYPES)
-        + ".",
+        + ". A type given twice counts once.",
+        # "*" only alone (or repeated): every item is "*", or none is.
+        json_schema_extra={
+            "anyOf": [{"items": {"const": ALL}}, {"not": {"contains": {"const": ALL}}}]
+        },
     )
     secret: Annotated[str, Field(min_length=16, max_length=256)] = Field(
         description="Signs every delivery (HMAC-SHA256). Write-only: never returned."
@@ -39,6 +43,7 @@ class WebhookCreate(Strict):
     @field_validator("event_types")
     @classmethod
     def _known_types(cls, value: list[str]) -> list[str]:
+        value = list(dict.fromkeys(value))
         unknown = [t for t in value if t != ALL and t not in EVENT_TYPES]
         if unknown:
             raise ValueError(

@@ -446,12 +446,11 @@ def summary(
     model = registry.get_model(session, model_name)
     until = until or datetime.now(UTC) + timedelta(seconds=settings.observation_window_seconds)
     since = since or until - timedelta(hours=1)
-    if since >= until:
-        raise ValidationFailed("'since' must be before 'until'")
+    # since at or after until: an empty range, answered with no arms.
     rows = repository.windows(
         session,
         model.id,
-        since=window_start(since, settings.observation_window_seconds),
+        since=window_start(since, settings.observation_window_seconds) if since < until else until,
         until=until,
         versions=[version] if version is not None else None,
         role=role,
