@@ -17,6 +17,7 @@ or metadata one to the connection (DNS rebinding).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 from collections.abc import Callable
@@ -156,10 +157,8 @@ def check_url(url: str, policy: UrlPolicy, *, resolve_host: bool = True) -> None
     name leads to an allowed address. A name that resolves to a refused address is
     refused (decision 0025)."""
     if resolve_host:
-        try:
+        with contextlib.suppress(Unresolvable):
             checked_addresses(url, policy)
-        except Unresolvable:
-            pass
         return
     _, host, _ = _parts(url, policy)
     literal = _literal(host)

@@ -15,7 +15,7 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.roles import Principal
 from app.db.base import utcnow
-from app.errors import BadRequest, RollbackNotPossible, TransitionNotAllowed, VersionNotFound
+from app.errors import RollbackNotPossible, TransitionNotAllowed, VersionNotFound
 from app.pagination import decode_cursor, encode_cursor
 from app.promotion import repository, transitions
 from app.promotion.models import ProductionPeriod
