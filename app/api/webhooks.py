@@ -76,7 +76,8 @@ def get_webhook(webhook_id: WebhookId, uow: UowDep, principal: Admin) -> Webhook
 )
 def delete_webhook(webhook_id: WebhookId, uow: UowDep, principal: Admin) -> WebhookRead:
     """Delete a webhook: nothing more is sent to it and its pending deliveries are
-    cancelled; its delivery log stays readable."""
+    cancelled; it and its delivery log are gone from the API (404), listed only with
+    `include_deleted=true`. The audit log records how many deliveries were cancelled."""
     require_unscoped(principal)
     return service.delete_webhook(uow.session, actor=principal, webhook_id=webhook_id)
 

@@ -9,7 +9,6 @@ from app.audit.actions import AuditAction
 from app.auth.roles import Principal
 from app.db.base import utcnow
 from app.errors import (
-    Conflict,
     SecretKeyMissing,
     ValidationFailed,
     WebhookDeliveryNotFound,
@@ -33,10 +32,14 @@ def url_policy(settings: Settings) -> UrlPolicy:
     )
 
 
-def _get(session: Session, webhook_id: int) -> Webhook:
+def _get(session: Session, webhook_id: int, *, deleted: bool = False) -> Webhook:
+    """The webhook; a deleted one is gone (404) unless ``deleted`` (DELETE again, which
+    changes nothing): after a DELETE, nothing under its path answers (decision 0025)."""
     hook = repository.webhook(session, webhook_id)
     if hook is None:
         raise WebhookNotFound(f"no webhook with id {webhook_id}")
+    if hook.deleted_at is not None and not deleted:
+        raise WebhookNotFound(f"webhook {webhook_id} was deleted")
     return hook
 
 
@@ -105,9 +108,10 @@ def list_webhooks(
 
 
 def delete_webhook(session: Session, *, actor: Principal, webhook_id: int) -> WebhookRead:
-    """Deactivate for good: no new deliveries, open ones cancelled, the log kept.
-    Deleting a deleted webhook changes nothing."""
-    hook = _get(session, webhook_id)
+    """Deactivate for good: no new deliveries, open ones cancelled, the rows kept (the
+    database and the audit log hold them) but gone from the API (404 under its path; the
+    list shows it with ``include_deleted``). Deleting a deleted webhook changes nothing."""
+    hook = _get(session, webhook_id, deleted=True)
     if hook.deleted_at is None:
         hook.active = False
         hook.deleted_at = utcnow()
@@ -163,8 +167,6 @@ def redeliver(
     """Queue the delivery's event again, as a new delivery with the same event id (so a
     receiver that already has it can drop it). Works whatever the original's status."""
     hook = _get(session, webhook_id)
-    if hook.deleted_at is not None:
-        raise Conflict(f"webhook {webhook_id} was deleted; create a new one")
     original = repository.delivery(session, webhook_id, delivery_id)
     if original is None:
         raise WebhookDeliveryNotFound(f"webhook {webhook_id} has no delivery {delivery_id}")
