@@ -16,9 +16,23 @@ EventTypeName = Annotated[
 ]
 
 
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+URL_PATTERN = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://"
+    r"([A-Za-z0-9_~.-]+|\[[0-9A-Fa-f:.]+\])"
+    rf"(:{_PORT})?"
+    r"([/?][^\s#\x00]*)?$"
+)
+"""The shape of a webhook URL (decision 0025): http(s), a host name or IP literal and
+an optional port, no credentials, no fragment; what the host resolves to is checked apart
+(app/events/urls.py)."""
+
+
 class WebhookCreate(Strict):
-    url: Annotated[str, Field(min_length=1, max_length=2048)] = Field(
-        description="http or https URL that receives POSTs of JSON events.",
+    url: Annotated[str, Field(min_length=1, max_length=2048, pattern=URL_PATTERN)] = Field(
+        description="http or https URL that receives POSTs of JSON events: no credentials, "
+        "no fragment; its addresses are checked (no link-local or metadata address, no "
+        "private one unless allowed) when it is created and at every delivery.",
         examples=["https://ci.example.com/hooks/modelgate"],
     )
     event_types: list[EventTypeName] = Field(
