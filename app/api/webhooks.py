@@ -25,7 +25,7 @@ DeliveryId = Annotated[int, Path(ge=1, le=2**62, description="The delivery's id.
     "",
     status_code=201,
     response_model=WebhookRead,
-    responses=responses(400, 401, 403, 413, 422, 503),
+    responses=responses(400, 401, 403, 409, 413, 422, 503),
 )
 def create_webhook(
     body: WebhookCreate,

@@ -10,6 +10,7 @@ from app.auth.roles import Principal
 from app.db.base import utcnow
 from app.errors import (
     SecretKeyMissing,
+    StateMismatch,
     ValidationFailed,
     WebhookDeliveryNotFound,
     WebhookNotFound,
@@ -18,7 +19,7 @@ from app.events import repository
 from app.events.models import OPEN_STATUSES, DeliveryStatus, Webhook, WebhookDelivery
 from app.events.schemas import DeliveryRead, WebhookCreate, WebhookRead
 from app.events.secretbox import SecretBox
-from app.events.urls import UrlPolicy, UrlRefused, check_url
+from app.events.urls import ResolvesToRefused, UrlPolicy, UrlRefused, check_url
 from app.events.wakeup import wake_after_commit
 from app.pagination import decode_cursor, encode_cursor
 from app.registry.schemas import Page
@@ -48,6 +49,12 @@ def create_webhook(
 ) -> WebhookRead:
     try:
         check_url(data.url, url_policy(settings))
+    except ResolvesToRefused as exc:
+        # what the name resolves to is DNS's state, not the request's shape (decision 0025)
+        raise StateMismatch(
+            f"webhook URL refused: {exc}",
+            errors=[{"loc": ["body", "url"], "msg": str(exc), "type": "url_refused"}],
+        ) from None
     except UrlRefused as exc:
         raise ValidationFailed(
             f"webhook URL refused: {exc}",

@@ -17,7 +17,6 @@ or metadata one to the connection (DNS rebinding).
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import socket
 from collections.abc import Callable
@@ -42,6 +41,11 @@ _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 class UrlRefused(ValueError):
     """The URL may not be used as a webhook target; the message says why."""
+
+
+class ResolvesToRefused(UrlRefused):
+    """The URL's host name resolves (now) to an address the policy refuses: DNS decides,
+    not the URL's text."""
 
 
 class Unresolvable(UrlRefused):
@@ -157,8 +161,17 @@ def check_url(url: str, policy: UrlPolicy, *, resolve_host: bool = True) -> None
     name leads to an allowed address. A name that resolves to a refused address is
     refused (decision 0025)."""
     if resolve_host:
-        with contextlib.suppress(Unresolvable):
+        _, host, _ = _parts(url, policy)
+        try:
             checked_addresses(url, policy)
+        except Unresolvable:
+            return
+        except UrlRefused as exc:
+            if _literal(host) is None:
+                raise ResolvesToRefused(
+                    f"the host {host!r} resolves to a refused address: {exc}"
+                ) from None
+            raise
         return
     _, host, _ = _parts(url, policy)
     literal = _literal(host)
