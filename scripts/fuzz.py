@@ -240,6 +240,9 @@ def main(argv: list[str]) -> int:
                 "--workers", args.workers,
                 "--phases", args.phases,
                 "--suppress-health-check", "all",
+                # a serving long poll (?after=&wait=) may hold up to 60 s, as documented:
+                # longer than schemathesis's default timeout, which then reports an error
+                "--request-timeout", "75",
                 "--report", "junit,ndjson",
                 "--report-ndjson-path", str(ndjson),
                 "--report-junit-path", str(reports / f"round-{round_number}.xml"),
