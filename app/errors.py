@@ -229,6 +229,15 @@ class LastAdmin(Conflict):
     title = "Would leave no administrator"
 
 
+class StateMismatch(Conflict):
+    """A well-formed request about things the registry does not hold (now): a version
+    outside the serving plan, a time outside the retention, a key never observed, a
+    lineage not the version's. ``errors`` names the items, as a 422's would."""
+
+    code = "state-mismatch"
+    title = "Does not match the registry's state"
+
+
 class PrincipalKindConflict(Conflict):
     code = "principal-kind-conflict"
     title = "Principal exists with another kind"
@@ -278,8 +287,9 @@ class ChecksumMismatch(AppError):
     title = "Artifact checksum does not match"
 
 
-class IdempotencyKeyReused(AppError):
-    status = 422
+class IdempotencyKeyReused(Conflict):
+    """The key's first use (stored state) was another request: a 409 (decision 0025)."""
+
     code = "idempotency-key-reused"
     title = "Idempotency key was used for a different request"
 

@@ -179,6 +179,12 @@ IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
+def _escaped(text: str) -> str:
+    """``text`` with NUL and lone surrogates written as ``\\uXXXX``: a problem's own text
+    must hold none either (its schema says so)."""
+    return _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _unstorable_path(value: Any) -> list[str | int] | None:
     """Where in a parsed JSON document the first unstorable string is (key or value)."""
     pending: list[tuple[Any, list[str | int]]] = [(value, [])]
@@ -190,7 +196,8 @@ def _unstorable_path(value: Any) -> list[str | int] | None:
         elif isinstance(item, dict):
             for key, child in item.items():
                 if _UNSTORABLE.search(key):
-                    return [*path, key.encode("utf-8", "backslashreplace").decode()]
+                    # shown escaped: a problem's text holds no NUL nor lone surrogate either
+                    return [*path, _escaped(key)]
                 pending.append((child, [*path, key]))
         elif isinstance(item, list):
             pending.extend((child, [*path, i]) for i, child in enumerate(item))
@@ -203,7 +210,9 @@ async def reject_unstorable_text(request: Request) -> None:
         if _UNSTORABLE.search(name) or _UNSTORABLE.search(value):
             raise ValidationFailed(
                 f"query parameter {name!r} holds a NUL character",
-                errors=[{"loc": ["query", name], "msg": "NUL characters are not allowed"}],
+                errors=[
+                    {"loc": ["query", _escaped(name)], "msg": "NUL characters are not allowed"}
+                ],
             )
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or route.body_field is None:

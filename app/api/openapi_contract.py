@@ -8,7 +8,7 @@ document, run once when it is built, adds:
   lets other keys through as unconstrained; the pattern goes into ``propertyNames`` too;
 - NUL characters and lone surrogates: every request string is refused if it holds one
   (``app.api.deps.reject_unstorable_text``); strings without a pattern of their own get
-  :data:`STORABLE` (an ECMA-262 and Python regex) so the document says so;
+  :data:`STORABLE` (an ECMA-262, Rust and Python regex) so the document says so;
 - the ``Idempotency-Key`` header's format (:data:`IDEMPOTENCY_KEY_PATTERN`);
 - cursors are opaque: only a ``next_cursor`` from the previous page is valid; anything
   else is a 400 the schema cannot express;
@@ -26,7 +26,11 @@ from typing import Any
 
 from app.api.problems import PROBLEM_MEDIA_TYPE
 
-STORABLE = r"^[^\x00\ud800-\udfff]*$"
+STORABLE = r"^[^\x00]*$"
+"""No NUL. Lone surrogates are refused as well, but they are not Unicode characters (no
+scalar value, no UTF-8 form), so no schema-valid string holds one, and a surrogate range
+is a pattern many validators (Rust's regex, which schemathesis uses) cannot compile
+(decision 0025)."""
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"
 CURSOR_DESCRIPTION = (
     "Opaque: the `next_cursor` of the previous page, passed back as it is. Any other "
@@ -183,7 +187,7 @@ SHARED_PROBLEMS: dict[int, str] = {
     403: "The token's role or model scope does not allow this",
     404: "Not found: a resource the path names does not exist",
     409: "Conflicts with the current state (an Idempotency-Key whose first request is "
-    "still running, or the operation's own rules)",
+    "still running or was another request, or the operation's own rules)",
     412: "Precondition failed: the If-Match tag is not the current one",
     413: "Payload too large",
     422: "Invalid request: a value the schema or the operation's rules refuse, or a NUL "

@@ -97,8 +97,9 @@ def history(
             max_length=64,
             description="An RFC 3339 date-time (e.g. `2026-11-26T08:00:00Z`): instead of "
             "the timeline, what the pointers held then (a `PointersAt`: the production "
-            "period, every version's stage, every alias). Not with `cursor` or `limit`; "
-            "a malformed or future time is a 400.",
+            "period, every version's stage, every alias); `cursor` and `limit` are then "
+            "ignored. A future time is answered as of now (the answer's `at` says when); a "
+            "malformed one is a 400.",
             json_schema_extra={"format": "date-time"},
         ),
     ] = None,
@@ -107,13 +108,6 @@ def history(
     `at`, what served (and where every pointer was) at that time."""
     if at is None:
         return operations.history(uow.session, model_name=model, cursor=cursor, limit=limit)
-    paging = sorted(name for name in ("cursor", "limit") if name in request.query_params)
-    if paging:
-        raise BadRequest(
-            f"at= answers one point in time; it takes no {' or '.join(paging)}",
-            errors=[{"loc": ["query", n], "msg": "not with at", "type": "conflict"}
-                    for n in paging],
-        )  # fmt: skip
     try:
         when = parse_rfc3339(at)
     except ValueError as exc:

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/models/{model}/versions/{version}", tags=["reproduct
     "/reproductions",
     status_code=201,
     response_model=ReproductionRead,
-    responses=responses(400, 401, 403, 404, 413, 422, 503),
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 def record_reproduction(
     model: ModelPath,

@@ -57,7 +57,7 @@ WaitQuery = Annotated[
         ge=0,
         le=MAX_WAIT_SECONDS,
         description="With `after`: hold the request up to this many seconds for a newer "
-        "revision, then answer 304.",
+        "revision, then answer 304. Without `after`, ignored: the plan is answered at once.",
     ),
 ]
 IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match")]
@@ -156,7 +156,7 @@ async def watch_many(
             min_length=1,
             max_length=MAX_WATCHED_MODELS,
             description="`MODEL:REVISION`, repeated: the models followed and the revision "
-            "the caller has of each.",
+            "the caller has of each (a model given twice counts at the older revision).",
         ),
     ],
     wait: WaitQuery = 0,
@@ -171,14 +171,10 @@ async def watch_many(
                 f"after={item!r} is not MODEL:REVISION",
                 errors=[{"loc": ["query", "after", i], "msg": "expected MODEL:REVISION"}],
             )
-        if name in wanted:
-            raise ValidationFailed(
-                f"model {name!r} is given twice",
-                errors=[{"loc": ["query", "after", i], "msg": "duplicate model"}],
-            )
         if not principal.may_touch_model(name):
             raise Forbidden(f"this token is limited to model {principal.model_scope!r}")
-        wanted[name] = int(raw)
+        # A model given twice counts once, at the older of its revisions (decision 0025).
+        wanted[name] = min(int(raw), wanted.get(name, int(raw)))
     names = list(wanted)
 
     async def reread() -> dict[str, int]:
@@ -219,12 +215,7 @@ async def serving_plan(
     """The serving plan: production, weighted routes, shadows and aliases, each with its
     artifact digest, size and download path. `ETag` is the revision; with
     `If-None-Match` or `after`, 304 unless newer; with `wait`, a long poll."""
-    if wait > 0 and after is None:
-        raise ValidationFailed(
-            "wait needs after=REVISION (the revision you have)",
-            errors=[{"loc": ["query", "wait"], "msg": "wait needs after"}],
-        )
-
+    # Without after there is nothing to wait past: wait is ignored (decision 0025).
     return await _serve_plan(request, model, after, wait, if_none_match)
 
 

@@ -160,7 +160,9 @@ def create_version(
 
 
 @router.get(
-    "/versions", response_model=Page[VersionRead], responses=responses(400, 401, 403, 404, 422, 503)
+    "/versions",
+    response_model=Page[VersionRead],
+    responses=responses(400, 401, 403, 404, 409, 422, 503),
 )
 def list_versions(
     model: ModelPath,
@@ -193,6 +195,12 @@ def list_versions(
         Query(
             description="Only versions with this tag, repeatable (all must hold): "
             "`KEY=VALUE`, `KEY:VALUE` (a key without `:`) or `KEY` (any value).",
+            # The three forms, with a key of 1-128 of A-Z a-z 0-9 _ . : / - (decision 0025);
+            # the server's own parser (app/registry/search.py) answers a 400 otherwise.
+            json_schema_extra={
+                "maxItems": service.MAX_TAG_FILTERS,
+                "items": {"type": "string", "pattern": service.TAG_FILTER_PATTERN},
+            },
         ),
     ] = None,
     lineage: Annotated[dict[str, str | None], Depends(lineage_filters)] = {},  # noqa: B006

@@ -25,7 +25,7 @@ DeliveryId = Annotated[int, Path(ge=1, le=2**62, description="The delivery's id.
     "",
     status_code=201,
     response_model=WebhookRead,
-    responses=responses(400, 401, 403, 413, 422, 503),
+    responses=responses(400, 401, 403, 409, 413, 422, 503),
 )
 def create_webhook(
     body: WebhookCreate,
@@ -76,7 +76,8 @@ def get_webhook(webhook_id: WebhookId, uow: UowDep, principal: Admin) -> Webhook
 )
 def delete_webhook(webhook_id: WebhookId, uow: UowDep, principal: Admin) -> WebhookRead:
     """Delete a webhook: nothing more is sent to it and its pending deliveries are
-    cancelled; its delivery log stays readable."""
+    cancelled; it and its delivery log are gone from the API (404), listed only with
+    `include_deleted=true`. The audit log records how many deliveries were cancelled."""
     require_unscoped(principal)
     return service.delete_webhook(uow.session, actor=principal, webhook_id=webhook_id)
 

@@ -10,8 +10,8 @@ from app.audit.actions import AuditAction
 from app.auth.roles import Principal
 from app.db.base import utcnow
 from app.errors import (
-    Conflict,
     SecretKeyMissing,
+    StateMismatch,
     ValidationFailed,
     WebhookDeliveryNotFound,
     WebhookNotFound,
@@ -20,7 +20,7 @@ from app.events import repository
 from app.events.models import OPEN_STATUSES, DeliveryStatus, Webhook, WebhookDelivery
 from app.events.schemas import DeliveryRead, WebhookCreate, WebhookRead
 from app.events.secretbox import SecretBox
-from app.events.urls import UrlPolicy, UrlRefused, check_url
+from app.events.urls import ResolvesToRefused, UrlPolicy, UrlRefused, check_url
 from app.events.wakeup import wake_after_commit
 from app.registry.schemas import Page
 from app.settings import Settings
@@ -33,10 +33,14 @@ def url_policy(settings: Settings) -> UrlPolicy:
     )
 
 
-def _get(session: Session, webhook_id: int) -> Webhook:
+def _get(session: Session, webhook_id: int, *, deleted: bool = False) -> Webhook:
+    """The webhook; a deleted one is gone (404) unless ``deleted`` (DELETE again, which
+    changes nothing): after a DELETE, nothing under its path answers (decision 0025)."""
     hook = repository.webhook(session, webhook_id)
     if hook is None:
         raise WebhookNotFound(f"no webhook with id {webhook_id}")
+    if hook.deleted_at is not None and not deleted:
+        raise WebhookNotFound(f"webhook {webhook_id} was deleted")
     return hook
 
 
@@ -45,6 +49,12 @@ def create_webhook(
 ) -> WebhookRead:
     try:
         check_url(data.url, url_policy(settings))
+    except ResolvesToRefused as exc:
+        # what the name resolves to is DNS's state, not the request's shape (decision 0025)
+        raise StateMismatch(
+            f"webhook URL refused: {exc}",
+            errors=[{"loc": ["body", "url"], "msg": str(exc), "type": "url_refused"}],
+        ) from None
     except UrlRefused as exc:
         raise ValidationFailed(
             f"webhook URL refused: {exc}",
@@ -103,9 +113,10 @@ def list_webhooks(
 
 
 def delete_webhook(session: Session, *, actor: Principal, webhook_id: int) -> WebhookRead:
-    """Deactivate for good: no new deliveries, open ones cancelled, the log kept.
-    Deleting a deleted webhook changes nothing."""
-    hook = _get(session, webhook_id)
+    """Deactivate for good: no new deliveries, open ones cancelled, the rows kept (the
+    database and the audit log hold them) but gone from the API (404 under its path; the
+    list shows it with ``include_deleted``). Deleting a deleted webhook changes nothing."""
+    hook = _get(session, webhook_id, deleted=True)
     if hook.deleted_at is None:
         hook.active = False
         hook.deleted_at = utcnow()
@@ -157,8 +168,6 @@ def redeliver(
     """Queue the delivery's event again, as a new delivery with the same event id (so a
     receiver that already has it can drop it). Works whatever the original's status."""
     hook = _get(session, webhook_id)
-    if hook.deleted_at is not None:
-        raise Conflict(f"webhook {webhook_id} was deleted; create a new one")
     original = repository.delivery(session, webhook_id, delivery_id)
     if original is None:
         raise WebhookDeliveryNotFound(f"webhook {webhook_id} has no delivery {delivery_id}")

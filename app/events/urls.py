@@ -43,6 +43,15 @@ class UrlRefused(ValueError):
     """The URL may not be used as a webhook target; the message says why."""
 
 
+class ResolvesToRefused(UrlRefused):
+    """The URL's host name resolves (now) to an address the policy refuses: DNS decides,
+    not the URL's text."""
+
+
+class Unresolvable(UrlRefused):
+    """The URL's host name resolves to no address (now): a delivery cannot go out."""
+
+
 @dataclass(frozen=True)
 class UrlPolicy:
     allow_private_networks: bool = True
@@ -79,7 +88,7 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UrlRefused(f"the host {host!r} does not resolve: {exc}") from None
+        raise Unresolvable(f"the host {host!r} does not resolve: {exc}") from None
     addresses: list[IPAddress] = []
     for info in infos:
         raw = info[4][0]
@@ -138,16 +147,31 @@ def checked_addresses(
     literal = _literal(host)
     addresses = [literal] if literal is not None else resolver(host, port)
     if not addresses:
-        raise UrlRefused(f"the host {host!r} resolves to no address")
+        raise Unresolvable(f"the host {host!r} resolves to no address")
     for address in addresses:
         check_address(address, policy)
     return addresses
 
 
 def check_url(url: str, policy: UrlPolicy, *, resolve_host: bool = True) -> None:
-    """Raise :class:`UrlRefused` unless ``url`` is an allowed webhook target."""
+    """Raise :class:`UrlRefused` unless ``url`` is an allowed webhook target.
+
+    A name that does not resolve (now) is allowed: DNS changes, and every delivery
+    resolves and checks again at send time (:func:`pin`), failing and retrying until the
+    name leads to an allowed address. A name that resolves to a refused address is
+    refused (decision 0025)."""
     if resolve_host:
-        checked_addresses(url, policy)
+        _, host, _ = _parts(url, policy)
+        try:
+            checked_addresses(url, policy)
+        except Unresolvable:
+            return
+        except UrlRefused as exc:
+            if _literal(host) is None:
+                raise ResolvesToRefused(
+                    f"the host {host!r} resolves to a refused address: {exc}"
+                ) from None
+            raise
         return
     _, host, _ = _parts(url, policy)
     literal = _literal(host)

@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import ValidationFailed
 from app.gates import ab, shadow
 from app.gates.canary import Rates
 from app.gates.shadow import ShadowPairs
@@ -79,9 +78,13 @@ def _range(
 ) -> tuple[datetime, datetime]:
     until = until or datetime.now(UTC) + timedelta(seconds=settings.observation_window_seconds)
     since = since or until - timedelta(hours=settings.observation_retention_hours)
-    if since >= until:
-        raise ValidationFailed("'since' must be before 'until'")
     return since, until
+
+
+def _first_window(since: datetime, until: datetime, width: int) -> datetime:
+    """Where the windows read over ``[since, until)`` start: none when the range is empty
+    (``since`` at or after ``until`` is an empty window, answered with no data)."""
+    return window_start(since, width) if since < until else until
 
 
 def _require_version(session: Session, model_name: str, number: int) -> None:
@@ -123,7 +126,7 @@ def shadow_report(
     found_for = _pairs_of(rows, primary)
     width = settings.observation_window_seconds
     shadow_rows = repository.windows(
-        session, model.id, since=window_start(since, width), until=until,
+        session, model.id, since=_first_window(since, until, width), until=until,
         versions=[version], role="shadow",
     )  # fmt: skip
     starts = {r.window_start for r in shadow_rows}
@@ -133,7 +136,7 @@ def shadow_report(
             for r in repository.windows(
                 session,
                 model.id,
-                since=window_start(since, width),
+                since=_first_window(since, until, width),
                 until=until,
                 versions=[primary],
                 role="primary",
@@ -193,14 +196,12 @@ def ab_report(
     min_sample: int,
 ) -> ABReport:
     model = registry.get_model(session, model_name)
-    if a == b:
-        raise ValidationFailed("an A/B report compares two different versions ('a' and 'b')")
     _require_version(session, model_name, a)
     _require_version(session, model_name, b)
     since, until = _range(settings, since, until)
     width = settings.observation_window_seconds
     rows = repository.windows(
-        session, model.id, since=window_start(since, width), until=until,
+        session, model.id, since=_first_window(since, until, width), until=until,
         versions=[a, b], role="primary",
     )  # fmt: skip
     arm_a, arm_b = merged_arm(rows, a, "primary"), merged_arm(rows, b, "primary")

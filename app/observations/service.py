@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from app.errors import ValidationFailed, VersionNotFound
+from app.errors import StateMismatch, VersionNotFound
 from app.gates.canary import ArmData, Rates
 from app.observations import repository
 from app.observations.models import ObservationWindow
@@ -57,11 +57,13 @@ def _prediction_bucket(obs: ObservationIn) -> str | None:
     return f"score:{min(int(p.score * SCORE_BINS), SCORE_BINS - 1) / SCORE_BINS:.1f}"
 
 
-def _refuse(detail: str, problems: list[dict[str, Any]]) -> ValidationFailed:
+def _refuse(detail: str, problems: list[dict[str, Any]]) -> StateMismatch:
+    """A batch refused for the registry's state or clock (versions, the serving plan, the
+    retention, the keys observed): a 409, not a 422 (decision 0025)."""
     shown = problems[:MAX_LISTED_ERRORS]
     more = len(problems) - len(shown)
     suffix = f" (and {more} more)" if more else ""
-    return ValidationFailed(detail + suffix, errors=shown)
+    return StateMismatch(detail + suffix, errors=shown)
 
 
 def _has_version(session: Session, model_name: str, number: int) -> bool:
@@ -426,12 +428,11 @@ def summary(
     model = registry.get_model(session, model_name)
     until = until or datetime.now(UTC) + timedelta(seconds=settings.observation_window_seconds)
     since = since or until - timedelta(hours=1)
-    if since >= until:
-        raise ValidationFailed("'since' must be before 'until'")
+    # since at or after until: an empty range, answered with no arms.
     rows = repository.windows(
         session,
         model.id,
-        since=window_start(since, settings.observation_window_seconds),
+        since=window_start(since, settings.observation_window_seconds) if since < until else until,
         until=until,
         versions=[version] if version is not None else None,
         role=role,

@@ -16,7 +16,7 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.roles import Principal
 from app.db.base import utcnow
-from app.errors import BadRequest, RollbackNotPossible, TransitionNotAllowed, VersionNotFound
+from app.errors import RollbackNotPossible, TransitionNotAllowed, VersionNotFound
 from app.promotion import repository, transitions
 from app.promotion.models import ProductionPeriod
 from app.promotion.requests import supersede_others
@@ -270,14 +270,9 @@ def pointers_at(session: Session, *, model_name: str, at: datetime) -> PointersA
     (the production timeline), each version's stage (the stage moves in the audit log,
     which every move records with its time) and each alias (the alias history).
 
-    A time after now is a 400: what will serve then is not known yet."""
-    now = utcnow()
-    if at > now:
-        raise BadRequest(
-            f"at={at.isoformat()} is in the future (the server's time is {now.isoformat()}); "
-            "the history tells what held each pointer up to now",
-            errors=[{"loc": ["query", "at"], "msg": "in the future", "type": "value_error"}],
-        )
+    A time after now is answered as of now (what will serve then is not known yet): the
+    answer's ``at`` is the server's time, the latest the history can tell (decision 0025)."""
+    at = min(at, utcnow())
     model = registry.get_model(session, model_name)
     period = repository.period_at(session, model.id, at)
     moved = audit.stages_at(session, model=model.name, at=at)

@@ -41,6 +41,8 @@ SEARCHABLE_LINEAGE = (
 
 MAX_TAG_FILTERS = 20
 _TAG_KEY = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
+TAG_FILTER_PATTERN = r"^([A-Za-z0-9_.:/-]{1,128}=[^\x00]*|[A-Za-z0-9_./-]{1,128}(:[^=\x00]*)?)$"
+"""A ``?tag=`` filter :func:`tag_term` takes: ``KEY=VALUE``, ``KEY:VALUE`` or ``KEY``."""
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ from app.audit.hashing import canonical_json
 from app.auth.roles import Principal, Role, role_allows
 from app.db.base import utcnow
 from app.errors import (
-    BadRequest,
     Forbidden,
     MetricConflict,
     ModelAlreadyExists,
     ModelNotFound,
+    StateMismatch,
     ValidationFailed,
     VersionNotFound,
 )
@@ -58,6 +58,9 @@ from app.registry.schemas import (
 # turn a failing gate into a passing one without touching the policy.
 GATE_MODEL_FIELDS = ("primary_metric", "primary_dataset")
 BASELINE_STAGES = (Stage.PRODUCTION, Stage.ARCHIVED)
+
+TAG_FILTER_PATTERN = search.TAG_FILTER_PATTERN
+MAX_TAG_FILTERS = search.MAX_TAG_FILTERS
 
 
 def _require_policy_rights(actor: Principal, what: str) -> None:
@@ -326,8 +329,10 @@ def list_versions(
         metric = key[len("metric:") :]
         dataset = dataset or model.primary_dataset
         if dataset is None:
-            raise ValidationFailed(
-                "ordering by a metric needs ?dataset= (or a primary_dataset on the model)",
+            # The model's state decides (it may name a primary dataset): 409 (decision 0025)
+            raise StateMismatch(
+                f"model {model.name!r} names no primary_dataset: ordering by a metric "
+                "needs ?dataset=",
                 errors=[{"loc": ["query", "dataset"], "msg": "required to order by a metric"}],
             )
         after_m = pagination.decode_cursor(cursor, arity=2, kinds=(float, int))
@@ -348,7 +353,7 @@ def list_versions(
             and cursor is None
             and not repository.metric_recorded(session, model_id=model.id, metric=metric)
         ):
-            raise BadRequest(
+            raise StateMismatch(
                 f"no version of {model.name!r} has recorded metric {metric!r}",
                 errors=[{"loc": ["query", "order_by"], "msg": f"unknown metric {metric!r}"}],
             )

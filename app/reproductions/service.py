@@ -9,7 +9,7 @@ from app.audit import service as audit
 from app.audit.actions import AuditAction
 from app.auth.roles import Principal
 from app.db.base import utcnow
-from app.errors import ValidationFailed
+from app.errors import StateMismatch
 from app.gates.facts import ReproductionFact
 from app.registry import service as registry
 from app.registry.fingerprint import lineage_fingerprint
@@ -32,7 +32,7 @@ def record(
     if data.lineage is not None:
         fingerprint = lineage_fingerprint(data.lineage.model_dump(mode="json", exclude_none=True))
         if fingerprint != version.lineage_fingerprint:
-            raise ValidationFailed(
+            raise StateMismatch(
                 "the re-run's lineage is another training specification than the version's "
                 f"(fingerprint {fingerprint}, version {version.lineage_fingerprint})",
                 errors=[

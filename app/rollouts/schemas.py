@@ -16,7 +16,19 @@ State = Literal["running", "paused", "completed", "aborted"]
 class Hold(Strict):
     """What a step waits for before it may advance (at least one of them)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # "At least one" stated in the document (decision 0025).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["duration_seconds"],
+                 "properties": {"duration_seconds": {"type": "number"}}},
+                {"required": ["min_observations"],
+                 "properties": {"min_observations": {"type": "integer"}}},
+                {"required": ["approval"], "properties": {"approval": {"const": True}}},
+            ]
+        },
+    )  # fmt: skip
 
     duration_seconds: float | None = Field(default=None, ge=0, le=30 * 86_400)
     min_observations: int | None = Field(default=None, ge=1, le=10**12)
@@ -83,7 +95,23 @@ class AnalysisIn(Strict):
 
 
 class RolloutCreate(Strict):
-    model_config = ConfigDict(extra="forbid")
+    # What each strategy does with its steps, stated in the document (decision 0025): one
+    # step of weight 100 for blue_green, one of less than 100 for ab.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"strategy": {"enum": ["canary", "shadow"]}}},
+                {"required": ["strategy"],
+                 "properties": {"strategy": {"const": "blue_green"}, "steps": {
+                     "maxItems": 1, "items": {"properties": {"weight": {"const": 100}}}}}},
+                {"required": ["strategy"],
+                 "properties": {"strategy": {"const": "ab"}, "steps": {
+                     "maxItems": 1,
+                     "items": {"properties": {"weight": {"exclusiveMaximum": 100}}}}}},
+            ]
+        },
+    )  # fmt: skip
 
     version: int = Field(ge=1, le=2_000_000_000)
     strategy: Strategy = "canary"

@@ -61,7 +61,7 @@ def test_same_key_with_different_body_is_422(client: TestClient) -> None:
     assert post_version(client, "m", "k1", version_payload(0.9)).status_code == 201
     problem = assert_problem(
         post_version(client, "m", "k1", version_payload(0.8)),
-        422,
+        409,
         "idempotency-key-reused",
     )
     assert "Idempotency-Key" in problem["detail"]
@@ -69,7 +69,7 @@ def test_same_key_with_different_body_is_422(client: TestClient) -> None:
     create_model(client, "n")
     assert_problem(
         post_version(client, "n", "k1", version_payload(0.9)),
-        422,
+        409,
         "idempotency-key-reused",
     )
     assert client.get(f"{API}/models/m").json()["latest_version"] == 1
@@ -132,7 +132,7 @@ def test_create_model_is_idempotent(client: TestClient) -> None:
     assert_problem(client.post(f"{API}/models", json=body), 409, "model-exists")
     assert_problem(
         client.post(f"{API}/models", json={**body, "owner": "x"}, headers=headers),
-        422,
+        409,
         "idempotency-key-reused",
     )
 

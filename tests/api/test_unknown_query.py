@@ -49,13 +49,14 @@ def test_declared_parameters_still_work(client: TestClient) -> None:
     assert [v["version"] for v in response.json()["items"]] == [1]
 
 
-def test_ordering_by_an_unknown_metric_is_a_400(client: TestClient) -> None:
+def test_ordering_by_an_unknown_metric_is_a_409(client: TestClient) -> None:
+    # which metrics exist is the registry's state, not the request's shape (decision 0025)
     create_model(client, "fraud", primary_dataset="holdout")
     new_version(client, "fraud")
 
     response = client.get(f"{API}/models/fraud/versions", params={"order_by": "-metric:nope"})
 
-    problem = assert_problem(response, 400, "bad-request")
+    problem = assert_problem(response, 409, "state-mismatch")
     assert "'nope'" in problem["detail"]
     assert problem["errors"][0]["loc"] == ["query", "order_by"]
 

@@ -220,12 +220,13 @@ def test_order_by_metric_uses_primary_dataset(client: TestClient) -> None:
     assert [v["version"] for v in ordered] == [2, 1]
 
 
-def test_order_by_metric_without_dataset_is_422(client: TestClient) -> None:
+def test_order_by_metric_without_dataset_is_409(client: TestClient) -> None:
+    # the model's primary_dataset (its state) decides: a 409 (decision 0025)
     create_model(client, "nodata")
     problem = assert_problem(
         client.get(f"{API}/models/nodata/versions", params={"order_by": "-metric:accuracy"}),
-        422,
-        "validation-failed",
+        409,
+        "state-mismatch",
     )
     assert ["query", "dataset"] in error_locs(problem)
 

@@ -10,7 +10,7 @@ import pytest
 
 from app.events import signing
 from app.events.dispatcher import backoff_delay
-from app.events.urls import UrlPolicy, UrlRefused, check_url
+from app.events.urls import UrlPolicy, UrlRefused, check_url, pin
 
 SECRET = "whsec_0123456789abcdef"
 
@@ -75,12 +75,19 @@ def test_allowed_urls(url: str) -> None:
         ("http://224.0.0.1/", "unicast"),
         ("http://user:pass@127.0.0.1/hook", "credentials"),
         ("http://127.0.0.1:99999/", "valid URL"),
-        ("http://no-such-host.invalid/hook", "does not resolve"),
     ],
 )
 def test_refused_urls(url: str, reason: str) -> None:
     with pytest.raises(UrlRefused, match=reason):
         check_url(url, UrlPolicy())
+
+
+def test_a_name_that_does_not_resolve_is_allowed_and_refused_at_send_time() -> None:
+    # Decision 0025: DNS may change before the first event; each delivery resolves and
+    # checks again (pin), where a name without an address fails the attempt.
+    check_url("http://no-such-host.invalid/hook", UrlPolicy())
+    with pytest.raises(UrlRefused, match="does not resolve"):
+        pin("http://no-such-host.invalid/hook", UrlPolicy())
 
 
 def test_policy_switches() -> None:

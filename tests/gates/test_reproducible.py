@@ -275,7 +275,8 @@ def test_a_far_rerun_fails_and_bad_reproductions_are_refused(client: TestClient)
         metrics=[{"name": "accuracy", "dataset": "holdout", "value": 0.91}],
         lineage=full_lineage(seed=43),
     )
-    assert_problem(other_spec, 422)
+    # another training specification: a mismatch with the stored version (409, decision 0025)
+    assert_problem(other_spec, 409, "state-mismatch")
     assert_problem(reproduce(client, version), 422)
     assert_problem(reproduce(client, version, artifact_sha256="XYZ"), 422)
     twice = [{"name": "accuracy", "dataset": "holdout", "value": 0.9}] * 2

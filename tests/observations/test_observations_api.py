@@ -92,7 +92,7 @@ def test_a_bad_row_refuses_the_whole_batch_with_its_index(
     batch = [_obs(i, 1) for i in range(5)]
     batch[3]["version"] = 99
     response = client.post(f"{API}/models/{model}/observations", json={"observations": batch})
-    assert response.status_code == 422
+    assert response.status_code == 409
     assert response.headers["content-type"].startswith("application/problem+json")
     problem = response.json()
     assert "observation 3" in problem["detail"]
@@ -127,13 +127,13 @@ def test_clock_skew_and_stale_times_are_refused(client: TestClient, model: str) 
     response = client.post(
         f"{API}/models/{model}/observations", json={"observations": [_obs(0, 1, time=future)]}
     )
-    assert response.status_code == 422
+    assert response.status_code == 409
     assert "in the future" in response.json()["detail"]
     stale = (datetime.now(UTC) - timedelta(days=30)).isoformat()
     response = client.post(
         f"{API}/models/{model}/observations", json={"observations": [_obs(0, 1, time=stale)]}
     )
-    assert response.status_code == 422
+    assert response.status_code == 409
     assert "retention" in response.json()["detail"]
 
 
@@ -187,7 +187,7 @@ def test_labels_for_keys_never_observed_are_refused_whole(client: TestClient, mo
             ]
         },
     )
-    assert response.status_code == 422
+    assert response.status_code == 409
     assert response.json()["errors"][0]["loc"] == ["body", "labels", 1, "request_key"]
     (arm,) = client.get(f"{API}/models/{model}/observations").json()["arms"]
     assert arm["labelled"] == 0
@@ -207,7 +207,7 @@ def test_value_predictions_get_mean_absolute_error(client: TestClient, model: st
     wrong = client.post(
         f"{API}/models/{model}/labels", json={"labels": [{"request_key": "req-1-0", "class": "x"}]}
     )
-    assert wrong.status_code == 422
+    assert wrong.status_code == 409
 
 
 def test_a_reader_cannot_post_observations(client: TestClient, model: str, make_token: Any) -> None:

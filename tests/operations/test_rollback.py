@@ -152,7 +152,7 @@ def test_idempotency_key_replays_one_rollback(client: TestClient, team: Team) ->
     assert len(audit_events(client, model=MODEL, action="model.rolled_back")) == 1
     assert [h["via"] for h in history(client, MODEL)].count("rollback") == 1
     other = rollback(client, MODEL, reason="another reason", headers=headers)
-    assert_problem(other, 422, "idempotency-key-reused")
+    assert_problem(other, 409, "idempotency-key-reused")
 
 
 @pytest.mark.parametrize("named", [False, True], ids=["previous", "to_version"])

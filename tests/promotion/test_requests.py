@@ -492,7 +492,7 @@ def test_idempotency_key_replays_a_promotion_request(client: TestClient, team: T
         json={"version": v1, "target": "staging"},
         headers={**team.submitter, **key},
     )
-    assert_problem(other_body, 422, "idempotency-key-reused")
+    assert_problem(other_body, 409, "idempotency-key-reused")
 
 
 # Audit ------------------------------------------------------------------------------

@@ -262,7 +262,7 @@ def test_observations_for_versions_outside_the_plan_are_refused(client: TestClie
     rng = np.random.default_rng(1)
     batch = observations(rng, {1: 50, 2: 50}, 20, {1: 0.0, 2: 0.0}, prefix="x")
     response = client.post(f"{API}/models/{model}/observations", json={"observations": batch})
-    problem = assert_problem(response, 422)
+    problem = assert_problem(response, 409, "state-mismatch")  # decision 0025
     first = next(i for i, o in enumerate(batch) if o["version"] == 2)
     assert problem["errors"][0]["loc"] == ["body", "observations", first, "version"]
     assert "not in the serving plan" in problem["errors"][0]["msg"]

@@ -7,12 +7,11 @@ links: a created model to its versions, a version to its artifact, evaluation an
 promotions, a promotion to approve and reject, a webhook to its deliveries), and every
 check schemathesis has, among them: no 5xx; status, content type, headers and body as
 declared; schema-valid requests accepted and invalid ones refused; 405s whose ``Allow``
-is true; no answer without authentication. ``scripts/fuzz.py`` excuses only the documented
-cases (a made-up opaque cursor answered 400, an Idempotency-Key reused with another
-body, a NUL the generator put where the schema's pattern forbids it). Any other
-disagreement fails this test unless it is one of :data:`KNOWN_OPEN`: server-side rules
-that JSON Schema cannot state (between two fields, or on stored state, the clock or DNS),
-each named with its reason, so that nothing new slips in (``scripts/fuzz`` itself fails
+is true; no answer without authentication. ``scripts/fuzz.py`` excuses only the one
+documented case (a made-up opaque cursor answered 400); refusals that depend on stored
+state or the clock are 409s (decision 0025). Any other disagreement, and any scenario
+schemathesis could not generate cases for, fails this test unless it is one of
+:data:`KNOWN_OPEN` (still open, each named with its reason; ``scripts/fuzz`` itself fails
 on them). Every status an operation can answer is declared (app/api/openapi_contract.py
 adds the shared ones to every route, new routes included), so none is excused.
 
@@ -37,66 +36,47 @@ ROOT = Path(__file__).resolve().parents[2]
 MAX_EXAMPLES = os.environ.get("MODELGATE_FUZZ_EXAMPLES", "5")
 SEED = os.environ.get("MODELGATE_FUZZ_SEED", "1")
 
-# Disagreements that stay: rules the server enforces and JSON Schema cannot state (they
-# relate two fields or items, or depend on stored state, the clock or DNS), each named
-# with its reason. Every route declares its problem answers (app/api/openapi_contract.py),
-# so a status the document does not list is never excused here.
+# Disagreements still open (issue #20, decision 0025): rules relating items or fields in
+# ways JSON Schema cannot state, with no sensible answer other than a refusal. Each is to
+# be stated, reshaped or given a meaning like the others were; nothing may be added here.
+# Every other refusal that depends on stored state or the clock is a 409 (counted as an
+# acceptance), and every route declares its problem answers (app/api/openapi_contract.py).
 KNOWN_OPEN = {
-    # sample columns of one length (JSON Schema cannot relate array lengths); the forms
-    # (features or sample, each with its own prediction field) are in the schema
+    # sample columns of one length; histogram edges one longer than counts (array lengths)
     "POST /api/v1/models/{model}/drift-reports: positive_data_acceptance (422 validation-failed)",
     "POST /api/v1/models/{model}/versions/{version}/reference-profile: positive_data_acceptance (422 validation-failed)",  # noqa: E501
     "POST /api/v1/models/{model}/versions/{version}/data-checks: positive_data_acceptance (422 validation-failed)",  # noqa: E501
-    # evidence and confusion matrices: one per (dataset, kind), consistent sizes
+    # square confusion matrices, equal-length regression arrays, successes <= total
     "POST /api/v1/models/{model}/versions/{version}/metrics: positive_data_acceptance (422 validation-failed)",  # noqa: E501
     "POST /api/v1/models/{model}/versions: positive_data_acceptance (422 validation-failed)",
-    # a webhook URL's host must resolve here (the document's example host does not)
-    "POST /api/v1/webhooks: positive_data_acceptance (422 validation-failed)",
-    # a policy's cross-field rules (metric directions, ranges, monitoring marginal <= pass score)
+    # a policy's metric directions, rule ranges and monitoring marginal <= pass score
     "PUT /api/v1/models/{model}/policy: positive_data_acceptance (422 invalid-policy)",
     "PUT /api/v1/models/{model}/policy: positive_data_acceptance (422 validation-failed)",
-    # an empty artifact body; a declared digest that does not match the body; a
-    # X-Artifact-SHA256 the generator sends against its pattern
+    # an empty artifact body; a declared digest that does not match the body
     "PUT /api/v1/models/{model}/versions/{version}/artifact: positive_data_acceptance (422 validation-failed)",  # noqa: E501
     "PUT /api/v1/models/{model}/versions/{version}/artifact: positive_data_acceptance (422 checksum-mismatch)",  # noqa: E501
-    # version lists: ordering by a metric no version recorded is a 400; ordering by a
-    # metric needs ?dataset= unless the model names a primary dataset (422)
-    "GET /api/v1/models/{model}/versions: positive_data_acceptance (400 bad-request)",
-    "GET /api/v1/models/{model}/versions: positive_data_acceptance (422 validation-failed)",
-    # serving: a model given twice in ?after= (items unique by their MODEL part); ?wait=
-    # without ?after= (OpenAPI cannot make one parameter depend on another)
-    "GET /api/v1/models/-/serving: positive_data_acceptance (422 validation-failed)",
-    "GET /api/v1/models/{model}/serving: positive_data_acceptance (422 validation-failed)",
-    # observations: each time within the retention and the clock skew of now, each version
-    # existing; labels: each key observed before (the clock and stored state)
-    "POST /api/v1/models/{model}/observations: positive_data_acceptance (422 validation-failed)",
-    "POST /api/v1/models/{model}/labels: positive_data_acceptance (422 validation-failed)",
-    # ?since= before ?until= (two parameters)
-    "GET /api/v1/models/{model}/observations: positive_data_acceptance (422 validation-failed)",
-    # a reproduction's lineage must be the version's (stored state); metrics unique by
-    # (name, dataset, slice)
+    # reproduced metrics unique by (name, dataset, slice) (items relate)
     "POST /api/v1/models/{model}/versions/{version}/reproductions: positive_data_acceptance (422 validation-failed)",  # noqa: E501
-    # reports over observations: ?since= before ?until=; an A/B report's ?a= and ?b= differ
-    # (two parameters)
-    "GET /api/v1/models/{model}/ab-report: positive_data_acceptance (422 validation-failed)",
-    "GET /api/v1/models/{model}/versions/{version}/shadow-report: positive_data_acceptance (422 validation-failed)",  # noqa: E501
-    # ?at= takes no ?cursor= or ?limit= (two parameters), and is not in the future (the clock)
-    "GET /api/v1/models/{model}/history: positive_data_acceptance (400 bad-request)",
-    # a rollout's step weights strictly increase (items relate), its strategy fixes the number
-    # and weight of steps, its metric names are unique, marginal_score <= pass_score (fields
-    # relate)
+    # step weights strictly increase, metric names unique, marginal_score <= pass_score
     "POST /api/v1/models/{model}/rollouts: positive_data_acceptance (422 validation-failed)",
 }  # fmt: skip
 
 
+# Scenarios schemathesis itself failed in (no request judged), still open: its negative
+# generator gives up on VersionCreate ("Cannot generate an array with 1 demanded
+# elements"; it passes when artifact, evidence or lineage is left out of the schema,
+# each of which is generable alone), and its coverage phase on GET /audit/export meets a
+# CPython "AST constructor recursion depth mismatch" SystemError (not every run). Any
+# other generation error fails the test.
+GENERATION_OPEN = {
+    "POST /api/v1/models/{model}/versions: error in the fuzzing phase",
+    "GET /api/v1/audit/export: error in the coverage phase",
+}
+
+
 def is_known(line: str) -> bool:
-    """An open disagreement named above."""
-    if line in KNOWN_OPEN:
-        return True
-    # schemathesis itself failed to generate cases for an operation (seen on GET /audit's
-    # coverage phase, not every run): no request was judged, so no disagreement was
-    # found; scripts/fuzz still fails on it.
-    return re.search(r": error in the \w+ phase$", line) is not None
+    """An open disagreement or generation error named above."""
+    return line in KNOWN_OPEN or line in GENERATION_OPEN
 
 
 @pytest.mark.timeout(900)  # about 2 minutes alone; much more on a loaded machine
