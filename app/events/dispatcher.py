@@ -212,11 +212,9 @@ class Dispatcher:
         factory = self.sessions
         session = factory(bind=self.read_bind) if self.read_bind is not None else factory()
         with session, session.begin():
-            if repository.any_due(session, utcnow()):
-                self._idle = False
-                return True
+            # Nothing open is the idle registry's answer, and the cheaper question.
             self._idle = not repository.any_open(session)
-            return False
+            return not self._idle and repository.any_due(session, utcnow())
 
     def claim(self) -> list[Claim]:
         # A read first: on SQLite a claim takes the database write lock, which an idle
