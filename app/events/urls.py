@@ -132,10 +132,18 @@ def _parts(url: str, policy: UrlPolicy) -> tuple[str, str, int]:
 
 
 def _literal(host: str) -> IPAddress | None:
+    """The address a host written as an IP literal stands for, decided without DNS: also
+    the IPv4 forms resolvers accept (2852039166, 0xA9FEA9FE, 0251.0376.0251.0376)."""
     try:
         return ipaddress.ip_address(host)
     except ValueError:
-        return None
+        pass
+    if host[:1].isdigit() and all(c in "0123456789abcdefABCDEFxX." for c in host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
 
 
 def checked_addresses(

@@ -270,7 +270,8 @@ def test_a_name_resolving_to_a_metadata_address_is_refused(module_app_client: Te
         json={"url": "https://metadata-alias.test/hook", "secret": SECRET},
         headers=ADMIN,
     )
-    problem = assert_problem(response, 422)
+    # What a name resolves to is the world's state, not the request's shape (decision 0025).
+    problem = assert_problem(response, 409, "state-mismatch")
     assert "169.254.169.254" in problem["detail"]
 
 
