@@ -68,7 +68,7 @@ class WebhookCreate(Strict):
             )
         if ALL in value and len(value) > 1:
             raise ValueError('"*" already means every type; send it alone')
-        return list(dict.fromkeys(value))
+        return value
 
 
 class WebhookRead(BaseModel):

@@ -168,8 +168,8 @@ def check_url(url: str, policy: UrlPolicy, *, resolve_host: bool = True) -> None
     resolves and checks again at send time (:func:`pin`), failing and retrying until the
     name leads to an allowed address. A name that resolves to a refused address is
     refused (decision 0025)."""
+    _, host, _ = _parts(url, policy)
     if resolve_host:
-        _, host, _ = _parts(url, policy)
         try:
             checked_addresses(url, policy)
         except Unresolvable:
@@ -181,7 +181,6 @@ def check_url(url: str, policy: UrlPolicy, *, resolve_host: bool = True) -> None
                 ) from None
             raise
         return
-    _, host, _ = _parts(url, policy)
     literal = _literal(host)
     if literal is not None:
         check_address(literal, policy)

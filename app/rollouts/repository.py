@@ -45,16 +45,11 @@ def page(
     return session.scalars(stmt.order_by(Rollout.id.desc()).limit(limit)).all()
 
 
-def due(session: Session, *, now: datetime, model_name: str | None = None) -> list[tuple[int, int]]:
-    """``(id, look_count)`` of running rollouts whose next look is due at ``now`` (of one
-    model when ``model_name`` is given)."""
+def due(session: Session, *, now: datetime) -> list[tuple[int, int]]:
+    """``(id, look_count)`` of running rollouts whose next look is due at ``now``."""
     stmt = select(Rollout.id, Rollout.look_count).where(
         Rollout.state == RolloutState.RUNNING.value, Rollout.next_look_at <= now
     )
-    if model_name is not None:
-        stmt = stmt.join(RegisteredModel, RegisteredModel.id == Rollout.model_id).where(
-            RegisteredModel.name == model_name
-        )
     return [(int(i), int(c)) for i, c in session.execute(stmt.order_by(Rollout.id)).all()]
 
 

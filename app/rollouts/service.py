@@ -18,7 +18,7 @@ of looks), records it, and acts on :func:`app.gates.canary.decide`.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -594,7 +594,7 @@ def look(
     interval = float(rollout.analysis["interval_seconds"])
     if rollout.state != RolloutState.RUNNING.value or rollout.look_count != expected_count:
         return None
-    due = rollout.next_look_at is not None and _aware(rollout.next_look_at) <= now
+    due = rollout.next_look_at is not None and rollout.next_look_at <= now
     if not due and not (early and rollout.next_look_at is not None and plan_of(rollout).critical):
         return None
     model = loaded.model
@@ -654,11 +654,9 @@ def look(
     return action
 
 
-def due(
-    session: Session, *, model_name: str | None = None, now: datetime | None = None
-) -> list[tuple[int, int]]:
+def due(session: Session, *, now: datetime | None = None) -> list[tuple[int, int]]:
     """``(id, look_count)`` of the running rollouts whose look is due at ``now``."""
-    return repository.due(session, now=now or utcnow(), model_name=model_name)
+    return repository.due(session, now=now or utcnow())
 
 
 def running(session: Session, *, model_name: str) -> list[tuple[int, int]]:
@@ -669,7 +667,3 @@ def running(session: Session, *, model_name: str) -> list[tuple[int, int]]:
 def any_running(session: Session) -> bool:
     """Whether any rollout runs (the driver ticks slowly while none does)."""
     return repository.any_running(session)
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

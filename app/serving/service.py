@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -130,17 +130,10 @@ class Reportable:
     def covers(self, version: int, at: datetime) -> bool:
         if version in self.named:
             return True
-        at = _aware(at)
         return any(
-            number == version
-            and _aware(started) <= at
-            and (ended is None or at <= _aware(ended) + self.grace)
+            number == version and started <= at and (ended is None or at <= ended + self.grace)
             for number, started, ended in self.spans
         )
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def reportable_versions(
