@@ -75,10 +75,8 @@ def record(
     digest = event_hash(fields, head.head_hash)
     fields["prev_hash"] = head.head_hash
     fields["hash"] = digest
-    repository.add_event(session, fields)
+    repository.append_event(session, head, fields)
     event = AuditEvent(**fields)  # for the publishers and the caller; not in the session
-    head.seq = fields["seq"]
-    head.head_hash = digest
     outbox.publish(session, event)
     audit_metrics.count(session, event)
     return event

@@ -6,10 +6,24 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    String,
+    and_,
+    bindparam,
+    exists,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import BindParameter
 
+from app.db.base import UTCDateTime
 from app.db.dialect import is_postgres
 from app.events.models import (
     OPEN_STATUSES,
@@ -24,29 +38,85 @@ def add(session: Session, obj: Any) -> None:
     session.add(obj)
 
 
-def insert_outbox(session: Session, row: dict[str, Any], *, returning_id: bool) -> int | None:
-    """Insert one outbox event now (a Core insert on the session's transaction); its id
-    when asked for (deliveries need it), else None and no RETURNING."""
+def publish_event(session: Session, row: dict[str, Any]) -> int:
+    """Insert one outbox event and a pending delivery for every active webhook that
+    subscribes to it, now, on the session's transaction; the number of deliveries.
+
+    The subscribers are chosen in SQL (``INSERT ... SELECT`` from the webhooks), so a
+    write that publishes does not read the webhook table first. On PostgreSQL the outbox
+    row and its deliveries are one statement (the outbox ``INSERT`` as a CTE).
+
+    ``row`` holds the outbox columns (``event_id``, ``type``, ``model``, ``version``,
+    ``occurred_at``, ``payload``)."""
     connection = session.connection()
-    if not returning_id:
-        connection.execute(_INSERT_OUTBOX, row)
-        return None
-    new_id: int = connection.execute(
-        _INSERT_OUTBOX.returning(OutboxEvent.__table__.c.id), row
-    ).scalar_one()
-    return new_id
+    params = {**row, "ordering_key": row["model"] or ""}
+    if connection.dialect.name == "postgresql":
+        return len(connection.execute(_PUBLISH_PG, params).all())
+    outbox_id = connection.execute(_INSERT_OUTBOX_RETURNING, row).scalar_one()
+    return connection.execute(_FAN_OUT_SQLITE, {**params, "outbox_id": outbox_id}).rowcount
 
 
-def insert_deliveries(session: Session, rows: list[dict[str, Any]]) -> None:
-    session.connection().execute(_INSERT_DELIVERY, rows)
+_OUTBOX = OutboxEvent.__table__
+_DELIVERIES = WebhookDelivery.__table__
+_HOOKS = Webhook.__table__
+_INSERT_OUTBOX_RETURNING = insert(_OUTBOX).returning(_OUTBOX.c.id)  # type: ignore[arg-type]
 
 
-_INSERT_OUTBOX = insert(OutboxEvent.__table__)  # type: ignore[arg-type]
-_INSERT_DELIVERY = insert(WebhookDelivery.__table__)  # type: ignore[arg-type]
+def _subscribed(dialect: str) -> ColumnElement[bool]:
+    """An active webhook subscribed to the event type ``:type`` of model ``:model``: its
+    model is unset or that one, and its ``event_types`` (a JSON array of names) hold the
+    type or ``*``."""
+    if dialect == "postgresql":
+        types = text("CAST(webhooks.event_types AS JSONB) ?| ARRAY[CAST(:type AS TEXT), '*']")
+    else:
+        types = text(
+            "EXISTS (SELECT 1 FROM json_each(webhooks.event_types)"
+            " WHERE json_each.value IN (:type, '*'))"
+        )
+    return and_(
+        _HOOKS.c.active.is_(True),
+        or_(_HOOKS.c.model.is_(None), _HOOKS.c.model == bindparam("model")),
+        types,
+    )
 
 
-def active_webhooks(session: Session) -> Sequence[Webhook]:
-    return session.scalars(select(Webhook).where(Webhook.active.is_(True))).all()
+def _fan_out(outbox_id: ColumnElement[Any], dialect: str) -> Any:
+    at = bindparam("occurred_at", type_=UTCDateTime())
+    chosen = select(
+        _HOOKS.c.id,
+        outbox_id,
+        bindparam("event_id", type_=String()),
+        bindparam("type", type_=String()),
+        bindparam("ordering_key", type_=String()),
+        literal(DeliveryStatus.PENDING.value),
+        literal(0),
+        at,
+        at,
+    ).where(_subscribed(dialect))
+    columns = ["webhook_id", "outbox_id", "event_id", "event_type", "ordering_key",
+               "status", "attempts", "next_attempt_at", "created_at"]  # fmt: skip
+    return insert(_DELIVERIES).from_select(columns, chosen)  # type: ignore[arg-type]
+
+
+_FAN_OUT_SQLITE = _fan_out(bindparam("outbox_id", type_=BigInteger()), "sqlite")
+_NEW_OUTBOX = (
+    insert(_OUTBOX)  # type: ignore[arg-type]
+    .values(
+        event_id=bindparam("event_id"),
+        type=bindparam("type"),
+        model=bindparam("model"),
+        version=bindparam("version"),
+        occurred_at=bindparam("occurred_at"),
+        payload=bindparam("payload"),
+    )
+    .returning(_OUTBOX.c.id)
+    .cte("new_outbox")
+)
+_PUBLISH_PG = (
+    _fan_out(select(_NEW_OUTBOX.c.id).scalar_subquery(), "postgresql")
+    .add_cte(_NEW_OUTBOX)
+    .returning(_DELIVERIES.c.id)
+)
 
 
 def webhook(session: Session, webhook_id: int) -> Webhook | None:

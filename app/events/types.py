@@ -11,7 +11,3 @@ EVENT_TYPES: tuple[str, ...] = tuple(dict.fromkeys(ACTION_TO_EVENT.values()))
 """Every type a webhook can subscribe to; ``*`` subscribes to all, present and future."""
 
 ALL = "*"
-
-
-def matches(subscribed: list[str], event_type: str) -> bool:
-    return ALL in subscribed or event_type in subscribed

@@ -49,17 +49,31 @@ def lock_model(session: Session, name: str) -> RegisteredModel | None:
     return session.scalars(stmt).first()
 
 
-def number_next_version(session: Session, name: str) -> RegisteredModel | None:
-    """The model with its ``last_version`` raised by one, in one statement: the
-    ``UPDATE ... RETURNING`` reads the model, numbers the new version and locks the row
-    (so concurrent creates on any number of processes get consecutive numbers)."""
-    stmt = (
-        update(RegisteredModel)
-        .where(RegisteredModel.name == name)
-        .values(last_version=RegisteredModel.last_version + 1)
-        .returning(RegisteredModel)
-    )
-    return session.scalars(stmt, execution_options={"populate_existing": True}).first()
+class NumberedModel(NamedTuple):
+    """What a version creation needs of its model: the row's id, its name and the number
+    just taken."""
+
+    id: int
+    name: str
+    last_version: int
+
+
+def number_next_version(session: Session, name: str) -> NumberedModel | None:
+    """The model's id and name with its ``last_version`` raised by one, in one statement:
+    the ``UPDATE ... RETURNING`` reads the model, numbers the new version and locks the
+    row (so concurrent creates on any number of processes get consecutive numbers). Core,
+    not an ORM-enabled update: nothing of the model is loaded that creation does not use."""
+    row = session.connection().execute(_NUMBER_NEXT_VERSION, {"model_name": name}).first()
+    return None if row is None else NumberedModel(*row)
+
+
+_MODELS = RegisteredModel.__table__
+_NUMBER_NEXT_VERSION = (
+    update(_MODELS)  # type: ignore[arg-type]
+    .where(_MODELS.c.name == bindparam("model_name"))
+    .values(last_version=_MODELS.c.last_version + 1)
+    .returning(_MODELS.c.id, _MODELS.c.name, _MODELS.c.last_version)
+)
 
 
 def add(session: Session, obj: Any) -> None:

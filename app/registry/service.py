@@ -202,8 +202,9 @@ def to_model_read(model: RegisteredModel, production_version: int | None) -> Mod
 
 def create_version(
     session: Session, *, actor: Principal, model_name: str, data: VersionCreate
-) -> tuple[RegisteredModel, ModelVersion]:
-    """A new candidate with the next version number of its model."""
+) -> tuple[repository.NumberedModel, ModelVersion]:
+    """A new candidate with the next version number of its model (returned with the
+    model's id, name and new last version)."""
     # One UPDATE ... RETURNING reads the model, numbers the version and locks the row, so
     # concurrent creates on any number of processes get consecutive numbers (a request
     # refused below rolls the number back with everything else).

@@ -180,3 +180,29 @@ def test_the_policy_in_force_is_validated_once_per_revision(client: TestClient) 
     assert now.revision == one.revision + 1
     assert now.document is not one.document
     assert now.document.staging.approvals_required == 1
+
+
+def test_an_event_is_appended_and_published_without_reading_the_webhooks(
+    client: TestClient,
+    recorded: Callable[[Callable[[], object]], Counter[str]],
+    database_url: str,
+) -> None:
+    """The event's row, its chain head and its outbox row are written without a read of
+    the webhook table (the subscribers are chosen in the outbox ``INSERT ... SELECT``); on
+    PostgreSQL the event and its head move are one statement, the outbox row and its
+    deliveries another."""
+    _model(client)
+    new_version(client, MODEL, accuracy=0.8)
+
+    counts = recorded(lambda: new_version(client, MODEL, accuracy=0.9, artifact=False))
+    assert counts["select webhooks"] == 0, counts
+    assert counts["select audit_streams"] == 1, counts  # the head, locked
+    if database_url.startswith("postgresql"):
+        assert counts["with "] == 2, counts
+        for separate in ("insert audit_events", "update audit_streams", "insert event_outbox"):
+            assert counts[separate] == 0, counts
+    else:
+        assert counts["insert audit_events"] == 1, counts
+        assert counts["update audit_streams"] == 1, counts
+        assert counts["insert event_outbox"] == 1, counts
+        assert counts["insert webhook_deliveries"] == 1, counts
