@@ -192,6 +192,28 @@ def database(kind: str, admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+def _package(filename: str) -> str:
+    """The package a profiled function belongs to: ``sqlalchemy.orm``, ``app.audit``, ..."""
+    if filename.startswith("~") or filename.startswith("<"):
+        return "builtins"
+    parts = Path(filename).parts
+    for root in ("site-packages", "main", "ciclone"):
+        if root in parts:
+            rest = parts[parts.index(root) + 1 :]
+            if (rest and rest[0] in ("app", "scripts")) or root == "site-packages":
+                return ".".join(rest[:2]).removesuffix(".py")
+    return "stdlib." + Path(filename).stem
+
+
+def by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
+    """Own (``tottime``) CPU of the profiled functions summed by package, largest first."""
+    totals: Counter[str] = Counter()
+    for (filename, _, _), row in stats.stats.items():  # type: ignore[attr-defined]
+        totals[_package(filename)] += row[2]
+    grand = sum(totals.values()) or 1.0
+    return [(package, own / grand) for package, own in totals.most_common(25)]
+
+
 class Phase:
     """CPU, statements and (optionally) a profile of a run of requests."""
 
@@ -237,6 +259,8 @@ class Phase:
             stats.sort_stats("cumulative").print_stats(top)
             stats.sort_stats("tottime").print_stats(top)
             lines.append(out.getvalue())
+            lines.append("  own CPU by package (share of the profiled total):")
+            lines.extend(f"    {share:6.1%}  {package}" for package, share in by_package(stats))
         return "\n".join(lines)
 
 
