@@ -231,12 +231,13 @@ def search_models(
         },
         default=[("name", False)],
     )
-    page = ordered[offset : offset + limit]
-    out: dict[str, Any] = {"registered_models": [model_json(session, r["model"]) for r in page]}
-    token = search.next_page_token(offset, limit, len(ordered))
-    if token:
-        out["next_page_token"] = token
-    return out
+    return search.page(
+        ordered,
+        offset=offset,
+        limit=limit,
+        key="registered_models",
+        render=lambda r: model_json(session, r["model"]),
+    )
 
 
 # Model versions ----------------------------------------------------------------------------
@@ -394,12 +395,9 @@ def search_versions(
         },
         default=[("name", False), ("version_number", True)],
     )
-    page = ordered[offset : offset + limit]
-    out: dict[str, Any] = {"model_versions": [r["json"] for r in page]}
-    token = search.next_page_token(offset, limit, len(ordered))
-    if token:
-        out["next_page_token"] = token
-    return out
+    return search.page(
+        ordered, offset=offset, limit=limit, key="model_versions", render=lambda r: r["json"]
+    )
 
 
 def update_version(
