@@ -345,8 +345,8 @@ def _judged(
     z: float,
     info: float,
     seen: str,
-    canary: float,
-    incumbent: float,
+    canary: float | None,
+    incumbent: float | None,
     effect: float,
 ) -> MetricResult:
     """A metric judged by the always-valid test of its statistic ``(z, info)``: it fails
