@@ -29,6 +29,7 @@ from app.auth.roles import Principal, Role, role_allows
 from app.errors import AppError
 from app.mlflow import registration, repository, service
 from app.mlflow.errors import MlflowApiError, invalid
+from app.mlflow.search import SearchCall
 from app.registry import artifacts
 from app.registry import service as registry
 from app.settings import Settings
@@ -179,19 +180,13 @@ async def search(
     """A search call (models or versions): any reader, the token's scope applied inside."""
     data = await fields(request)
     allow(principal, Role.READER)
-    return ok(
-        await run(
-            uow,
-            lambda s: searcher(
-                s,
-                actor=principal,
-                filter_string=data.get("filter"),
-                max_results=data.get("max_results"),
-                order_by=as_list(data.get("order_by")),
-                page_token=data.get("page_token"),
-            ),
-        )
+    call = SearchCall(
+        filter_string=data.get("filter"),
+        max_results=data.get("max_results"),
+        order_by=as_list(data.get("order_by")),
+        page_token=data.get("page_token"),
     )
+    return ok(await run(uow, lambda s: searcher(s, actor=principal, call=call)))
 
 
 Caller = Depends(mlflow_principal)

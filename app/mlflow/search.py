@@ -54,6 +54,16 @@ def _field(key: str) -> str:
     return key.lower()
 
 
+@dataclass(frozen=True)
+class SearchCall:
+    """The fields of a search call (models or versions) as the client sent them."""
+
+    filter_string: str | None
+    max_results: Any
+    order_by: list[str]
+    page_token: str | None
+
+
 def parse_filter(text: str | None) -> list[Comparison]:
     """The comparisons of a filter string; INVALID_PARAMETER_VALUE when it does not parse."""
     if not text or not text.strip():
