@@ -8,16 +8,20 @@ anything else that happened to run on the machine at the same time.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -333,3 +337,71 @@ def stop_all(services: Iterable[Service]) -> None:
     for service in services:
         with contextlib.suppress(Exception):
             service.stop()
+
+
+def start_servers(
+    db_url: str, store: str, token: str, log_dir: Path, extra_env: dict[str, str] | None = None
+) -> list[Service]:
+    """Two uvicorn processes (one worker each) on one database and artifact directory
+    (``extra_env``: more ``MODELGATE_*`` settings)."""
+    root = Path(__file__).resolve().parents[1]
+    services = []
+    for i in range(2):
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELGATE_")}
+        env.update({
+            "MODELGATE_DATABASE_URL": db_url, "MODELGATE_ARTIFACT_STORE": store,
+            "MODELGATE_BOOTSTRAP_ADMIN_TOKEN": token, "MODELGATE_AUTO_MIGRATE": "true",
+            "MODELGATE_LOG_LEVEL": "WARNING", "MODELGATE_WEBHOOK_DISPATCHER_ENABLED": "false",
+            "PYTHONPATH": str(root), **(extra_env or {}),
+        })  # fmt: skip
+        argv = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+                "--no-access-log"]  # fmt: skip
+        service = start_service(
+            f"serving-{i}", argv, env=env, log_dir=log_dir,
+            ready_url=f"http://127.0.0.1:{port}/readyz",
+        )  # fmt: skip
+        service.url = f"http://127.0.0.1:{port}"
+        services.append(service)
+    return services
+
+
+def bench_arguments(scales: Iterable[str], doc: str | None) -> argparse.ArgumentParser:
+    """The options of a two-server bench (bench_serving, bench_rollout): its scale and the
+    PostgreSQL server; ``doc`` is the script's docstring (its first line describes it)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("--scale", choices=sorted(scales), default="full")
+    parser.add_argument(
+        "--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="Maintenance database of the PostgreSQL server.",
+    )  # fmt: skip
+    return parser
+
+
+@contextmanager
+def two_servers(
+    pg_url: str, kind: str, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[list[Service], str, Monitor]]:
+    """A fresh database ``modelgate_bench_<kind>``, two servers on it (:func:`start_servers`)
+    with a new admin token, and a started monitor of the servers and the database; yields
+    (servers, token, monitor) and stops them all after."""
+    from bench_run import database_url, recreate_database
+
+    name = f"modelgate_bench_{kind}"
+    token = f"mgt_bench-{kind}-" + os.urandom(8).hex()
+    recreate_database(pg_url, name)
+    workdir = Path(tempfile.mkdtemp(prefix=f"modelgate-bench-{kind}-"))
+    services = start_servers(database_url(pg_url, name), str(workdir / "artifacts"),
+                             token, workdir / "logs", extra_env)  # fmt: skip
+    pids = [s.pid for s in services]
+    monitor = Monitor([
+        Group("server", lambda: [p for pid in pids for p in descendants(pid)]),
+        Group("db", lambda: pids_with_cmdline(f" {name} ")),
+    ])  # fmt: skip
+    monitor.start()
+    try:
+        yield services, token, monitor
+    finally:
+        monitor.stop()
+        stop_all(services)

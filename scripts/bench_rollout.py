@@ -21,13 +21,11 @@ uvicorn processes on a fresh PostgreSQL database and prints the JSON section.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,15 +38,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_procs import (
-    Group,
     Monitor,
-    descendants,
+    bench_arguments,
     loadavg,
-    pids_with_cmdline,
-    stop_all,
+    two_servers,
     usage_between,
 )
-from bench_serving import _summary, start_servers
+from bench_serving import _summary
 
 API = "/api/v1"
 
@@ -280,14 +276,7 @@ def run_phase(
 
 
 def main() -> int:
-    from bench_run import database_url, recreate_database
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--scale", choices=sorted(ROLLOUT_SCALES), default="full")
-    parser.add_argument(
-        "--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="Maintenance database of the PostgreSQL server.",
-    )  # fmt: skip
+    parser = bench_arguments(ROLLOUT_SCALES, __doc__)
     parser.add_argument(
         "--port-base", type=int, help="Ports of the two servers: this one and the next."
     )
@@ -296,33 +285,18 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.port_base:
-        import bench_serving
+        import bench_procs
 
         ports = iter(range(args.port_base, args.port_base + 2))
-        bench_serving.free_port = lambda: next(ports)  # type: ignore[attr-defined]
-    name = "modelgate_bench_rollout"
-    token = "mgt_bench-rollout-" + os.urandom(8).hex()
-    recreate_database(args.pg_url, name)
-    workdir = Path(tempfile.mkdtemp(prefix="modelgate-bench-rollout-"))
+        bench_procs.free_port = lambda: next(ports)
     extra = {"MODELGATE_ROLLOUT_TICK_SECONDS": str(args.tick)} if args.tick else None
-    services = start_servers(database_url(args.pg_url, name), str(workdir / "artifacts"),
-                             token, workdir / "logs", extra)  # fmt: skip
-    pids = [s.pid for s in services]
-    monitor = Monitor([
-        Group("server", lambda: [p for pid in pids for p in descendants(pid)]),
-        Group("db", lambda: pids_with_cmdline(f" {name} ")),
-    ])  # fmt: skip
-    monitor.start()
-    try:
+    with two_servers(args.pg_url, "rollout", extra) as (services, token, monitor):
         # Batches go to the first process; routers watch both (the second learns of the
         # abort by NOTIFY), and either process's driver may take the look.
         result = run_phase(url=services[0].url, token=token, run_id=os.urandom(3).hex(),
                            scale=ROLLOUT_SCALES[args.scale], monitor=monitor,
                            watch_urls=[s.url for s in services])  # fmt: skip
         result["rollout_tick_seconds"] = args.tick or 1.0
-    finally:
-        monitor.stop()
-        stop_all(services)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -22,7 +22,6 @@ PostgreSQL database and prints the JSON section.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import hashlib
@@ -30,7 +29,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,16 +39,11 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_procs import (
-    Group,
     Monitor,
-    Service,
+    bench_arguments,
     cpu_seconds,
-    descendants,
-    free_port,
     loadavg,
-    pids_with_cmdline,
-    start_service,
-    stop_all,
+    two_servers,
     usage_between,
 )
 
@@ -544,65 +537,15 @@ def run_phase(
 # Standalone -------------------------------------------------------------------------------
 
 
-def start_servers(
-    db_url: str, store: str, token: str, log_dir: Path, extra_env: dict[str, str] | None = None
-) -> list[Service]:
-    """Two uvicorn processes (one worker each) on one database and artifact directory
-    (``extra_env``: more ``MODELGATE_*`` settings)."""
-    root = Path(__file__).resolve().parents[1]
-    services = []
-    for i in range(2):
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELGATE_")}
-        env.update({
-            "MODELGATE_DATABASE_URL": db_url, "MODELGATE_ARTIFACT_STORE": store,
-            "MODELGATE_BOOTSTRAP_ADMIN_TOKEN": token, "MODELGATE_AUTO_MIGRATE": "true",
-            "MODELGATE_LOG_LEVEL": "WARNING", "MODELGATE_WEBHOOK_DISPATCHER_ENABLED": "false",
-            "PYTHONPATH": str(root), **(extra_env or {}),
-        })  # fmt: skip
-        argv = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                "--no-access-log"]  # fmt: skip
-        service = start_service(
-            f"serving-{i}", argv, env=env, log_dir=log_dir,
-            ready_url=f"http://127.0.0.1:{port}/readyz",
-        )  # fmt: skip
-        service.url = f"http://127.0.0.1:{port}"
-        services.append(service)
-    return services
-
-
 def main() -> int:
-    from bench_run import database_url, recreate_database
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--scale", choices=sorted(SERVING_SCALES), default="full")
-    parser.add_argument(
-        "--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
-        help="Maintenance database of the PostgreSQL server.",
-    )  # fmt: skip
+    parser = bench_arguments(SERVING_SCALES, __doc__)
     args = parser.parse_args()
-    name = "modelgate_bench_serving"
-    token = "mgt_bench-serving-" + os.urandom(8).hex()
-    recreate_database(args.pg_url, name)
-    workdir = Path(tempfile.mkdtemp(prefix="modelgate-bench-serving-"))
-    services = start_servers(database_url(args.pg_url, name), str(workdir / "artifacts"),
-                             token, workdir / "logs")  # fmt: skip
-    pids = [s.pid for s in services]
-    monitor = Monitor([
-        Group("server", lambda: [p for pid in pids for p in descendants(pid)]),
-        Group("db", lambda: pids_with_cmdline(f" {name} ")),
-    ])  # fmt: skip
-    monitor.start()
-    try:
+    with two_servers(args.pg_url, "serving") as (services, token, monitor):
         # Requests and changes go to the first server; watchers to both (the second
         # learns of changes by NOTIFY).
         result = run_phase(url=services[0].url, token=token, run_id=os.urandom(3).hex(),
                            scale=SERVING_SCALES[args.scale], monitor=monitor,
                            watch_urls=[s.url for s in services])  # fmt: skip
-    finally:
-        monitor.stop()
-        stop_all(services)
     print(json.dumps(result, indent=2))
     return 0
 

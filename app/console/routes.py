@@ -215,6 +215,27 @@ def _reason(form: dict[str, str], what: str) -> str:
     return reason
 
 
+def _operator_form(
+    request: Request, form: dict[str, str], principal: Principal, model: str, what: str
+) -> str:
+    """An operator's form action on ``model``: the CSRF token, the role and the model scope
+    checked; returns the reason the audit log keeps (``what`` names the action if missing)."""
+    _check_csrf(request, form)
+    _need(principal, Role.OPERATOR, model)
+    return _reason(form, what)
+
+
+def _reviewer_form(
+    request: Request, form: dict[str, str], db: Session, principal: Principal, promotion_id: int
+) -> None:
+    """A reviewer's form action on a promotion request: the CSRF token and the role checked
+    before the request is read, the token's model scope against the request's model."""
+    _check_csrf(request, form)
+    _need(principal, Role.REVIEWER)
+    p = promotion_service.get(db, actor=principal, request_id=promotion_id)
+    _need(principal, Role.REVIEWER, p.model)
+
+
 def _may(principal: Principal, role: Role, model: str | None = None) -> bool:
     return role_allows(principal.role, role) and (model is None or principal.may_touch_model(model))
 
@@ -536,9 +557,7 @@ def rollback(
     viewer: Viewer,
     form: FormData,
 ) -> Response:
-    _check_csrf(request, form)
-    _need(viewer.principal, Role.OPERATOR, model)
-    reason = _reason(form, "a rollback")
+    reason = _operator_form(request, form, viewer.principal, model, "a rollback")
     to_version = field(form, "to_version", max_length=12)
     target = int(to_version) if to_version.isdigit() else None
     result = operations.rollback(
@@ -559,9 +578,7 @@ def freeze(
     viewer: Viewer,
     form: FormData,
 ) -> Response:
-    _check_csrf(request, form)
-    _need(viewer.principal, Role.OPERATOR, model)
-    reason = _reason(form, "freezing")
+    reason = _operator_form(request, form, viewer.principal, model, "freezing")
     operations.freeze(db, actor=viewer.principal, model_name=model, reason=reason)
     return _after_action(
         f"{PREFIX}/models/{quote(model)}", "Frozen: promotions to production are refused."
@@ -576,9 +593,7 @@ def unfreeze(
     viewer: Viewer,
     form: FormData,
 ) -> Response:
-    _check_csrf(request, form)
-    _need(viewer.principal, Role.OPERATOR, model)
-    reason = _reason(form, "unfreezing")
+    reason = _operator_form(request, form, viewer.principal, model, "unfreezing")
     operations.unfreeze(db, actor=viewer.principal, model_name=model, reason=reason)
     return _after_action(
         f"{PREFIX}/models/{quote(model)}", "Unfrozen: promotions to production are allowed again."
@@ -860,11 +875,8 @@ def approve(
     viewer: Viewer,
     form: FormData,
 ) -> Response:
-    _check_csrf(request, form)
     principal = viewer.principal
-    _need(principal, Role.REVIEWER)
-    p = promotion_service.get(db, actor=principal, request_id=promotion_id)
-    _need(principal, Role.REVIEWER, p.model)
+    _reviewer_form(request, form, db, principal, promotion_id)
     result = promotion_service.approve(
         db, actor=principal, store=_store(request), request_id=promotion_id,
         comment=field(form, "comment") or None,
@@ -885,11 +897,8 @@ def reject(
     viewer: Viewer,
     form: FormData,
 ) -> Response:
-    _check_csrf(request, form)
     principal = viewer.principal
-    _need(principal, Role.REVIEWER)
-    p = promotion_service.get(db, actor=principal, request_id=promotion_id)
-    _need(principal, Role.REVIEWER, p.model)
+    _reviewer_form(request, form, db, principal, promotion_id)
     comment = field(form, "comment")
     if not comment:
         return _problem_page(

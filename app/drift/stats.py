@@ -266,22 +266,23 @@ class FeatureStats:
     js_distance: float | None = None
 
 
-def numeric_stats(
-    *,
+def _psi_stats(
     reference_counts: Sequence[float],
     window_counts: Sequence[float],
+    *,
     tau: float,
     alpha: float,
-    reference_sample: Sequence[float] | None = None,
-    window_sample: Sequence[float] | None = None,
+    ks: StatResult | None = None,
+    chi_square: StatResult | None = None,
+    js_distance: float | None = None,
 ) -> FeatureStats:
+    """What every feature kind reports: the PSI of the window against the reference, its
+    critical value and false-alarm probability under the null of no drift, and the score;
+    the kind's own tests (KS; chi-square and JS distance) are passed in."""
     n, m = float(sum(window_counts)), float(sum(reference_counts))
     value = psi(reference_counts, window_counts)
     null = null_psi(reference_counts, n, m)
     critical = psi_critical(null, alpha)
-    ks = None
-    if reference_sample and window_sample:
-        ks = ks_test(reference_sample, window_sample)
     return FeatureStats(
         cells=len(reference_counts),
         n=n,
@@ -291,25 +292,35 @@ def numeric_stats(
         false_alarm_probability=float(np.mean(null > tau)),
         score=feature_score(value, critical, tau),
         ks=ks,
+        chi_square=chi_square,
+        js_distance=js_distance,
     )
+
+
+def numeric_stats(
+    *,
+    reference_counts: Sequence[float],
+    window_counts: Sequence[float],
+    tau: float,
+    alpha: float,
+    reference_sample: Sequence[float] | None = None,
+    window_sample: Sequence[float] | None = None,
+) -> FeatureStats:
+    ks = None
+    if reference_sample and window_sample:
+        ks = ks_test(reference_sample, window_sample)
+    return _psi_stats(reference_counts, window_counts, tau=tau, alpha=alpha, ks=ks)
 
 
 def categorical_stats(
     *, reference_counts: Sequence[float], window_counts: Sequence[float], tau: float, alpha: float
 ) -> FeatureStats:
-    n, m = float(sum(window_counts)), float(sum(reference_counts))
-    value = psi(reference_counts, window_counts)
-    null = null_psi(reference_counts, n, m)
-    critical = psi_critical(null, alpha)
     chi = chi_square_test(reference_counts, window_counts) if len(reference_counts) > 1 else None
-    return FeatureStats(
-        cells=len(reference_counts),
-        n=n,
-        m=m,
-        psi=value,
-        psi_critical=critical,
-        false_alarm_probability=float(np.mean(null > tau)),
-        score=feature_score(value, critical, tau),
+    return _psi_stats(
+        reference_counts,
+        window_counts,
+        tau=tau,
+        alpha=alpha,
         chi_square=chi,
         js_distance=js_distance(reference_counts, window_counts),
     )

@@ -337,6 +337,40 @@ def _nodata(
     )
 
 
+def _judged(
+    spec: MetricSpec,
+    *,
+    alpha: float,
+    samples: tuple[int, int],
+    z: float,
+    info: float,
+    seen: str,
+    canary: float | None,
+    incumbent: float | None,
+    effect: float,
+) -> MetricResult:
+    """A metric judged by the always-valid test of its statistic ``(z, info)``: it fails
+    when the sequential p-value is at most ``alpha``; ``seen`` opens the reason."""
+    p = float(always_valid_p(z * math.sqrt(info), info, spec.mixing_scale))
+    failed = p <= alpha
+    return MetricResult(
+        metric=spec.name,
+        kind=spec.kind,
+        verdict=Verdict.FAIL if failed else Verdict.PASS,
+        reason=f"{seen}; sequential p = {p:.3g} "
+        + ("<=" if failed else ">")
+        + f" alpha {alpha:.3g}",
+        canary=canary,
+        incumbent=incumbent,
+        effect=effect,
+        tolerance=spec.tolerance,
+        p_value=p,
+        fixed_p_value=_fixed_p(z),
+        alpha=alpha,
+        samples=samples,
+    )
+
+
 def _rate_metric(
     spec: MetricSpec, canary: Rates | None, incumbent: Rates | None, alpha: float
 ) -> MetricResult:
@@ -344,13 +378,6 @@ def _rate_metric(
     what = "error rate" if higher_is_harm else "accuracy"
     n_c = canary.trials if canary else 0
     n_i = incumbent.trials if incumbent else 0
-    base = {
-        "metric": spec.name,
-        "kind": spec.kind,
-        "tolerance": spec.tolerance,
-        "alpha": alpha,
-        "samples": (n_c, n_i),
-    }
     if canary is None or incumbent is None or min(n_c, n_i) < spec.min_sample:
         return _nodata(
             spec,
@@ -365,26 +392,21 @@ def _rate_metric(
         diff, z, info = rate_statistics(canary.events, n_c, incumbent.events, n_i, spec.tolerance)
     else:
         diff, z, info = rate_statistics(incumbent.events, n_i, canary.events, n_c, spec.tolerance)
-    z_f, info_f, diff_f = float(z), float(info), float(diff)
-    b = z_f * math.sqrt(info_f)
-    p = float(always_valid_p(b, info_f, spec.mixing_scale))
-    failed = p <= alpha
+    diff_f = float(diff)
     c_rate, i_rate = canary.rate, incumbent.rate
     worse = "higher" if higher_is_harm else "lower"
-    reason = (
-        f"{what} canary {c_rate:.4%} vs incumbent {i_rate:.4%} "
+    return _judged(
+        spec,
+        alpha=alpha,
+        samples=(n_c, n_i),
+        z=float(z),
+        info=float(info),
+        seen=f"{what} canary {c_rate:.4%} vs incumbent {i_rate:.4%} "
         f"(n {n_c} / {n_i}); canary {worse} by {diff_f:+.4%} with {spec.tolerance:.4%} "
-        f"tolerated; sequential p = {p:.3g} " + ("<=" if failed else ">") + f" alpha {alpha:.3g}"
-    )
-    return MetricResult(
-        verdict=Verdict.FAIL if failed else Verdict.PASS,
-        reason=reason,
+        "tolerated",
         canary=c_rate,
         incumbent=i_rate,
         effect=diff_f,
-        p_value=p,
-        fixed_p_value=_fixed_p(z_f),
-        **base,  # type: ignore[arg-type]
     )
 
 
@@ -412,13 +434,6 @@ def _latency_metric(
     c = np.asarray(canary, dtype=np.float64)
     y = np.asarray(incumbent, dtype=np.float64)
     n_c, n_i = len(c), len(y)
-    base = {
-        "metric": spec.name,
-        "kind": spec.kind,
-        "tolerance": spec.tolerance,
-        "alpha": alpha,
-        "samples": (n_c, n_i),
-    }
     if min(n_c, n_i) < spec.min_sample:
         return _nodata(
             spec,
@@ -432,25 +447,19 @@ def _latency_metric(
         # Latencies are positive; a zero would break the logarithm. Clamp to 1 us.
         c, y = np.maximum(c, 1e-3), np.maximum(y, 1e-3)
     z, info = mann_whitney_z(np.log(c) - math.log1p(spec.tolerance), np.log(y))
-    b = z * math.sqrt(info)
-    p = float(always_valid_p(b, info, spec.mixing_scale))
-    failed = p <= alpha
     shift = hodges_lehmann_shift(c, y)
     med_c, med_y = float(np.median(c)), float(np.median(y))
-    reason = (
-        f"latency median canary {med_c:.4g} ms vs incumbent {med_y:.4g} ms "
-        f"(n {n_c} / {n_i}); shift {shift:+.2%} with {spec.tolerance:.2%} tolerated; "
-        f"sequential p = {p:.3g} " + ("<=" if failed else ">") + f" alpha {alpha:.3g}"
-    )
-    return MetricResult(
-        verdict=Verdict.FAIL if failed else Verdict.PASS,
-        reason=reason,
+    return _judged(
+        spec,
+        alpha=alpha,
+        samples=(n_c, n_i),
+        z=z,
+        info=info,
+        seen=f"latency median canary {med_c:.4g} ms vs incumbent {med_y:.4g} ms "
+        f"(n {n_c} / {n_i}); shift {shift:+.2%} with {spec.tolerance:.2%} tolerated",
         canary=med_c,
         incumbent=med_y,
         effect=shift,
-        p_value=p,
-        fixed_p_value=_fixed_p(z),
-        **base,  # type: ignore[arg-type]
     )
 
 

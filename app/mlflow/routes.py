@@ -29,6 +29,7 @@ from app.auth.roles import Principal, Role, role_allows
 from app.errors import AppError
 from app.mlflow import registration, repository, service
 from app.mlflow.errors import MlflowApiError, invalid
+from app.mlflow.search import SearchCall
 from app.registry import artifacts
 from app.registry import service as registry
 from app.settings import Settings
@@ -159,6 +160,35 @@ def ok(body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, status_code=200)
 
 
+def version_of(data: dict[str, Any]) -> int:
+    return service.parse_version(required(data, "version"))
+
+
+def tag_of(data: dict[str, Any]) -> dict[str, str]:
+    """The one tag a set-tag call sets; a missing value is the empty string."""
+    key = str(required(data, "key"))
+    value = data.get("value")
+    return {key: "" if value is None else str(value)}
+
+
+async def search(
+    request: Request,
+    uow: UnitOfWork,
+    principal: Principal,
+    searcher: Callable[..., dict[str, Any]],
+) -> Response:
+    """A search call (models or versions): any reader, the token's scope applied inside."""
+    data = await fields(request)
+    allow(principal, Role.READER)
+    call = SearchCall(
+        filter_string=data.get("filter"),
+        max_results=data.get("max_results"),
+        order_by=as_list(data.get("order_by")),
+        page_token=data.get("page_token"),
+    )
+    return ok(await run(uow, lambda s: searcher(s, actor=principal, call=call)))
+
+
 Caller = Depends(mlflow_principal)
 
 # Registered models --------------------------------------------------------------------------
@@ -192,21 +222,7 @@ async def get_model(request: Request, uow: UowDep, principal: Principal = Caller
 
 @router.api_route(PREFIX + "/registered-models/search", methods=["GET", "POST"])
 async def search_models(request: Request, uow: UowDep, principal: Principal = Caller) -> Response:
-    data = await fields(request)
-    allow(principal, Role.READER)
-    return ok(
-        await run(
-            uow,
-            lambda s: service.search_models(
-                s,
-                actor=principal,
-                filter_string=data.get("filter"),
-                max_results=data.get("max_results"),
-                order_by=as_list(data.get("order_by")),
-                page_token=data.get("page_token"),
-            ),
-        )
-    )
+    return await search(request, uow, principal, service.search_models)
 
 
 @router.patch(PREFIX + "/registered-models/update")
@@ -228,15 +244,9 @@ async def update_model(request: Request, uow: UowDep, principal: Principal = Cal
 async def set_model_tag(request: Request, uow: UowDep, principal: Principal = Caller) -> Response:
     data = await fields(request)
     name = name_of(data)
-    key = str(required(data, "key"))
-    value = data.get("value")
+    tag = tag_of(data)
     allow(principal, Role.SUBMITTER, name)
-    await run(
-        uow,
-        lambda s: service.update_model(
-            s, actor=principal, name=name, set_tags={key: "" if value is None else str(value)}
-        ),
-    )
+    await run(uow, lambda s: service.update_model(s, actor=principal, name=name, set_tags=tag))
     return ok({})
 
 
@@ -296,7 +306,7 @@ async def set_alias(request: Request, uow: UowDep, principal: Principal = Caller
     data = await fields(request)
     name = name_of(data)
     alias = service.alias_name(required(data, "alias"))
-    number = service.parse_version(required(data, "version"))
+    number = version_of(data)
     allow(principal, Role.SUBMITTER, name)
     store: ArtifactStore = request.app.state.store
     await run(
@@ -360,35 +370,21 @@ async def create_version(request: Request, uow: UowDep, principal: Principal = C
 async def get_version(request: Request, uow: UowDep, principal: Principal = Caller) -> Response:
     data = await fields(request)
     name = name_of(data)
-    number = service.parse_version(required(data, "version"))
+    number = version_of(data)
     allow(principal, Role.READER, name)
     return ok(await run(uow, lambda s: service.get_version(s, name, number)))
 
 
 @router.api_route(PREFIX + "/model-versions/search", methods=["GET", "POST"])
 async def search_versions(request: Request, uow: UowDep, principal: Principal = Caller) -> Response:
-    data = await fields(request)
-    allow(principal, Role.READER)
-    return ok(
-        await run(
-            uow,
-            lambda s: service.search_versions(
-                s,
-                actor=principal,
-                filter_string=data.get("filter"),
-                max_results=data.get("max_results"),
-                order_by=as_list(data.get("order_by")),
-                page_token=data.get("page_token"),
-            ),
-        )
-    )
+    return await search(request, uow, principal, service.search_versions)
 
 
 @router.patch(PREFIX + "/model-versions/update")
 async def update_version(request: Request, uow: UowDep, principal: Principal = Caller) -> Response:
     data = await fields(request)
     name = name_of(data)
-    number = service.parse_version(required(data, "version"))
+    number = version_of(data)
     allow(principal, Role.SUBMITTER, name)
     return ok(
         await run(
@@ -404,17 +400,15 @@ async def update_version(request: Request, uow: UowDep, principal: Principal = C
 async def set_version_tag(request: Request, uow: UowDep, principal: Principal = Caller) -> Response:
     data = await fields(request)
     name = name_of(data)
-    number = service.parse_version(required(data, "version"))
-    key = str(required(data, "key"))
-    value = data.get("value")
+    number = version_of(data)
+    tag = tag_of(data)
     allow(principal, Role.SUBMITTER, name)
     await run(
         uow,
         lambda s: service.update_version(
-            s, actor=principal, name=name, number=number,
-            set_tags={key: "" if value is None else str(value)},
+            s, actor=principal, name=name, number=number, set_tags=tag
         ),
-    )  # fmt: skip
+    )
     return ok({})
 
 
@@ -424,7 +418,7 @@ async def delete_version_tag(
 ) -> Response:
     data = await fields(request)
     name = name_of(data)
-    number = service.parse_version(required(data, "version"))
+    number = version_of(data)
     key = str(required(data, "key"))
     allow(principal, Role.SUBMITTER, name)
     await run(
@@ -453,7 +447,7 @@ async def transition_stage(
 ) -> Response:
     data = await fields(request)
     name = name_of(data)
-    number = service.parse_version(required(data, "version"))
+    number = version_of(data)
     stage = required(data, "stage")
     allow(principal, Role.SUBMITTER, name)
     store: ArtifactStore = request.app.state.store
@@ -474,7 +468,7 @@ async def transition_stage(
 async def download_uri(request: Request, uow: UowDep, principal: Principal = Caller) -> Response:
     data = await fields(request)
     name = name_of(data)
-    number = service.parse_version(required(data, "version"))
+    number = version_of(data)
     allow(principal, Role.READER, name)
     await run(uow, lambda s: registry.get_version(s, name, number))
     base = str(request.base_url).rstrip("/")

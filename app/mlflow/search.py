@@ -54,6 +54,16 @@ def _field(key: str) -> str:
     return key.lower()
 
 
+@dataclass(frozen=True)
+class SearchCall:
+    """The fields of a search call (models or versions) as the client sent them."""
+
+    filter_string: str | None
+    max_results: Any
+    order_by: list[str]
+    page_token: str | None
+
+
 def parse_filter(text: str | None) -> list[Comparison]:
     """The comparisons of a filter string; INVALID_PARAMETER_VALUE when it does not parse."""
     if not text or not text.strip():
@@ -201,3 +211,20 @@ def next_page_token(offset: int, page_size: int, total: int) -> str | None:
     if end >= total:
         return None
     return base64.urlsafe_b64encode(json.dumps({"offset": end}).encode()).decode()
+
+
+def page(
+    ordered: list[dict[str, Any]],
+    *,
+    offset: int,
+    limit: int,
+    key: str,
+    render: Callable[[dict[str, Any]], Any],
+) -> dict[str, Any]:
+    """One page of a search's ordered rows, rendered under ``key``, with the token of the
+    next page when there is one (MLflow leaves ``next_page_token`` out on the last page)."""
+    out: dict[str, Any] = {key: [render(row) for row in ordered[offset : offset + limit]]}
+    token = next_page_token(offset, limit, len(ordered))
+    if token:
+        out["next_page_token"] = token
+    return out

@@ -196,18 +196,10 @@ def _max_results(value: Any, default: int, maximum: int = MAX_RESULTS_LIMIT) -> 
     return n
 
 
-def search_models(
-    session: Session,
-    *,
-    actor: Principal,
-    filter_string: str | None,
-    max_results: Any,
-    order_by: list[str],
-    page_token: str | None,
-) -> dict[str, Any]:
-    comparisons = search.parse_filter(filter_string)
-    limit = _max_results(max_results, 100)
-    offset = search.page_token_offset(page_token)
+def search_models(session: Session, *, actor: Principal, call: search.SearchCall) -> dict[str, Any]:
+    comparisons = search.parse_filter(call.filter_string)
+    limit = _max_results(call.max_results, 100)
+    offset = search.page_token_offset(call.page_token)
     rows = []
     for model in _all_models(session, actor.model_scope):
         fields = {"name": model.name, "description": model.description}
@@ -222,7 +214,7 @@ def search_models(
             )
     ordered = search.sort(
         rows,
-        order_by,
+        call.order_by,
         allowed={
             "name": "name",
             "creation_timestamp": "creation_timestamp",
@@ -231,12 +223,13 @@ def search_models(
         },
         default=[("name", False)],
     )
-    page = ordered[offset : offset + limit]
-    out: dict[str, Any] = {"registered_models": [model_json(session, r["model"]) for r in page]}
-    token = search.next_page_token(offset, limit, len(ordered))
-    if token:
-        out["next_page_token"] = token
-    return out
+    return search.page(
+        ordered,
+        offset=offset,
+        limit=limit,
+        key="registered_models",
+        render=lambda r: model_json(session, r["model"]),
+    )
 
 
 # Model versions ----------------------------------------------------------------------------
@@ -335,17 +328,11 @@ def _all_versions(session: Session, name: str) -> Iterator[VersionRead]:
 
 
 def search_versions(
-    session: Session,
-    *,
-    actor: Principal,
-    filter_string: str | None,
-    max_results: Any,
-    order_by: list[str],
-    page_token: str | None,
+    session: Session, *, actor: Principal, call: search.SearchCall
 ) -> dict[str, Any]:
-    comparisons = search.parse_filter(filter_string)
-    limit = _max_results(max_results, 10_000, MAX_VERSION_RESULTS)
-    offset = search.page_token_offset(page_token)
+    comparisons = search.parse_filter(call.filter_string)
+    limit = _max_results(call.max_results, 10_000, MAX_VERSION_RESULTS)
+    offset = search.page_token_offset(call.page_token)
     names = [c.value for c in comparisons if c.field == "name" and c.op == "="]
     if names:
         model_names = [str(names[0])]
@@ -384,7 +371,7 @@ def search_versions(
                 )
     ordered = search.sort(
         rows,
-        order_by,
+        call.order_by,
         allowed={
             "name": "name",
             "version_number": "version_number",
@@ -394,12 +381,9 @@ def search_versions(
         },
         default=[("name", False), ("version_number", True)],
     )
-    page = ordered[offset : offset + limit]
-    out: dict[str, Any] = {"model_versions": [r["json"] for r in page]}
-    token = search.next_page_token(offset, limit, len(ordered))
-    if token:
-        out["next_page_token"] = token
-    return out
+    return search.page(
+        ordered, offset=offset, limit=limit, key="model_versions", render=lambda r: r["json"]
+    )
 
 
 def update_version(

@@ -142,10 +142,6 @@ def _watch(session: Session, model: RegisteredModel, period: ProductionPeriod) -
     return row
 
 
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
 def check(
     session: Session,
     *,
@@ -169,7 +165,7 @@ def check(
     if (
         not force
         and watch.last_checked_at is not None
-        and now - _aware(watch.last_checked_at) < timedelta(seconds=policy.interval_seconds)
+        and now - watch.last_checked_at < timedelta(seconds=policy.interval_seconds)
     ):
         return watch
     watch.last_checked_at = now
@@ -190,7 +186,7 @@ def check(
     )  # fmt: skip
     current = arm_data(
         session, model_id=model.id, version=period.version, role="primary",
-        since=window_start(_aware(period.started_at), seconds),
+        since=window_start(period.started_at, seconds),
         until=now + timedelta(seconds=seconds),
     )  # fmt: skip
     plan = plan_of(policy)
@@ -233,7 +229,7 @@ def _raise(
     failed: list[Any],
 ) -> None:
     details: dict[str, Any] = {
-        "period_started_at": _aware(period.started_at).isoformat(),
+        "period_started_at": period.started_at.isoformat(),
         "baseline_version": baseline.version,
         "baseline_since": baseline.since.isoformat(),
         "baseline_until": baseline.until.isoformat(),
@@ -312,7 +308,7 @@ def status(session: Session, *, model_name: str) -> MonitoringRead:
         Degradation(
             version=newest.version,
             baseline_version=newest.baseline_version,
-            degraded_at=_aware(newest.degraded_at),
+            degraded_at=newest.degraded_at,
             reason=newest.degraded_reason,
             action=newest.action,
             action_detail=newest.action_detail,
@@ -324,7 +320,7 @@ def status(session: Session, *, model_name: str) -> MonitoringRead:
         last_degradation=last_degradation,
         model=model.name,
         production_version=period.version if period is not None else None,
-        period_started_at=_aware(period.started_at) if period is not None else None,
+        period_started_at=period.started_at if period is not None else None,
         baseline_version=baseline.version if baseline else None,
         baseline_since=baseline.since if baseline else None,
         baseline_until=baseline.until if baseline else None,
@@ -334,12 +330,8 @@ def status(session: Session, *, model_name: str) -> MonitoringRead:
             else (Status.PENDING if period is not None else "no_production")
         ),
         looks=watch.looks if watch is not None else 0,
-        last_checked_at=_aware(watch.last_checked_at)
-        if watch is not None and watch.last_checked_at is not None
-        else None,
-        degraded_at=_aware(watch.degraded_at)
-        if watch is not None and watch.degraded_at is not None
-        else None,
+        last_checked_at=watch.last_checked_at if watch is not None else None,
+        degraded_at=watch.degraded_at if watch is not None else None,
         reason=watch.degraded_reason if watch is not None else None,
         action=watch.action if watch is not None else None,
         action_detail=watch.action_detail if watch is not None else None,

@@ -404,15 +404,7 @@ def arm_data(
     rows = repository.windows(
         session, model_id, since=since, until=until, versions=[version], role=role
     )
-    arm = _merge(rows).get((version, role), _Arm())
-    return ArmData(
-        errors=Rates(arm.errors, arm.requests),
-        correct=Rates(arm.correct, arm.labelled - arm.value_labelled)
-        if arm.labelled - arm.value_labelled
-        else None,
-        latency_sample=tuple(_combined_sample(arm.samples, sample_cap, seed=version)),
-        predictions=dict(arm.predictions),
-    )
+    return arm_data_of(merged_arm(rows, version, role), version, sample_cap)
 
 
 def summary(
@@ -480,7 +472,7 @@ def merged_arm(rows: Iterable[ObservationWindow], version: int, role: str) -> _A
 
 
 def arm_data_of(arm: _Arm, version: int, sample_cap: int = 5000) -> ArmData:
-    """An arm's data as the analyses take it (the same as :func:`arm_data` builds)."""
+    """An arm's data as the analyses take it (what :func:`arm_data` returns for a stored one)."""
     return ArmData(
         errors=Rates(arm.errors, arm.requests),
         correct=Rates(arm.correct, arm.labelled - arm.value_labelled)

@@ -370,16 +370,24 @@ def _advance(
           details={"automatic": automatic})  # fmt: skip
 
 
-def _complete(
-    session: Session, *, actor: Principal, loaded: Loaded, rollout: Rollout, reason: str,
-    automatic: bool, now: datetime,
+def _end(
+    rollout: Rollout, state: RolloutState, actor: Principal, reason: str, *, automatic: bool,
+    now: datetime,
 ) -> None:  # fmt: skip
-    rollout.state = RolloutState.COMPLETED.value
+    """The rollout ends (completed or aborted): no weight, no more looks, the decision kept."""
+    rollout.state = state.value
     rollout.weight = rollout.share = 0.0
     rollout.ended_at = now
     rollout.reason = reason
     rollout.next_look_at = None
-    _decision(rollout, "completed", actor, reason, automatic=automatic, now=now)
+    _decision(rollout, state.value, actor, reason, automatic=automatic, now=now)
+
+
+def _complete(
+    session: Session, *, actor: Principal, loaded: Loaded, rollout: Rollout, reason: str,
+    automatic: bool, now: datetime,
+) -> None:  # fmt: skip
+    _end(rollout, RolloutState.COMPLETED, actor, reason, automatic=automatic, now=now)
     if rollout.promote_on_complete:
         transitions.move(
             session, actor=actor, loaded=loaded,
@@ -407,12 +415,7 @@ def _abort(
     session: Session, *, actor: Principal, loaded: Loaded, rollout: Rollout, reason: str,
     automatic: bool, now: datetime,
 ) -> None:  # fmt: skip
-    rollout.state = RolloutState.ABORTED.value
-    rollout.weight = rollout.share = 0.0
-    rollout.ended_at = now
-    rollout.reason = reason
-    rollout.next_look_at = None
-    _decision(rollout, "aborted", actor, reason, automatic=automatic, now=now)
+    _end(rollout, RolloutState.ABORTED, actor, reason, automatic=automatic, now=now)
     _move(session, actor=actor, loaded=loaded, rollout=rollout,
           action=AuditAction.ROLLOUT_ABORTED, reason=reason,
           details={"automatic": automatic})  # fmt: skip

@@ -120,6 +120,60 @@ class ArtifactUpload(Protocol):
         ...
 
 
+class UploadBase:
+    """What every store's upload shares: the state (open, then completed or aborted), the
+    bookkeeping of numbered parts, and :meth:`complete`'s checks around the store's own
+    way of publishing the bytes (``_publish_key``)."""
+
+    def __init__(self, expected_sha256: str | None) -> None:
+        self._expected = expected_sha256
+        self._written = 0
+        self._numbered = 0
+        self._unsent: dict[int, int] = {}
+        """Size of each numbered part not yet sent."""
+        self._short_part_seen = False
+        self._state = "open"
+
+    def _check_open(self) -> None:
+        if self._state != "open":
+            raise RuntimeError(f"upload is {self._state}")
+
+    def write_part(self, data: bytes | bytearray) -> None:
+        self.send_part(self.next_part(len(data)), data)
+
+    def next_part(self, size: int) -> int:
+        raise NotImplementedError
+
+    def send_part(self, number: int, data: bytes | bytearray) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def _publish_key(self, key: str, size: int) -> tuple[str | None, bool]:
+        """Make the upload's bytes the object ``key``; returns (etag, deduplicated)."""
+        raise NotImplementedError
+
+    def complete(self, sha256: str, size: int) -> StoredObject:
+        validate_sha256(sha256)
+        self._check_open()
+        try:
+            check_completion(
+                sha256=sha256,
+                size=size,
+                written=self._written,
+                expected=self._expected,
+                unsent=self._unsent,
+            )
+            key = key_for(sha256)
+            etag, deduplicated = self._publish_key(key, size)
+        except BaseException:
+            self.abort()
+            raise
+        self._state = "completed"
+        return StoredObject(key=key, sha256=sha256, size=size, etag=etag, deduplicated=deduplicated)
+
+
 class ArtifactStore(Protocol):
     """Where artifact bytes live. Implementations: LocalDirectoryStore, S3Store."""
 

@@ -31,8 +31,7 @@ from app.storage.base import (
     DEFAULT_PART_SIZE,
     KEY_NAMESPACE,
     ObjectInfo,
-    StoredObject,
-    check_completion,
+    UploadBase,
     digest_of_key,
     key_for,
     take_unsent,
@@ -226,7 +225,7 @@ class LocalDirectoryStore:
         self._objects.mkdir(parents=True, exist_ok=True)
 
 
-class _LocalUpload:
+class _LocalUpload(UploadBase):
     """A temp file in ``.tmp`` (or nothing, when the expected object already exists)."""
 
     def __init__(
@@ -237,23 +236,13 @@ class _LocalUpload:
         tmp_path: Path | None,
         fd: int | None = None,
     ) -> None:
+        super().__init__(expected_sha256)
         self._store = store
-        self._expected = expected_sha256
         self._tmp_path = tmp_path
         self._file: BinaryIO | None = os.fdopen(fd, "wb") if fd is not None else None
-        self._written = 0
-        self._numbered = 0
-        self._unsent: dict[int, int] = {}
-        """Size of each numbered part not yet sent."""
-        self._short_part_seen = False
-        self._state = "open"
-
-    def write_part(self, data: bytes | bytearray) -> None:
-        self.send_part(self.next_part(len(data)), data)
 
     def next_part(self, size: int) -> int:
-        if self._state != "open":
-            raise RuntimeError(f"upload is {self._state}")
+        self._check_open()
         if self._short_part_seen:
             raise ValueError("only the last part may be shorter than part_size")
         if size < self._store.part_size:
@@ -264,8 +253,7 @@ class _LocalUpload:
         return self._numbered
 
     def send_part(self, number: int, data: bytes | bytearray) -> None:
-        if self._state != "open":
-            raise RuntimeError(f"upload is {self._state}")
+        self._check_open()
         take_unsent(self._unsent, number, len(data), in_order=True)
         if self._file is None:
             return
@@ -274,29 +262,11 @@ class _LocalUpload:
         except OSError as exc:
             raise storage_error(self._store.root, exc) from exc
 
-    def complete(self, sha256: str, size: int) -> StoredObject:
-        validate_sha256(sha256)
-        if self._state != "open":
-            raise RuntimeError(f"upload is {self._state}")
-        try:
-            check_completion(
-                sha256=sha256,
-                size=size,
-                written=self._written,
-                expected=self._expected,
-                unsent=self._unsent,
-            )
-            key = key_for(sha256)
-            final = self._store._path(key)
-            if self._file is None:
-                deduplicated = self._confirm_existing(final, key, size)
-            else:
-                deduplicated = self._publish(final, key, size)
-        except BaseException:
-            self.abort()
-            raise
-        self._state = "completed"
-        return StoredObject(key=key, sha256=sha256, size=size, etag=None, deduplicated=deduplicated)
+    def _publish_key(self, key: str, size: int) -> tuple[str | None, bool]:
+        final = self._store._path(key)
+        if self._file is None:
+            return None, self._confirm_existing(final, key, size)
+        return None, self._publish(final, key, size)
 
     def abort(self) -> None:
         if self._state != "open":

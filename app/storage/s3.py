@@ -50,13 +50,11 @@ from app.errors import (
 from app.storage.base import (
     DEFAULT_PART_SIZE,
     ObjectInfo,
-    StoredObject,
-    check_completion,
+    UploadBase,
     content_disposition,
     digest_of_key,
     key_for,
     take_unsent,
-    validate_sha256,
 )
 
 if TYPE_CHECKING:
@@ -451,7 +449,7 @@ class S3Store:
             body.close()
 
 
-class _S3Upload:
+class _S3Upload(UploadBase):
     """One upload; ``mode`` says where its bytes go.
 
     ``temp``: ``uploads/<uuid>``, then copied to the final key. ``direct``: a multipart
@@ -471,11 +469,11 @@ class _S3Upload:
         expected_sha256: str | None,
         mode: Literal["temp", "direct", "discard"],
     ) -> None:
+        super().__init__(expected_sha256)
         self._store = store
         self._data = store._data
         self._control = store._control
         self._target = target
-        self._expected = expected_sha256
         self._mode = mode
         self._lock = threading.Lock()
         """Guards the part maps below; held only briefly (next_part runs on the event loop)."""
@@ -484,24 +482,14 @@ class _S3Upload:
         self._upload_id: str | None = None
         self._create_error: Exception | None = None
         self._parts: dict[int, CompletedPartTypeDef] = {}
-        self._unsent: dict[int, int] = {}
-        """Size of each numbered part not yet sent."""
         # A first part shorter than part_size is the whole object: keep it for one
         # PutObject at complete() instead of starting a multipart upload.
         self._small: bytes | bytearray | None = None
         self._single = False
         self._temp_written = False
-        self._written = 0
-        self._numbered = 0
-        self._short_part_seen = False
-        self._state = "open"
-
-    def write_part(self, data: bytes | bytearray) -> None:
-        self.send_part(self.next_part(len(data)), data)
 
     def next_part(self, size: int) -> int:
-        if self._state != "open":
-            raise RuntimeError(f"upload is {self._state}")
+        self._check_open()
         if self._short_part_seen:
             raise ValueError("only the last part may be shorter than part_size")
         if self._mode != "discard" and self._numbered >= MAX_PARTS:
@@ -520,8 +508,7 @@ class _S3Upload:
         return self._numbered
 
     def send_part(self, number: int, data: bytes | bytearray) -> None:
-        if self._state != "open":
-            raise RuntimeError(f"upload is {self._state}")
+        self._check_open()
         with self._lock:
             take_unsent(self._unsent, number, len(data), in_order=False)
         if self._mode == "discard":
@@ -550,26 +537,8 @@ class _S3Upload:
         with self._lock:
             self._parts[number] = cast("CompletedPartTypeDef", part)
 
-    def complete(self, sha256: str, size: int) -> StoredObject:
-        validate_sha256(sha256)
-        if self._state != "open":
-            raise RuntimeError(f"upload is {self._state}")
-        try:
-            check_completion(
-                sha256=sha256,
-                size=size,
-                written=self._written,
-                expected=self._expected,
-                unsent=self._unsent,
-            )
-            key = key_for(sha256)
-            final = self._store._object_name(key)
-            etag, deduplicated = self._publish(final, key, size)
-        except BaseException:
-            self.abort()
-            raise
-        self._state = "completed"
-        return StoredObject(key=key, sha256=sha256, size=size, etag=etag, deduplicated=deduplicated)
+    def _publish_key(self, key: str, size: int) -> tuple[str | None, bool]:
+        return self._publish(self._store._object_name(key), key, size)
 
     def abort(self) -> None:
         if self._state != "open":

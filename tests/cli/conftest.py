@@ -13,19 +13,18 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from sqlalchemy import create_engine
 
-from app.db import migrate
 from modelgate_client.client import ModelgateClient
 from tests.cli._server import REPO_ROOT, LiveServer
 from tests.support.api import ADMIN_TOKEN, SECRET_KEY
-from tests.support.pg import create_pg_database, drop_pg_database
+from tests.support.pg import migrated_pg_database
 from tests.support.s3server import TEST_CREDENTIALS
 
 TEST_DB = os.environ.get("MODELGATE_TEST_DB", "postgres")
@@ -49,13 +48,9 @@ def server_settings(
         "MODELGATE_DB_POOL_SIZE": "5",
         **TEST_CREDENTIALS,
     }
-    database: str | None = None
+    database = ExitStack()
     if TEST_DB == "postgres":
-        database = f"modelgate_cli_{os.getpid()}"
-        url = create_pg_database(database)
-        engine = create_engine(url)
-        migrate.upgrade(engine)
-        engine.dispose()
+        url = database.enter_context(migrated_pg_database("modelgate_cli"))
         settings["MODELGATE_DATABASE_URL"] = url
         settings["MODELGATE_AUTO_MIGRATE"] = "false"
     else:
@@ -71,9 +66,8 @@ def server_settings(
         settings["MODELGATE_S3_REGION"] = "us-east-1"
     else:
         settings["MODELGATE_ARTIFACT_STORE"] = str(workdir / "artifacts")
-    yield settings
-    if database is not None:
-        drop_pg_database(database)
+    with database:
+        yield settings
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,9 @@ from sqlalchemy import create_engine, text
 
 from tests.console.conftest import Console, shoot
 from tests.console.seed import CHURN, FRAUD, RANKER
-from tests.rollouts.conftest import model_with_candidate, observations, start_body
+from tests.rollouts.conftest import model_with_candidate, observations
 from tests.support.api import ADMIN_TOKEN, auth
+from tests.support.flows import start_rollout
 from tests.support.servers import running_servers
 
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -355,13 +356,8 @@ def test_a_rollout_shows_its_analysis_a_reader_sees_no_buttons_and_an_operator_a
 ) -> None:
     seeded = console.seeded
     name = model_with_candidate(console.api, f"console-roll-{uuid.uuid4().hex[:6]}")
-    body = start_body(
-        steps=[{"weight": 20, "hold": {"approval": True, "min_observations": 10**9}}],
-        analysis={"interval_seconds": 0.2},
-    )
-    started = console.api.post(f"/api/v1/models/{name}/rollouts", json=body)
-    assert started.status_code == 201, started.text
-    rollout_id = started.json()["id"]
+    steps = [{"weight": 20, "hold": {"approval": True, "min_observations": 10**9}}]
+    rollout_id = start_rollout(console.api, name, steps, interval=0.2)["id"]
     batch = observations(
         np.random.default_rng(11), {1: 80.0, 2: 20.0}, 3000, {1: 0.01, 2: 0.01}, prefix="ui"
     )

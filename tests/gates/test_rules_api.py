@@ -15,7 +15,14 @@ import pytest
 from fastapi.testclient import TestClient
 from scipy import stats
 
-from tests.support.api import API, assert_problem, audit_events, create_model, version_payload
+from tests.support.api import (
+    API,
+    assert_problem,
+    audit_events,
+    create_model,
+    metric,
+    version_payload,
+)
 from tests.support.flows import (
     Team,
     approve,
@@ -33,10 +40,6 @@ from tests.support.flows import (
 )
 
 MODEL = "fraud"
-
-
-def metric(name: str, value: float, dataset: str = "holdout", **extra: Any) -> dict[str, Any]:
-    return {"name": name, "value": value, "dataset": dataset, **extra}
 
 
 def payload(metrics: list[dict[str, Any]] | None = None, **overrides: Any) -> dict[str, Any]:

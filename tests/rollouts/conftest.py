@@ -1,5 +1,5 @@
-"""Helpers of the rollout tests: a model with a production version and a candidate, the
-start body, and observations as a router would send them."""
+"""Helpers of the rollout tests: a model with a production version and a candidate, and
+observations as a router would send them (the start body is tests/support/flows.py's)."""
 
 from __future__ import annotations
 
@@ -24,22 +24,6 @@ def model_with_candidate(client: Any, name: str | None = None, **policy: Any) ->
     promote(client, name, first, "production", status="applied")
     new_version(client, name, accuracy=0.81)
     return name
-
-
-def start_body(version: int = 2, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "version": version,
-        "strategy": "canary",
-        "steps": [
-            {"weight": 10, "hold": {"min_observations": 100}},
-            {"weight": 50, "hold": {"min_observations": 100}},
-            {"weight": 100, "hold": {"duration_seconds": 0}},
-        ],
-        "analysis": {"interval_seconds": 30},
-        "reason": "test rollout",
-    }
-    body.update(overrides)
-    return body
 
 
 def observations(

@@ -16,12 +16,12 @@ import pytest
 
 from app.settings import Settings
 from modelgate_client.router import key_point
-from tests.rollouts.conftest import API, model_with_candidate, start_body
+from tests.rollouts.conftest import API, model_with_candidate
 from tests.security.conftest import module_database, module_settings, module_store
 from tests.serving.conftest import admin, server_settings
 from tests.support.api import audit_events
 from tests.support.fleet import FakeModel, Fleet, fleet_servers
-from tests.support.flows import production_version, read_version
+from tests.support.flows import production_version, read_version, start_rollout
 from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.postgres_only
@@ -45,13 +45,6 @@ def servers(module_settings: Settings) -> Iterator[list[ServerProcess]]:
 def client(servers: list[ServerProcess]) -> Iterator[httpx.Client]:
     with admin(servers[1].base_url) as made:
         yield made
-
-
-def _start(client: httpx.Client, model: str, **body: Any) -> dict[str, Any]:
-    response = client.post(f"{API}/models/{model}/rollouts", json=start_body(**body))
-    assert response.status_code == 201, response.text
-    started: dict[str, Any] = response.json()
-    return started
 
 
 def _rollout(client: httpx.Client, rid: int) -> dict[str, Any]:
@@ -95,7 +88,7 @@ def _blue_green(
     client: httpx.Client, model: str, duration: float, warm_up: int = 250
 ) -> dict[str, Any]:
     steps = [{"weight": 100, "hold": {"min_observations": warm_up, "duration_seconds": duration}}]
-    return _start(client, model, strategy="blue_green", steps=steps, analysis=ERRORS_ONLY)
+    return start_rollout(client, model, strategy="blue_green", steps=steps, analysis=ERRORS_ONLY)
 
 
 def _routes_seen(fleet: Fleet) -> list[list[tuple[int, dict[int, float], dict[int, float]]]]:
@@ -226,7 +219,7 @@ def test_ab_holds_a_fixed_split_reports_per_arm_and_promotes_only_if_asked(
     if promote:
         body["promote_on_complete"] = True
     steps = [{"weight": 30, "hold": {"min_observations": n_b + 1}}]
-    started = _start(client, model, steps=steps, **body)
+    started = start_rollout(client, model, steps=steps, **body)
     rid, first = started["id"], started["serving_revision"]
     assert started["promote_on_complete"] is promote
     fleet = Fleet(servers, model, FakeModel(model, {1: 0.06, 2: 0.01}))
@@ -299,7 +292,7 @@ def test_the_shadow_report_matches_what_the_fleet_fed_in(
 ) -> None:
     model = model_with_candidate(client)
     steps = [{"weight": 50, "hold": {"min_observations": 10**9}}]
-    started = _start(client, model, strategy="shadow", steps=steps, analysis=ERRORS_ONLY)
+    started = start_rollout(client, model, strategy="shadow", steps=steps, analysis=ERRORS_ONLY)
     rid = started["id"]
     # The shadow errs no more than production (the analysis would abort it otherwise).
     fake = FakeModel(model, {1: 0.04, 2: 0.03}, flip={2: 0.1})

@@ -15,9 +15,9 @@ from sqlalchemy.orm import sessionmaker
 
 from app.rollouts.driver import Driver
 from app.settings import Settings
-from tests.rollouts.conftest import API, model_with_candidate, observations, start_body
+from tests.rollouts.conftest import API, model_with_candidate, observations
 from tests.support.api import audit_events
-from tests.support.flows import production_version, read_version
+from tests.support.flows import HELD_STEP, production_version, read_version, start_rollout
 
 BATCH = 6000
 
@@ -47,13 +47,8 @@ def _feed_until_ended(
 
 def test_the_driver_aborts_a_canary_with_twice_the_error_rate(client: TestClient) -> None:
     model = model_with_candidate(client)
-    body = start_body(
-        steps=[{"weight": 50, "hold": {"min_observations": 10**9}}],
-        analysis={"interval_seconds": 0.2},
-    )
-    started = client.post(f"{API}/models/{model}/rollouts", json=body)
-    assert started.status_code == 201, started.text
-    rollout = _feed_until_ended(client, model, started.json()["id"], {1: 0.01, 2: 0.02}, seed=3)
+    started = start_rollout(client, model, [HELD_STEP], interval=0.2)
+    rollout = _feed_until_ended(client, model, started["id"], {1: 0.01, 2: 0.02}, seed=3)
     assert rollout["state"] == "aborted"
     assert rollout["decisions"][-1]["actor"] == "system"
     assert rollout["decisions"][-1]["automatic"] is True
@@ -73,10 +68,8 @@ def test_the_driver_advances_a_sound_canary_through_its_holds(client: TestClient
         {"weight": 50, "hold": {"min_observations": 2000}},
         {"weight": 100, "hold": {"duration_seconds": 0.1}},
     ]
-    body = start_body(steps=steps, analysis={"interval_seconds": 0.2})
-    started = client.post(f"{API}/models/{model}/rollouts", json=body)
-    assert started.status_code == 201, started.text
-    rollout = _feed_until_ended(client, model, started.json()["id"], {1: 0.01, 2: 0.008}, seed=5)
+    started = start_rollout(client, model, steps, interval=0.2)
+    rollout = _feed_until_ended(client, model, started["id"], {1: 0.01, 2: 0.008}, seed=5)
     assert rollout["state"] == "completed", rollout
     assert [(d["action"], d["automatic"]) for d in rollout["decisions"]] == [
         ("started", False), ("advanced", True), ("completed", True),
@@ -96,13 +89,8 @@ def _own_driver(settings: Settings) -> tuple[Driver, Any]:
 
 def _canary_looked_at_every_ten_minutes(client: TestClient) -> tuple[str, int]:
     model = model_with_candidate(client)
-    body = start_body(
-        steps=[{"weight": 50, "hold": {"min_observations": 10**9}}],
-        analysis={"interval_seconds": 600},
-    )
-    started = client.post(f"{API}/models/{model}/rollouts", json=body)
-    assert started.status_code == 201, started.text
-    return model, int(started.json()["id"])
+    started = start_rollout(client, model, [HELD_STEP], interval=600)
+    return model, int(started["id"])
 
 
 def _post(client: TestClient, model: str, batch: list[dict[str, Any]]) -> None:

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from app.settings import Settings
-from tests.rollouts.conftest import API, model_with_candidate, observations, start_body
+from tests.rollouts.conftest import API, model_with_candidate, observations
 from tests.security.conftest import module_database, module_settings, module_store
 from tests.serving.conftest import admin, server_settings
 from tests.support.api import audit_events
 from tests.support.fleet import fleet_servers
-from tests.support.flows import production_version, race, read_version
+from tests.support.flows import HELD_STEP, production_version, race, read_version, start_rollout
 from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.postgres_only
@@ -92,11 +92,7 @@ def test_a_canary_with_twice_the_error_rate_is_aborted_automatically(
 ) -> None:
     client = clients[0]
     model = model_with_candidate(client)
-    steps = [{"weight": 50, "hold": {"min_observations": 10**9}}]
-    body = start_body(steps=steps, analysis={"interval_seconds": 0.3})
-    started = client.post(f"{API}/models/{model}/rollouts", json=body)
-    assert started.status_code == 201, started.text
-    rid = started.json()["id"]
+    rid = start_rollout(client, model, [HELD_STEP], interval=0.3)["id"]
 
     rollout, _ = fly(clients, model, rid, {1: 0.01, 2: 0.02}, seed=7)
 
@@ -131,11 +127,9 @@ def test_a_sound_canary_completes_and_becomes_production(clients: list[httpx.Cli
         {"weight": 50, "hold": {"min_observations": 300}},
         {"weight": 100, "hold": {"duration_seconds": 0.2}},
     ]
-    body = start_body(steps=steps, analysis={"interval_seconds": 0.3})
-    started = client.post(f"{API}/models/{model}/rollouts", json=body)
-    assert started.status_code == 201, started.text
-    rid = started.json()["id"]
-    first_revision = started.json()["serving_revision"]
+    started = start_rollout(client, model, steps, interval=0.3)
+    rid = started["id"]
+    first_revision = started["serving_revision"]
 
     # No worse than the incumbent (a little better on errors, the same latency).
     rollout, plans = fly(clients, model, rid, {1: 0.01, 2: 0.008}, seed=11)
@@ -170,9 +164,8 @@ def test_a_sound_canary_completes_and_becomes_production(clients: list[httpx.Cli
 
 def test_two_processes_racing_advance_move_one_step(clients: list[httpx.Client]) -> None:
     model = model_with_candidate(clients[0])
-    started = clients[0].post(f"{API}/models/{model}/rollouts", json=start_body())
-    assert started.status_code == 201, started.text
-    rid = started.json()["id"]
+    started = start_rollout(clients[0], model)
+    rid = started["id"]
     calls = [
         partial(c.post, f"{API}/rollouts/{rid}/advance", json={"step": 0}) for c in clients * 3
     ]
@@ -183,7 +176,7 @@ def test_two_processes_racing_advance_move_one_step(clients: list[httpx.Client])
     assert rollout["step"] == 1
     assert [d["action"] for d in rollout["decisions"]] == ["started", "advanced"]
     plan = clients[1].get(f"{API}/models/{model}/serving").json()
-    assert plan["revision"] == started.json()["serving_revision"] + 1
+    assert plan["revision"] == started["serving_revision"] + 1
 
 
 def test_a_process_killed_while_judging_leaves_the_rollout_to_the_other(
@@ -192,11 +185,7 @@ def test_a_process_killed_while_judging_leaves_the_rollout_to_the_other(
     servers = own_servers
     clients = [admin(s.base_url) for s in servers]
     model = model_with_candidate(clients[0])
-    steps = [{"weight": 50, "hold": {"min_observations": 10**9}}]
-    body = start_body(steps=steps, analysis={"interval_seconds": 0.2})
-    started = clients[0].post(f"{API}/models/{model}/rollouts", json=body)
-    assert started.status_code == 201, started.text
-    rid = started.json()["id"]
+    rid = start_rollout(clients[0], model, [HELD_STEP], interval=0.2)["id"]
     rng = np.random.default_rng(3)
     batch = observations(rng, {1: 50, 2: 50}, BATCH, {1: 0.01, 2: 0.01}, prefix="k")
     response = clients[0].post(f"{API}/models/{model}/observations", json={"observations": batch})

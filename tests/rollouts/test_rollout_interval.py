@@ -11,7 +11,8 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from app.rollouts.driver import Driver
-from tests.rollouts.conftest import API, model_with_candidate, observations, start_body
+from tests.rollouts.conftest import API, model_with_candidate, observations
+from tests.support.flows import HELD_STEP, start_rollout
 
 
 class FakeClock:
@@ -27,24 +28,19 @@ def test_looks_come_every_interval_even_when_every_second_brings_a_batch(
 ) -> None:
     model = model_with_candidate(client)
     # 30 s between looks: the process's own driver (real time) takes none in this test.
-    body = start_body(
-        steps=[{"weight": 50, "hold": {"min_observations": 10**9}}],
-        analysis={"interval_seconds": 30},
-    )
-    started = client.post(f"{API}/models/{model}/rollouts", json=body)
-    assert started.status_code == 201, started.text
-    rollout_id = started.json()["id"]
+    started = start_rollout(client, model, [HELD_STEP], interval=30)
+    rollout_id = started["id"]
     batch = observations(np.random.default_rng(2), {1: 50, 2: 50}, 1000, {1: 0.01, 2: 0.01},
                          prefix="iv")  # fmt: skip
     assert client.post(f"{API}/models/{model}/observations",
                        json={"observations": batch}).status_code == 202  # fmt: skip
 
     app = client.app
-    clock = FakeClock(datetime.fromisoformat(started.json()["created_at"]))
+    clock = FakeClock(datetime.fromisoformat(started["created_at"]))
     driver = Driver(sessions=app.state.sessions, settings=app.state.settings, clock=clock)  # type: ignore[attr-defined]
     taken = []
     for second in range(0, 96):  # a nudge (an observation batch) and a round every second
-        clock.now = datetime.fromisoformat(started.json()["created_at"]) + timedelta(seconds=second)
+        clock.now = datetime.fromisoformat(started["created_at"]) + timedelta(seconds=second)
         driver.nudge(model)
         if driver.tick():
             taken.append(second)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.rollouts.conftest import API, model_with_candidate, observations, start_body
+from tests.rollouts.conftest import API, model_with_candidate, observations
 from tests.support.api import assert_problem, audit_events, create_model, error_locs
 from tests.support.flows import (
     gate,
@@ -19,14 +19,9 @@ from tests.support.flows import (
     promote,
     put_policy,
     read_version,
+    start_body,
+    start_rollout,
 )
-
-
-def _start(client: TestClient, model: str, **overrides: Any) -> dict[str, Any]:
-    response = client.post(f"{API}/models/{model}/rollouts", json=start_body(**overrides))
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def _plan(client: TestClient, model: str) -> dict[str, Any]:
@@ -54,7 +49,7 @@ def test_a_canary_moves_the_plan_at_each_step_and_completes_to_production(
     before = _plan(client, model)
     assert _routes(before) == {1: 100.0}
 
-    rollout = _start(client, model)
+    rollout = start_rollout(client, model)
     assert rollout["state"] == "running"
     assert rollout["step"] == 0
     assert rollout["incumbent_version"] == 1
@@ -98,7 +93,7 @@ def test_abort_returns_the_weight_to_the_incumbent_and_changes_nothing_else(
     client: TestClient,
 ) -> None:
     model = model_with_candidate(client)
-    rollout = _start(client, model)
+    rollout = start_rollout(client, model)
     missing = client.post(f"{API}/rollouts/{rollout['id']}/abort", json={})
     assert_problem(missing, 422)
     response = client.post(
@@ -124,7 +119,7 @@ def test_pause_resume_and_the_approval_hold(client: TestClient, make_token: Any)
         {"weight": 20, "hold": {"approval": True}},
         {"weight": 100, "hold": {"duration_seconds": 1}},
     ]
-    rollout = _start(client, model, steps=steps)
+    rollout = start_rollout(client, model, steps=steps)
     rid = rollout["id"]
     assert_problem(client.post(f"{API}/rollouts/{rid}/advance", json={}), 409, "approval-required")
     # The starter (the admin token here) cannot approve its own rollout.
@@ -151,7 +146,7 @@ def test_pause_resume_and_the_approval_hold(client: TestClient, make_token: Any)
 
 def test_a_freeze_stops_advancing_but_abort_still_works(client: TestClient) -> None:
     model = model_with_candidate(client)
-    rollout = _start(client, model)
+    rollout = start_rollout(client, model)
     frozen = client.post(f"{API}/models/{model}/freeze", json={"reason": "incident"})
     assert frozen.status_code == 200, frozen.text
     refused = client.post(f"{API}/rollouts/{rollout['id']}/advance", json={})
@@ -214,7 +209,7 @@ def test_a_version_failing_the_production_gates_cannot_start(client: TestClient)
 
 def test_one_rollout_per_model_and_other_refusals(client: TestClient) -> None:
     model = model_with_candidate(client)
-    first = _start(client, model)
+    first = start_rollout(client, model)
     new_version(client, model, accuracy=0.82)
     second = client.post(f"{API}/models/{model}/rollouts", json=start_body(version=3))
     problem = assert_problem(second, 409, "rollout-in-progress")
@@ -244,7 +239,7 @@ def test_one_rollout_per_model_and_other_refusals(client: TestClient) -> None:
 def test_shadow_rollout_fills_the_plans_shadows(client: TestClient) -> None:
     model = model_with_candidate(client)
     steps = [{"weight": 25, "hold": {"min_observations": 10}}]
-    rollout = _start(client, model, strategy="shadow", steps=steps)
+    rollout = start_rollout(client, model, strategy="shadow", steps=steps)
     assert rollout["promote_on_complete"] is False
     plan = _plan(client, model)
     assert _routes(plan) == {1: 100.0}
@@ -266,7 +261,7 @@ def test_observations_for_versions_outside_the_plan_are_refused(client: TestClie
     first = next(i for i, o in enumerate(batch) if o["version"] == 2)
     assert problem["errors"][0]["loc"] == ["body", "observations", first, "version"]
     assert "not in the serving plan" in problem["errors"][0]["msg"]
-    _start(client, model)
+    start_rollout(client, model)
     response = client.post(f"{API}/models/{model}/observations", json={"observations": batch})
     assert response.status_code == 202, response.text
 
@@ -283,7 +278,7 @@ def test_a_policy_may_require_a_rollout_for_production(client: TestClient) -> No
     assert f"/api/v1/models/{model}/rollouts" in problem["detail"]
     # Staging is still reached by a promotion, and production by the rollout.
     promote(client, model, 2, "staging", status="applied")
-    rollout = _start(client, model, steps=[{"weight": 100, "hold": {"duration_seconds": 0}}])
+    rollout = start_rollout(client, model, steps=[{"weight": 100, "hold": {"duration_seconds": 0}}])
     done = client.post(f"{API}/rollouts/{rollout['id']}/advance", json={}).json()
     assert done["state"] == "completed"
     assert production_version(client, model) == 2

@@ -7,8 +7,6 @@ import hashlib
 import hmac
 import inspect
 import logging
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from typing import Any
@@ -23,8 +21,7 @@ from app.main import create_app
 from app.settings import Settings
 from tests.support.api import ADMIN_TOKEN, API, auth
 from tests.support.flows import server_settings
-from tests.support.s3server import free_port
-from tests.support.servers import ServerProcess, server_env
+from tests.support.servers import start_server
 
 
 class Collect(logging.Handler):
@@ -137,17 +134,8 @@ def test_secrets_never_reach_the_logs_in_process(
 
 def test_secrets_never_reach_the_logs_of_a_live_server(settings: Settings) -> None:
     """uvicorn's own access log and error log included, at debug level."""
-    env = server_env({**server_settings(settings), "LOG_LEVEL": "DEBUG", "LOG_FORMAT": "json"})
-    port = free_port()
-    log_path = f"/tmp/modelgate-token-log-{port}.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "debug", "--access-log"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-        )  # fmt: skip
-    with ServerProcess(process, port, log_path) as server:
+    env = {**server_settings(settings), "LOG_LEVEL": "DEBUG", "LOG_FORMAT": "json"}
+    with start_server(env, log_level="debug", access_log=True) as server:
         server.wait_ready()
         with httpx.Client(base_url=server.base_url, headers=auth(ADMIN_TOKEN)) as http:
             secrets = [ADMIN_TOKEN, *token_lifecycle(http)]

@@ -479,3 +479,47 @@ def production_changes(client: httpx.Client, model: str) -> list[tuple[int, str]
         for e in audit_events(client, model=model, action="version.stage_changed")
         if e["to_stage"] == "production"
     ]
+
+
+# Rollouts ---------------------------------------------------------------------------------
+
+HELD_STEP: dict[str, Any] = {"weight": 50, "hold": {"min_observations": 10**9}}
+"""A 50 % step no count of observations completes: only the analysis (or a person) ends it."""
+
+
+def start_body(version: int = 2, **overrides: Any) -> dict[str, Any]:
+    """A canary rollout's start body: three steps, looked at every 30 s (``overrides``
+    replace fields)."""
+    body: dict[str, Any] = {
+        "version": version,
+        "strategy": "canary",
+        "steps": [
+            {"weight": 10, "hold": {"min_observations": 100}},
+            {"weight": 50, "hold": {"min_observations": 100}},
+            {"weight": 100, "hold": {"duration_seconds": 0}},
+        ],
+        "analysis": {"interval_seconds": 30},
+        "reason": "test rollout",
+    }
+    body.update(overrides)
+    return body
+
+
+def start_rollout(
+    client: httpx.Client,
+    model: str,
+    steps: list[dict[str, Any]] | None = None,
+    *,
+    interval: float | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Start a rollout of ``start_body`` (with these ``steps`` and seconds between looks)
+    and return it; anything but 201 fails the test."""
+    if steps is not None:
+        overrides["steps"] = steps
+    if interval is not None:
+        overrides["analysis"] = {"interval_seconds": interval}
+    response = client.post(f"{API}/models/{model}/rollouts", json=start_body(**overrides))
+    assert response.status_code == 201, response.text
+    started: dict[str, Any] = response.json()
+    return started

@@ -67,10 +67,13 @@ def start_server(
     cwd: str | Path | None = None,
     port: int | None = None,
     preexec_fn: Callable[[], None] | None = None,
+    log_level: str = "warning",
+    access_log: bool = False,
 ) -> ServerProcess:
     """Start a server (not waiting for it: call wait_ready()). ``cwd`` defaults to a fresh
     temporary directory, so no ``.env`` or ``modelgate-data/`` of the checkout is used;
-    ``port`` to a free one. ``preexec_fn`` runs in the child before it starts (limits)."""
+    ``port`` to a free one. ``preexec_fn`` runs in the child before it starts (limits).
+    ``log_level`` and ``access_log`` are uvicorn's own (a test reading its logs wants them)."""
     port = port or free_port()
     workdir = Path(cwd) if cwd is not None else Path(tempfile.mkdtemp(prefix="modelgate-cwd-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -80,7 +83,8 @@ def start_server(
         process = subprocess.Popen(
             [
                 sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+                "--host", "127.0.0.1", "--port", str(port), "--log-level", log_level,
+                *(["--access-log"] if access_log else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

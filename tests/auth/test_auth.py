@@ -370,40 +370,6 @@ def test_secret_is_only_in_the_create_response(client: TestClient, database_url:
     assert ADMIN_TOKEN not in export.text
 
 
-def test_token_list_paginates(client: TestClient, make_token: MakeToken) -> None:
-    for i in range(5):
-        make_token("reader", name=f"r{i}")
-    seen: list[str] = []
-    cursor = None
-    while True:
-        params: dict[str, object] = {"limit": 2}
-        if cursor:
-            params["cursor"] = cursor
-        page = client.get(f"{API}/tokens", params=params).json()
-        seen += [t["id"] for t in page["items"]]
-        cursor = page["next_cursor"]
-        if not cursor:
-            break
-    assert len(seen) == len(set(seen)) == 6
-
-
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        ({"name": "x", "role": "superuser"}, "role"),
-        ({"name": "", "role": "reader"}, "name"),
-        ({"name": "x", "role": "reader", "model_scope": "../x"}, "model_scope"),
-        ({"name": "x", "role": "reader", "expires_in_days": 0}, "expires_in_days"),
-        ({"name": "x", "role": "reader", "expires_in_days": "soon"}, "expires_in_days"),
-        ({"name": "x", "role": "reader", "secret": "chosen"}, "secret"),
-        ({"role": "reader"}, "name"),
-    ],
-)
-def test_token_create_validation(client: TestClient, body: dict[str, object], field: str) -> None:
-    problem = assert_problem(client.post(f"{API}/tokens", json=body), 422)
-    assert ["body", field] in [e["loc"][:2] for e in problem["errors"]]
-
-
 def test_token_create_and_revoke_are_audited(client: TestClient) -> None:
     response = client.post(f"{API}/tokens", json={"name": "ci", "role": "submitter"})
     created = response.json()
