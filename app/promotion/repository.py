@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, inspect, or_, select, update
+from sqlalchemy import bindparam, func, inspect, or_, select, update
 from sqlalchemy.orm import Session, undefer
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -19,15 +19,19 @@ from app.promotion.models import (
 )
 from app.registry.models import EvaluationEvidence, Metric, ModelVersion, RegisteredModel, Stage
 
+# The statements of a promotion's path are built once: building one (coercing each
+# operand, then the cache key) cost about as much CPU as executing it.
+
+_LATEST_POLICY = (
+    select(GatePolicy)
+    .where(GatePolicy.model_id == bindparam("model_id"))
+    .order_by(GatePolicy.revision.desc())
+    .limit(1)
+)
+
 
 def latest_policy(session: Session, model_id: int) -> GatePolicy | None:
-    stmt = (
-        select(GatePolicy)
-        .where(GatePolicy.model_id == model_id)
-        .order_by(GatePolicy.revision.desc())
-        .limit(1)
-    )
-    return session.scalars(stmt).first()
+    return session.scalars(_LATEST_POLICY, {"model_id": model_id}).first()
 
 
 def add(session: Session, obj: object) -> None:
@@ -39,12 +43,14 @@ def production_version(
 ) -> ModelVersion | None:
     """The production version's row alone: gates that compare load its metrics with
     :func:`metrics_of` (and its evidence with :func:`evidence_payload`) when they need them."""
-    stmt = select(ModelVersion).where(
-        ModelVersion.model_id == model_id, ModelVersion.stage == Stage.PRODUCTION
-    )
-    if for_update:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    return session.scalars(stmt).first()
+    stmt = _PRODUCTION_LOCKED if for_update else _PRODUCTION
+    return session.scalars(stmt, {"model_id": model_id}).first()
+
+
+_PRODUCTION = select(ModelVersion).where(
+    ModelVersion.model_id == bindparam("model_id"), ModelVersion.stage == Stage.PRODUCTION
+)
+_PRODUCTION_LOCKED = _PRODUCTION.with_for_update().execution_options(populate_existing=True)
 
 
 def version(
@@ -52,12 +58,14 @@ def version(
 ) -> ModelVersion | None:
     """One version's row, without its metrics and evidence (which
     ``app.registry.repository.version`` loads for the version's representation)."""
-    stmt = select(ModelVersion).where(
-        ModelVersion.model_id == model_id, ModelVersion.version == number
-    )
-    if for_update:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    return session.scalars(stmt).first()
+    stmt = _VERSION_LOCKED if for_update else _VERSION
+    return session.scalars(stmt, {"model_id": model_id, "number": number}).first()
+
+
+_VERSION = select(ModelVersion).where(
+    ModelVersion.model_id == bindparam("model_id"), ModelVersion.version == bindparam("number")
+)
+_VERSION_LOCKED = _VERSION.with_for_update().execution_options(populate_existing=True)
 
 
 def version_and_production(
@@ -65,23 +73,25 @@ def version_and_production(
 ) -> tuple[ModelVersion | None, ModelVersion | None]:
     """Version ``number`` and the production version, both locked (``FOR UPDATE``), read
     in one statement; the same row twice when ``number`` is in production."""
-    stmt = (
-        select(ModelVersion)
-        .where(
-            ModelVersion.model_id == model_id,
-            or_(ModelVersion.version == number, ModelVersion.stage == Stage.PRODUCTION),
-        )
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
     version: ModelVersion | None = None
     production: ModelVersion | None = None
-    for row in session.scalars(stmt):
+    for row in session.scalars(_VERSION_AND_PRODUCTION, {"model_id": model_id, "number": number}):
         if row.version == number:
             version = row
         if row.stage is Stage.PRODUCTION:
             production = row
     return version, production
+
+
+_VERSION_AND_PRODUCTION = (
+    select(ModelVersion)
+    .where(
+        ModelVersion.model_id == bindparam("model_id"),
+        or_(ModelVersion.version == bindparam("number"), ModelVersion.stage == Stage.PRODUCTION),
+    )
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 
 
 def metrics_of(session: Session, version_ids: Sequence[int]) -> dict[int, list[Metric]]:
@@ -90,10 +100,16 @@ def metrics_of(session: Session, version_ids: Sequence[int]) -> dict[int, list[M
     found: dict[int, list[Metric]] = {vid: [] for vid in version_ids}
     if not version_ids:
         return found
-    stmt = select(Metric).where(Metric.version_id.in_(version_ids)).order_by(Metric.id)
-    for metric in session.scalars(stmt):
+    for metric in session.scalars(_METRICS_OF, {"ids": list(version_ids)}):
         found[metric.version_id].append(metric)
     return found
+
+
+_METRICS_OF = (
+    select(Metric)
+    .where(Metric.version_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Metric.id)
+)
 
 
 def previous_stable(session: Session, model_id: int, current: int) -> ModelVersion | None:
@@ -144,13 +160,19 @@ def request(
 
 
 def pending_for_version(session: Session, version_id: int) -> Sequence[PromotionRequest]:
-    stmt = select(PromotionRequest).where(
-        PromotionRequest.version_id == version_id,
+    return session.scalars(_PENDING_FOR_VERSION, {"version_id": version_id}).all()
+
+
+# Refreshed: a request read before the lock may have changed since (re-evaluated).
+_PENDING_FOR_VERSION = (
+    select(PromotionRequest)
+    .where(
+        PromotionRequest.version_id == bindparam("version_id"),
         PromotionRequest.status == PromotionStatus.PENDING_APPROVAL,
     )
-    # Refreshed: a request read before the lock may have changed since (re-evaluated).
-    stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    return session.scalars(stmt).all()
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 
 
 def approvals(session: Session, request_ids: Sequence[int]) -> dict[int, list[PromotionApproval]]:
@@ -205,20 +227,24 @@ def close_open_period(
     """End the model's open production period (the newest one without an end), in one
     ``UPDATE`` that locks the row it changes. Period rows loaded in the session are not
     refreshed: the callers hold none."""
-    newest_open = (
-        select(ProductionPeriod.id)
-        .where(ProductionPeriod.model_id == model_id, ProductionPeriod.ended_at.is_(None))
-        .order_by(ProductionPeriod.id.desc())
+    session.connection().execute(
+        _CLOSE_OPEN_PERIOD, {"mid": model_id, "at": ended_at, "by": ended_by}
+    )
+
+
+_PERIODS = ProductionPeriod.__table__
+_CLOSE_OPEN_PERIOD = (
+    update(_PERIODS)  # type: ignore[arg-type]
+    .where(
+        _PERIODS.c.id
+        == select(_PERIODS.c.id)
+        .where(_PERIODS.c.model_id == bindparam("mid"), _PERIODS.c.ended_at.is_(None))
+        .order_by(_PERIODS.c.id.desc())
         .limit(1)
         .scalar_subquery()
     )
-    stmt = (
-        update(ProductionPeriod)
-        .where(ProductionPeriod.id == newest_open)
-        .values(ended_at=ended_at, ended_by=ended_by)
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(stmt)
+    .values(ended_at=bindparam("at"), ended_by=bindparam("by"))
+)
 
 
 def periods(
@@ -239,11 +265,17 @@ def set_metrics_stage(session: Session, version: ModelVersion, stage: Stage) -> 
     """Copy a version's new stage to its metrics' ``stage`` column (one ``UPDATE``); metric
     objects already loaded with the version keep showing what the rows hold."""
     # A Core statement on the session's connection: no ORM bulk-update machinery.
-    session.connection().execute(
-        update(Metric).where(Metric.version_id == version.id).values(stage=stage)
-    )
+    session.connection().execute(_SET_METRICS_STAGE, {"vid": version.id, "new_stage": stage})
     for metric in inspect(version).dict.get("metrics") or ():
         set_committed_value(metric, "stage", stage)
+
+
+_METRICS = Metric.__table__
+_SET_METRICS_STAGE = (
+    update(_METRICS)  # type: ignore[arg-type]
+    .where(_METRICS.c.version_id == bindparam("vid"))
+    .values(stage=bindparam("new_stage"))
+)
 
 
 def period_at(session: Session, model_id: int, at: datetime) -> ProductionPeriod | None:

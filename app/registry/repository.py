@@ -40,13 +40,15 @@ def model_by_name(session: Session, name: str) -> RegisteredModel | None:
 
 def lock_model(session: Session, name: str) -> RegisteredModel | None:
     """Lock the model row until the transaction ends: every write to a model takes it first."""
-    stmt = (
-        select(RegisteredModel)
-        .where(RegisteredModel.name == name)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return session.scalars(stmt).first()
+    return session.scalars(_LOCK_MODEL, {"model_name": name}).first()
+
+
+_LOCK_MODEL = (
+    select(RegisteredModel)
+    .where(RegisteredModel.name == bindparam("model_name"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 
 
 class NumberedModel(NamedTuple):

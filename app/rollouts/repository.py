@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.registry.models import RegisteredModel
@@ -20,10 +20,15 @@ def get(session: Session, rollout_id: int, *, for_update: bool = False) -> Rollo
 
 
 def active(session: Session, model_id: int, *, for_update: bool = False) -> Rollout | None:
-    stmt = select(Rollout).where(Rollout.model_id == model_id, Rollout.state.in_(ACTIVE_STATES))
-    if for_update:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    return session.scalars(stmt).first()
+    stmt = _ACTIVE_LOCKED if for_update else _ACTIVE
+    return session.scalars(stmt, {"model_id": model_id}).first()
+
+
+# Built once: every promotion to production asks it.
+_ACTIVE = select(Rollout).where(
+    Rollout.model_id == bindparam("model_id"), Rollout.state.in_(ACTIVE_STATES)
+)
+_ACTIVE_LOCKED = _ACTIVE.with_for_update().execution_options(populate_existing=True)
 
 
 def model_name_of(session: Session, model_id: int) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, text, update
+from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from app.registry.models import ModelVersion, RegisteredModel, Stage
@@ -43,25 +43,26 @@ def revisions_of(session: Session, model_names: Sequence[str]) -> dict[str, int]
 def bump(session: Session, model_id: int, *, now: Any) -> int:
     """Add one to the model's revision and return it (the caller holds the model lock, so
     the insert of the first revision cannot race)."""
-    stmt = (
-        update(ServingRevision)
-        .where(ServingRevision.model_id == model_id)
-        .values(revision=ServingRevision.revision + 1, changed_at=now)
-        .returning(ServingRevision.revision)
-    )
-    found = session.execute(stmt).scalar_one_or_none()
+    found = session.execute(_BUMP, {"mid": model_id, "now": now}).scalar_one_or_none()
     if found is not None:
         return int(found)
     session.execute(insert(ServingRevision).values(model_id=model_id, revision=1, changed_at=now))
     return 1
 
 
+_REVISIONS = ServingRevision.__table__
+_BUMP = (
+    update(_REVISIONS)  # type: ignore[arg-type]
+    .where(_REVISIONS.c.model_id == bindparam("mid"))
+    .values(revision=_REVISIONS.c.revision + 1, changed_at=bindparam("now"))
+    .returning(_REVISIONS.c.revision)
+)
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+
+
 def notify(session: Session, model_name: str, revision: int) -> None:
     """PostgreSQL: tell every listening server process, when this transaction commits."""
-    session.execute(
-        text("SELECT pg_notify(:channel, :payload)"),
-        {"channel": NOTIFY_CHANNEL, "payload": f"{revision} {model_name}"},
-    )
+    session.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL, "payload": f"{revision} {model_name}"})
 
 
 def plan_versions(session: Session, model_id: int) -> Sequence[ModelVersion]:
