@@ -452,17 +452,19 @@ def insert_evaluation_rows(
     table): they are not read back in the transaction that writes them, and the ORM's
     flush of them was a good part of a version creation's CPU. Every column but the id
     must be set on the objects (a column's default is not applied here)."""
-    groups: tuple[tuple[type[Metric] | type[EvaluationEvidence], Sequence[Any]], ...] = (
-        (Metric, metrics),
-        (EvaluationEvidence, evidence),
-    )
-    for entity, rows in groups:
-        if not rows:
-            continue
-        keys = [c.key for c in entity.__table__.columns if not c.primary_key]
-        session.connection().execute(
-            insert(entity), [{key: getattr(row, key) for key in keys} for row in rows]
-        )
+    for (statement, keys), rows in ((_INSERT_METRICS, metrics), (_INSERT_EVIDENCE, evidence)):
+        if rows:
+            session.connection().execute(
+                statement, [{key: getattr(row, key) for key in keys} for row in rows]
+            )
+
+
+def _insert_all_but_id(table: Any) -> tuple[Any, list[str]]:
+    return insert(table), [c.key for c in table.columns if not c.primary_key]
+
+
+_INSERT_METRICS = _insert_all_but_id(Metric.__table__)
+_INSERT_EVIDENCE = _insert_all_but_id(EvaluationEvidence.__table__)
 
 
 def add_search_terms(
@@ -471,10 +473,13 @@ def add_search_terms(
     if not terms:
         return
     session.connection().execute(
-        insert(VersionSearchTerm),
+        _INSERT_TERMS,
         [
             {"model_id": version.model_id, "version_id": version.id, "version": version.version,
              "key": key, "value_sha256": value}
             for key, value in terms
         ],
     )  # fmt: skip
+
+
+_INSERT_TERMS = insert(VersionSearchTerm.__table__)  # type: ignore[arg-type]
