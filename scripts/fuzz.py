@@ -94,6 +94,13 @@ def start_server(
     raise SystemExit("fuzz: the server did not become ready in 60 s")
 
 
+def schemathesis_env() -> dict[str, str]:
+    """The environment of ``schemathesis run``: with :mod:`scripts.fuzz_hooks` loaded, which
+    makes ``ast.parse`` one call at a time (a CPython 3.11 race between its worker threads,
+    explained there)."""
+    return {**os.environ, "SCHEMATHESIS_HOOKS": str(ROOT / "scripts" / "fuzz_hooks.py")}
+
+
 def seed(base: str, token: str) -> None:
     """The spec's example model, with a version and its artifact."""
     with httpx.Client(base_url=base + API, headers={"Authorization": f"Bearer {token}"}) as http:
@@ -251,7 +258,9 @@ def main(argv: list[str]) -> int:
                 "--no-color",
             ]  # fmt: skip
             started = time.monotonic()
-            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            result = subprocess.run(
+                command, capture_output=True, text=True, check=False, env=schemathesis_env()
+            )
             if not ndjson.is_file():
                 print(result.stdout[-4000:], result.stderr[-4000:], sep="\n")
                 print("fuzz: schemathesis produced no report", file=sys.stderr)
