@@ -8,6 +8,7 @@ check finds. These tests read the document the application generates.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -16,8 +17,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
+from app.events.schemas import IPV6_PATTERN
 from app.openapi_export import render_openapi
 
 VERSIONS = "/api/v1/models/{model}/versions"
@@ -89,3 +92,40 @@ def test_invalid_evaluation_bodies_can_be_generated(
 
     draw()
     assert len(drawn) >= 100
+
+
+def test_no_header_parameter_offers_null(spec: dict[str, Any]) -> None:
+    """A header is a string or absent: with a ``null`` branch a generator sent
+    ``X-Artifact-SHA256: null``, a request the document called valid (decision 0026)."""
+    headers = [
+        (path, parameter["name"], parameter["schema"])
+        for path, operations in spec["paths"].items()
+        for operation in operations.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "header"
+    ]
+    assert any(name == "X-Artifact-SHA256" for _, name, _ in headers)
+    for path, name, schema in headers:
+        assert schema.get("type") == "string", (path, name, schema)
+        assert "anyOf" not in schema, (path, name, schema)
+
+
+def test_a_bracketed_webhook_host_is_an_ipv6_address_in_the_document(
+    spec: dict[str, Any],
+) -> None:
+    """The URL pattern took any run of hex digits, colons and dots in brackets, so
+    ``https://[156]`` was valid in the document and refused by the server (decision 0026)."""
+    for url in ("https://[156]", "https://[1:2:3:4:5:6:7:8:9]/", "http://[::ffff:01.2.3.4]"):
+        assert not valid(
+            spec, "WebhookCreate", {"url": url, "event_types": ["*"], "secret": "s" * 16}
+        ), url
+    for url in ("https://[2001:db8::1]:8443/hook", "http://[::ffff:1.2.3.4]/", "https://[::]"):
+        assert valid(
+            spec, "WebhookCreate", {"url": url, "event_types": ["*"], "secret": "s" * 16}
+        ), url
+
+
+@settings(max_examples=500, database=None, deadline=None)
+@given(st.from_regex(f"^{IPV6_PATTERN}$", fullmatch=True))
+def test_every_ipv6_literal_the_pattern_takes_is_an_address(literal: str) -> None:
+    ipaddress.IPv6Address(literal)
