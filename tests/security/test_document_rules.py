@@ -129,3 +129,15 @@ def test_a_bracketed_webhook_host_is_an_ipv6_address_in_the_document(
 @given(st.from_regex(f"^{IPV6_PATTERN}$", fullmatch=True))
 def test_every_ipv6_literal_the_pattern_takes_is_an_address(literal: str) -> None:
     ipaddress.IPv6Address(literal)
+
+
+def test_a_distribution_metric_tolerance_is_at_most_one_in_the_document(
+    spec: dict[str, Any],
+) -> None:
+    """A rollout's prediction_distribution metric compares a Jensen-Shannon distance (at
+    most 1): the server refused a larger tolerance the document allowed (decision 0026)."""
+    metric = {"name": "drift", "kind": "prediction_distribution"}
+    schema = "app__rollouts__schemas__MetricIn"
+    assert not valid(spec, schema, {**metric, "tolerance": 1.5})
+    assert valid(spec, schema, {**metric, "tolerance": 0.2})
+    assert valid(spec, schema, {**metric, "kind": "latency", "tolerance": 1.5})
