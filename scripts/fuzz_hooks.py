@@ -29,4 +29,4 @@ def _serialised_parse(*args: Any, **kwargs: Any) -> Any:
 
 
 if getattr(ast.parse, "__name__", "") != _serialised_parse.__name__:
-    ast.parse = _serialised_parse  # type: ignore[assignment]
+    ast.parse = _serialised_parse
