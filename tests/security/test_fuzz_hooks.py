@@ -9,10 +9,13 @@ thread), and the fuzz test failed on ``GET /audit/export`` for no fault of the A
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from app.openapi_export import render_openapi
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOKS = ROOT / "scripts" / "fuzz_hooks.py"
@@ -68,3 +71,25 @@ def test_parsing_in_two_threads_does_not_fail_with_the_hooks() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "no error", done.stdout
+
+
+def test_the_driver_lets_a_documented_long_poll_take_its_time() -> None:
+    """A serving watch may hold for the document's largest ``wait``; schemathesis's
+    max_response_time check (10 s by default) failed a 304 that came after 59 s."""
+    spec = importlib.util.spec_from_file_location("fuzz_driver", HOOKS.with_name("fuzz.py"))
+    assert spec is not None
+    assert spec.loader is not None
+    driver = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(driver)
+    options = driver.timing_options()
+    document = json.loads(render_openapi())
+    waits = [
+        parameter["schema"]["maximum"]
+        for operations in document["paths"].values()
+        for operation in operations.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["name"] == "wait"
+    ]
+    assert waits
+    for flag in ("--request-timeout", "--max-response-time"):
+        assert float(options[options.index(flag) + 1]) > max(waits), flag
