@@ -94,6 +94,26 @@ def start_server(
     raise SystemExit("fuzz: the server did not become ready in 60 s")
 
 
+# A serving long poll (?after=&wait=) may hold up to 60 s, as documented: longer than
+# schemathesis's default request timeout (which then reports an error) and than its
+# max_response_time check's default limit of 10 s (which then reports a failure: a 304
+# after 59 s was one, decision 0026).
+LONGEST_ANSWER_SECONDS = 75
+
+
+def timing_options() -> list[str]:
+    """How long ``schemathesis run`` waits for an answer, and how long one may take."""
+    limit = str(LONGEST_ANSWER_SECONDS)
+    return ["--request-timeout", limit, "--max-response-time", limit]
+
+
+def schemathesis_env() -> dict[str, str]:
+    """The environment of ``schemathesis run``: with :mod:`scripts.fuzz_hooks` loaded, which
+    makes ``ast.parse`` one call at a time (a CPython 3.11 race between its worker threads,
+    explained there)."""
+    return {**os.environ, "SCHEMATHESIS_HOOKS": str(ROOT / "scripts" / "fuzz_hooks.py")}
+
+
 def seed(base: str, token: str) -> None:
     """The spec's example model, with a version and its artifact."""
     with httpx.Client(base_url=base + API, headers={"Authorization": f"Bearer {token}"}) as http:
@@ -240,9 +260,7 @@ def main(argv: list[str]) -> int:
                 "--workers", args.workers,
                 "--phases", args.phases,
                 "--suppress-health-check", "all",
-                # a serving long poll (?after=&wait=) may hold up to 60 s, as documented:
-                # longer than schemathesis's default timeout, which then reports an error
-                "--request-timeout", "75",
+                *timing_options(),
                 "--report", "junit,ndjson",
                 "--report-ndjson-path", str(ndjson),
                 "--report-junit-path", str(reports / f"round-{round_number}.xml"),
@@ -251,7 +269,9 @@ def main(argv: list[str]) -> int:
                 "--no-color",
             ]  # fmt: skip
             started = time.monotonic()
-            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            result = subprocess.run(
+                command, capture_output=True, text=True, check=False, env=schemathesis_env()
+            )
             if not ndjson.is_file():
                 print(result.stdout[-4000:], result.stderr[-4000:], sep="\n")
                 print("fuzz: schemathesis produced no report", file=sys.stderr)

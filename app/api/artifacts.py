@@ -52,7 +52,10 @@ _MEDIA_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
         "requestBody": {
             "required": True,
             "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                "application/octet-stream": {
+                    # an empty body is refused (no model is zero bytes): stated, not a surprise
+                    "schema": {"type": "string", "format": "binary", "minLength": 1}
+                }
             },
         }
     },

@@ -144,10 +144,24 @@ def _constrain_schemas(document: dict[str, Any]) -> None:
             schema["pattern"] = STORABLE
 
 
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional header's schema without its ``null`` branch: a header is a string or
+    absent (``required: false`` says it may be absent). With the branch, a generator sent
+    the header ``X-Artifact-SHA256: null``, which the document called valid."""
+    branches = schema.get("anyOf")
+    if not isinstance(branches, list) or {"type": "null"} not in branches:
+        return schema
+    kept = [branch for branch in branches if branch != {"type": "null"}]
+    rest = {key: value for key, value in schema.items() if key != "anyOf"}
+    return {**kept[0], **rest} if len(kept) == 1 else {**rest, "anyOf": kept}
+
+
 def _parameters(document: dict[str, Any]) -> None:
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "header" and isinstance(parameter.get("schema"), dict):
+                    parameter["schema"] = _not_null(parameter["schema"])
                 if parameter.get("in") == "header" and parameter["name"] == "Idempotency-Key":
                     for schema in _walk(parameter["schema"]):
                         if schema.get("type") == "string":

@@ -27,6 +27,7 @@ MAX_COLUMNS = 2_000
 MAX_BINS = 1_000
 MAX_CATEGORIES = 10_000
 MAX_ROWS_HARD = 1_000_000
+SampleColumn = Annotated[list[RawValue], Field(min_length=1, max_length=MAX_ROWS_HARD)]
 
 
 class NumericProfileIn(Strict):
@@ -79,7 +80,10 @@ class ProfileData(Strict):
     ``predictions``) as raw columns that the service profiles itself."""
 
     # What JSON Schema can say of the rules below: exactly one form, with its own
-    # prediction field, and a sample with rows (the equal column lengths it cannot say).
+    # prediction field, and a sample with rows. Columns of a sample may differ in length:
+    # every computation is per column (drift per feature, data checks per column), so each
+    # is profiled from its own values, and the row count is the longest column's, as for
+    # ``features`` (whose profiles count their own values too).
     model_config = ConfigDict(
         json_schema_extra={
             "oneOf": [
@@ -111,13 +115,16 @@ class ProfileData(Strict):
         default=None, max_length=MAX_COLUMNS
     )
     prediction: FeatureProfileIn | None = None
-    sample: dict[ColumnName, list[RawValue]] | None = Field(
+    sample: dict[ColumnName, SampleColumn] | None = Field(
         default=None,
         max_length=MAX_COLUMNS,
-        description="Column name to its values (numbers, strings, booleans or null); "
-        "every column has the same number of rows.",
+        description="Column name to its values (numbers, strings, booleans or null). Each "
+        "column is profiled from its own values; columns of different lengths are "
+        "allowed, and the row count is the longest column's.",
     )
-    predictions: list[RawValue] | None = Field(default=None, max_length=MAX_ROWS_HARD)
+    predictions: SampleColumn | None = Field(
+        default=None, description="The raw predictions, profiled like a column of the sample."
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> ProfileData:
@@ -128,15 +135,8 @@ class ProfileData(Strict):
         if self.sample is not None:
             if self.prediction is not None:
                 raise ValueError("with sample, send the raw predictions as predictions")
-            lengths = {len(v) for v in self.sample.values()}
-            if self.predictions is not None:
-                lengths.add(len(self.predictions))
-            if len(lengths) > 1:
-                raise ValueError("every column of the sample needs the same number of rows")
-            if not self.sample or lengths == {0}:
+            if not self.sample:
                 raise ValueError("the sample has no rows")
-            if max(lengths) > MAX_ROWS_HARD:
-                raise ValueError(f"the sample has more than {MAX_ROWS_HARD} rows")
         return self
 
 

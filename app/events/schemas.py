@@ -17,9 +17,31 @@ EventTypeName = Annotated[
 
 
 _PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+# RFC 3986's IPv6address, which is what ipaddress.IPv6Address takes (without a zone):
+# before, any run of hex digits, colons and dots in brackets matched, "[156]" among them.
+_H16 = r"[0-9A-Fa-f]{1,4}"
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LS32 = rf"({_H16}:{_H16}|{_OCTET}(\.{_OCTET}){{3}})"
+IPV6_PATTERN = (
+    "("
+    + "|".join(
+        (
+            rf"({_H16}:){{6}}{_LS32}",
+            rf"::({_H16}:){{5}}{_LS32}",
+            rf"({_H16})?::({_H16}:){{4}}{_LS32}",
+            rf"(({_H16}:){{0,1}}{_H16})?::({_H16}:){{3}}{_LS32}",
+            rf"(({_H16}:){{0,2}}{_H16})?::({_H16}:){{2}}{_LS32}",
+            rf"(({_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+            rf"(({_H16}:){{0,4}}{_H16})?::{_LS32}",
+            rf"(({_H16}:){{0,5}}{_H16})?::{_H16}",
+            rf"(({_H16}:){{0,6}}{_H16})?::",
+        )
+    )
+    + ")"
+)
 URL_PATTERN = (
     r"^[Hh][Tt][Tt][Pp][Ss]?://"
-    r"([A-Za-z0-9_~.-]+|\[[0-9A-Fa-f:.]+\])"
+    rf"([A-Za-z0-9_~.-]+|\[{IPV6_PATTERN}\])"
     rf"(:{_PORT})?"
     r"([/?][^\s#\x00]*)?$"
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.registry.schemas import FiniteFloat, Label, Lineage, MetricName, Strict
 
@@ -21,6 +21,19 @@ class ReproducedMetric(Strict):
 
 class ReproductionCreate(Strict):
     """A re-run of the version's training specification: what it produced."""
+
+    # The document states the first rule below: an artifact_sha256, metrics, or both.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["artifact_sha256"],
+                    "properties": {"artifact_sha256": {"type": "string"}},
+                },
+                {"required": ["metrics"], "properties": {"metrics": {"minItems": 1}}},
+            ]
+        }
+    )
 
     artifact_sha256: Sha256Hex | None = Field(
         default=None, description="sha256 of the artifact the re-run produced."

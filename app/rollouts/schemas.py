@@ -51,7 +51,17 @@ class StepIn(Strict):
 
 
 class MetricIn(Strict):
-    model_config = ConfigDict(extra="forbid")
+    # Stated in the document (decision 0026): a prediction_distribution metric compares a
+    # Jensen-Shannon distance, which is at most 1, so its tolerance is too.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"kind": {"enum": ["error_rate", "accuracy", "latency"]}}},
+                {"required": ["kind"], "properties": {"tolerance": {"maximum": 1}}},
+            ]
+        },
+    )
 
     name: str = Field(min_length=1, max_length=64)
     kind: Literal["error_rate", "accuracy", "latency", "prediction_distribution"]

@@ -133,7 +133,8 @@ def test_reference_profile_from_profiles(client: TestClient) -> None:
         ({"features": {"amount": {**NUMERIC, "edges": [0, 2, 1, 3], "counts": [1] * 3}}}, "amount"),
         ({"features": {"amount": {"kind": "categorical", "frequencies": {"a": 1}}}}, "kind"),
         ({"features": {"country": {"kind": "categorical", "frequencies": {"DE": 0}}}}, "country"),
-        ({"sample": {"amount": [1.0, 2.0], "country": ["DE"]}}, "body"),
+        ({"sample": {"amount": [1.0, 2.0], "country": []}}, "country"),
+        ({"sample": {"amount": [1.0, 2.0]}, "predictions": []}, "predictions"),
         ({"sample": {"amount": ["a", "b"]}}, "amount"),
         ({"sample": {"amount": [1.0]}, "features": {}}, "body"),
         ({}, "body"),
@@ -150,6 +151,27 @@ def test_invalid_profiles_are_422(client: TestClient, body: dict[str, Any], loc:
     )
     problem = assert_problem(response, 422)
     assert any(loc in [str(p) for p in e["loc"]] for e in problem["errors"]), problem
+
+
+def test_sample_columns_of_different_lengths_are_profiled_each_from_its_own_values(
+    client: TestClient,
+) -> None:
+    """Every computation is per column, so a column is profiled from its own values and the
+    row count is the longest column's, as for profiles (decision 0026; was a 422)."""
+    create_model(client, MODEL)
+    number = new_version(client, MODEL, artifact=False)
+    body = {
+        "sample": {"amount": [1.0, 2.0, 3.0, 4.0], "country": ["DE", "FR"]},
+        "predictions": [0.1, 0.9, 0.4],
+    }
+    url = f"{API}/models/{MODEL}/versions/{number}/reference-profile"
+    response = client.post(url, json=body)
+    assert response.status_code == 201, response.text
+    profile = response.json()
+    assert profile["rows"] == 4
+    assert sum(profile["features"]["amount"]["counts"]) == 4
+    assert profile["features"]["country"]["frequencies"] == {"DE": 1.0, "FR": 1.0}
+    assert profile["prediction"]["count"] == 3
 
 
 # Drift reports ----------------------------------------------------------------------------

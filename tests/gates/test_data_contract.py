@@ -123,3 +123,23 @@ def test_bad_data_check_requests_are_clear_4xx(client: TestClient) -> None:
     assert bare.status_code == 201
     no_signature = post_check(client, bare.json()["version"], dataset="d", sample=clean())
     assert_problem(no_signature, 409)
+
+
+def test_a_sample_with_columns_of_different_lengths_is_checked_column_by_column(
+    client: TestClient,
+) -> None:
+    """Every check is per column: each column is read from its own values, and the row
+    count is the longest column's (decision 0026; was a 422)."""
+    create_model(client, MODEL)
+    version = new_version(client, MODEL)
+    reference = client.post(
+        f"{API}/models/{MODEL}/versions/{version}/reference-profile", json={"sample": clean(8)}
+    )
+    assert reference.status_code in (200, 201), reference.text
+    sample = clean(8)
+    sample["country"] = sample["country"][:3]
+    sample["age"] = [31, None, 33, 34, 35, 36]
+    response = post_check(client, version, dataset="d", sample=sample, max_null_rate=0.25)
+    assert response.status_code == 201, response.text
+    assert response.json()["rows"] == 8
+    assert response.json()["passed"] is True
