@@ -7,7 +7,6 @@ lock; the head row of a stream is locked while an event is appended to it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -54,27 +53,3 @@ class AuditStream(Base):
     stream: Mapped[str] = mapped_column(String(160), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     head_hash: Mapped[str] = mapped_column(String(64))
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedEvent:
-    """An event as :func:`app.audit.service.record` wrote it, for its publishers (the
-    outbox, the metrics): the row's fields, without an ORM object for a row that is
-    never read back in the transaction that writes it."""
-
-    stream: str
-    seq: int
-    occurred_at: datetime
-    actor: str
-    actor_role: str
-    token_id: str | None
-    action: str
-    model: str | None
-    version: int | None
-    from_stage: str | None
-    to_stage: str | None
-    reason: str | None
-    request_id: str | None
-    details: dict[str, Any]
-    prev_hash: str
-    hash: str

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.audit import repository
 from app.audit.actions import AuditAction
 from app.audit.hashing import GENESIS_HASH, HASHED_FIELDS, event_hash
-from app.audit.models import AuditEvent, RecordedEvent
+from app.audit.models import AuditEvent
 from app.audit.schemas import AuditVerification, ChainProblem
 from app.auth.roles import Principal
 from app.context import current_request_id
@@ -46,7 +46,7 @@ def record(
     reason: str | None = None,
     details: dict[str, Any] | None = None,
     at: datetime | None = None,
-) -> RecordedEvent:
+) -> AuditEvent:
     """Append one event to the model's chain (or the global one) in the current
     transaction, and publish it (outbox, metrics).
 
@@ -76,7 +76,7 @@ def record(
     fields["prev_hash"] = head.head_hash
     fields["hash"] = digest
     repository.append_event(session, head, fields)
-    event = RecordedEvent(**fields)  # for the publishers and the caller
+    event = AuditEvent(**fields)  # for the publishers and the caller; not in the session
     outbox.publish(session, event)
     audit_metrics.count(session, event)
     return event

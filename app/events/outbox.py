@@ -16,14 +16,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.audit.actions import AuditAction
-from app.audit.models import RecordedEvent
+from app.audit.models import AuditEvent
 from app.events import repository
 from app.events.wakeup import wake_after_commit
 from app.observability import metrics
 from app.observability.aftercommit import defer
 
 
-def payload_of(event: RecordedEvent) -> dict[str, Any]:
+def payload_of(event: AuditEvent) -> dict[str, Any]:
     """What receivers get under ``data``: the audit event's fields and its chain position."""
     return {
         "action": event.action,
@@ -40,7 +40,7 @@ def payload_of(event: RecordedEvent) -> dict[str, Any]:
     }
 
 
-def publish(session: Session, event: RecordedEvent) -> None:
+def publish(session: Session, event: AuditEvent) -> None:
     """Write ``event`` to the outbox if its action has a webhook event type, with a
     pending delivery for each active webhook that subscribes to it."""
     event_type = AuditAction(event.action).event_type

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.audit.actions import AuditAction
-from app.audit.models import RecordedEvent
+from app.audit.models import AuditEvent
 from app.observability import metrics
 from app.observability.aftercommit import defer
 from app.promotion.models import PromotionRequest
@@ -39,7 +39,7 @@ def _failed_rule_kinds(session: Session, details: dict[str, Any]) -> list[str]:
     return [kinds_by_rule.get(str(name), "unknown") for name in failed]
 
 
-def count(session: Session, event: RecordedEvent) -> None:
+def count(session: Session, event: AuditEvent) -> None:
     """Count ``event`` on the counters its action feeds, after the commit."""
     action = AuditAction(event.action)
     details = event.details or {}
