@@ -192,17 +192,21 @@ def database(kind: str, admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
 def _package(filename: str) -> str:
     """The package a profiled function belongs to: ``sqlalchemy.orm``, ``app.audit``, ..."""
-    if filename.startswith("~") or filename.startswith("<"):
+    if filename.startswith(("~", "<")):
         return "builtins"
-    parts = Path(filename).parts
-    for root in ("site-packages", "main", "ciclone"):
-        if root in parts:
-            rest = parts[parts.index(root) + 1 :]
-            if (rest and rest[0] in ("app", "scripts")) or root == "site-packages":
-                return ".".join(rest[:2]).removesuffix(".py")
-    return "stdlib." + Path(filename).stem
+    path = Path(filename)
+    if "site-packages" in path.parts:
+        rest = path.parts[path.parts.index("site-packages") + 1 :]
+    elif path.is_relative_to(REPO):  # this checkout: app/..., scripts/...
+        rest = path.relative_to(REPO).parts
+    else:
+        return "stdlib." + path.stem
+    return ".".join(rest[:2]).removesuffix(".py")
 
 
 def by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
