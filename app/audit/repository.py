@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from app.audit.hashing import GENESIS_HASH
 from app.audit.models import AuditEvent, AuditStream
 from app.db.dialect import insert_ignore
+from app.events import outbox
 
 
 @dataclass(slots=True)
@@ -69,10 +70,18 @@ def lock_stream_head(session: Session, stream: str) -> StreamHead:
     return head
 
 
-def append_event(session: Session, head: StreamHead, fields: dict[str, Any]) -> None:
+def append_event(
+    session: Session, head: StreamHead, fields: dict[str, Any],
+    publication: dict[str, Any] | None = None,
+) -> int | None:  # fmt: skip
     """Insert one event row (its ``seq`` and ``hash`` the head's next) and move the locked
     head to it, now, on the session's transaction: one statement on PostgreSQL (the head's
     ``UPDATE`` as a CTE of the event's ``INSERT``), two on SQLite.
+
+    On PostgreSQL the same statement also writes the event's outbox row and its
+    deliveries when there is a ``publication`` (:func:`app.events.outbox.row_of`), and
+    the number of deliveries is returned; ``None`` when the outbox row is not written
+    here (there is none, or SQLite: :func:`app.events.outbox.publish` writes it).
 
     Core rather than the ORM: events are written and never read back in the transaction
     that writes them, and the ORM's flush (identity map, dependency sort) was a third of
@@ -80,15 +89,22 @@ def append_event(session: Session, head: StreamHead, fields: dict[str, Any]) -> 
     """
     connection = session.connection()
     moved = {"h_stream": head.stream, "h_seq": fields["seq"], "h_hash": fields["hash"]}
+    deliveries: int | None = None
     if connection.dialect.name == "postgresql":
         # Parameter names no column of either table has, so that neither statement
         # takes another's value for a column of its own.
-        connection.execute(_APPEND_PG, {**{f"e_{k}": v for k, v in fields.items()}, **moved})
+        params = {**{f"e_{k}": v for k, v in fields.items()}, **moved}
+        if publication is None:
+            connection.execute(_APPEND_PG, params)
+        else:
+            params |= outbox.params(publication)
+            deliveries = connection.execute(_APPEND_AND_PUBLISH_PG, params).scalar_one()
     else:
         connection.execute(_INSERT_EVENT, fields)
         connection.execute(_MOVE_HEAD, moved)
     head.seq = fields["seq"]
     head.head_hash = fields["hash"]
+    return deliveries
 
 
 _STREAMS = AuditStream.__table__
@@ -109,6 +125,7 @@ _APPEND_PG = (
     .values({c.name: bindparam(f"e_{c.name}", type_=c.type) for c in _EVENTS.c if c.name != "id"})
     .add_cte(_MOVE_HEAD.cte("moved_head"))
 )
+_APPEND_AND_PUBLISH_PG = outbox.publishing(_APPEND_PG)
 
 
 def query_events(

@@ -75,9 +75,11 @@ def record(
     digest = event_hash(fields, head.head_hash)
     fields["prev_hash"] = head.head_hash
     fields["hash"] = digest
-    repository.append_event(session, head, fields)
     event = AuditEvent(**fields)  # for the publishers and the caller; not in the session
-    outbox.publish(session, event)
+    publication = outbox.row_of(event)
+    deliveries = repository.append_event(session, head, fields, publication)
+    if publication is not None:
+        outbox.publish(session, publication, deliveries=deliveries)
     audit_metrics.count(session, event)
     return event
 

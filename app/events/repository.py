@@ -13,6 +13,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     exists,
+    func,
     insert,
     literal,
     or_,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import BindParameter
 
 from app.db.base import UTCDateTime
@@ -44,16 +46,36 @@ def publish_event(session: Session, row: dict[str, Any]) -> int:
 
     The subscribers are chosen in SQL (``INSERT ... SELECT`` from the webhooks), so a
     write that publishes does not read the webhook table first. On PostgreSQL the outbox
-    row and its deliveries are one statement (the outbox ``INSERT`` as a CTE).
+    row and its deliveries are one statement (the outbox ``INSERT`` as a CTE), and
+    :func:`publishing` joins them to another statement (the audit event's own).
 
     ``row`` holds the outbox columns (``event_id``, ``type``, ``model``, ``version``,
     ``occurred_at``, ``payload``)."""
     connection = session.connection()
-    params = {**row, "ordering_key": row["model"] or ""}
     if connection.dialect.name == "postgresql":
-        return len(connection.execute(_PUBLISH_PG, params).all())
+        return len(connection.execute(_PUBLISH_PG, publication_params(row)).all())
     outbox_id = connection.execute(_INSERT_OUTBOX_RETURNING, row).scalar_one()
-    return connection.execute(_FAN_OUT_SQLITE, {**params, "outbox_id": outbox_id}).rowcount
+    return connection.execute(
+        _FAN_OUT_SQLITE, {**publication_params(row), "outbox_id": outbox_id}
+    ).rowcount
+
+
+def publication_params(row: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of the statements that write ``row`` and its deliveries."""
+    return {**row, "ordering_key": row["model"] or ""}
+
+
+def publishing(statement: Insert) -> Insert:
+    """PostgreSQL: ``statement`` (an ``INSERT`` whose parameters are not named like the
+    outbox's) also writing an outbox row and its deliveries, as CTEs, and returning the
+    number of deliveries. Its parameters are its own and :func:`publication_params`'s."""
+    deliveries = (
+        _fan_out(select(_NEW_OUTBOX.c.id).scalar_subquery(), "postgresql")
+        .returning(_DELIVERIES.c.id)
+        .cte("new_deliveries")
+    )
+    counted = select(func.count()).select_from(deliveries).scalar_subquery()
+    return statement.add_cte(_NEW_OUTBOX).add_cte(deliveries).returning(counted)
 
 
 _OUTBOX = OutboxEvent.__table__

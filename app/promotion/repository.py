@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, inspect, or_, select, update
+from sqlalchemy import bindparam, func, insert, inspect, or_, select, update
 from sqlalchemy.orm import Session, undefer
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -221,15 +221,32 @@ def model_name_of(session: Session, model_id: int) -> str:
     )
 
 
-def close_open_period(
-    session: Session, model_id: int, *, ended_at: datetime, ended_by: str
+def hand_over_period(
+    session: Session,
+    *,
+    model_id: int,
+    at: datetime,
+    via: str,
+    version: int,
+    actor: str,
+    reason: str | None,
+    promotion_id: int | None,
+    replaced_version: int | None,
 ) -> None:
-    """End the model's open production period (the newest one without an end), in one
-    ``UPDATE`` that locks the row it changes. Period rows loaded in the session are not
-    refreshed: the callers hold none."""
-    session.connection().execute(
-        _CLOSE_OPEN_PERIOD, {"mid": model_id, "at": ended_at, "by": ended_by}
-    )
+    """End the model's open production period (the newest one without an end; none before
+    its first production version) and open ``version``'s, both at ``at``: one statement on
+    PostgreSQL (the ``UPDATE`` as a CTE of the ``INSERT``), two on SQLite. Period rows
+    loaded in the session are not refreshed: the callers hold none."""
+    close = {"c_mid": model_id, "c_at": at, "c_by": via}
+    row = {"model_id": model_id, "version": version, "started_at": at, "ended_at": None,
+           "via": via, "actor": actor, "reason": reason, "promotion_id": promotion_id,
+           "replaced_version": replaced_version, "ended_by": None}  # fmt: skip
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(_HAND_OVER_PG, {**close, **{f"p_{k}": v for k, v in row.items()}})
+    else:
+        connection.execute(_CLOSE_OPEN_PERIOD, close)
+        connection.execute(_OPEN_PERIOD, row)
 
 
 _PERIODS = ProductionPeriod.__table__
@@ -238,12 +255,19 @@ _CLOSE_OPEN_PERIOD = (
     .where(
         _PERIODS.c.id
         == select(_PERIODS.c.id)
-        .where(_PERIODS.c.model_id == bindparam("mid"), _PERIODS.c.ended_at.is_(None))
+        .where(_PERIODS.c.model_id == bindparam("c_mid"), _PERIODS.c.ended_at.is_(None))
         .order_by(_PERIODS.c.id.desc())
         .limit(1)
         .scalar_subquery()
     )
-    .values(ended_at=bindparam("at"), ended_by=bindparam("by"))
+    .values(ended_at=bindparam("c_at"), ended_by=bindparam("c_by"))
+)
+_OPEN_PERIOD = insert(_PERIODS)  # type: ignore[arg-type]
+# Parameter names no column has, so that the INSERT does not take the UPDATE's values.
+_HAND_OVER_PG = (
+    insert(_PERIODS)  # type: ignore[arg-type]
+    .values({c.name: bindparam(f"p_{c.name}", type_=c.type) for c in _PERIODS.c if c.name != "id"})
+    .add_cte(_CLOSE_OPEN_PERIOD.cte("closed"))
 )
 
 
@@ -261,21 +285,67 @@ def count_policies(session: Session, model_id: int) -> int:
     return int(session.execute(stmt).scalar_one())
 
 
-def set_metrics_stage(session: Session, version: ModelVersion, stage: Stage) -> None:
-    """Copy a version's new stage to its metrics' ``stage`` column (one ``UPDATE``); metric
-    objects already loaded with the version keep showing what the rows hold."""
-    # A Core statement on the session's connection: no ORM bulk-update machinery.
-    session.connection().execute(_SET_METRICS_STAGE, {"vid": version.id, "new_stage": stage})
+def set_stage(
+    session: Session, version: ModelVersion, stage: Stage, *, at: datetime,
+    archived_reason: str | None,
+) -> None:  # fmt: skip
+    """Write a version's stage change: its ``stage``, ``stage_changed_at`` and
+    ``updated_at`` (``at``), its ``archived_reason``, its ``rolled_back`` flag as the caller
+    set it on the object, and the copy of the stage its metrics keep for the ``(model, name,
+    dataset, stage, value)`` index. One statement on PostgreSQL (the metrics' ``UPDATE``
+    as a CTE), two on SQLite; written now, in the caller's order (the replaced production
+    version leaves before the new one arrives).
+
+    Core rather than the ORM's flush, which cost more than the statement; the object (and
+    its metrics, when loaded) then hold what the rows hold, with nothing left to flush."""
+    row = {"vid": version.id, "new_stage": stage, "at": at,
+           "why": archived_reason, "flagged": version.rolled_back}  # fmt: skip
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(_SET_STAGE_PG, row)
+    else:
+        connection.execute(_SET_METRICS_STAGE, row)
+        connection.execute(_SET_VERSION_STAGE, row)
+    written = {"stage": stage, "stage_changed_at": at, "updated_at": at,
+               "archived_reason": row["why"], "rolled_back": row["flagged"]}  # fmt: skip
+    for name, value in written.items():
+        set_committed_value(version, name, value)
     for metric in inspect(version).dict.get("metrics") or ():
         set_committed_value(metric, "stage", stage)
 
 
 _METRICS = Metric.__table__
+_VERSIONS = ModelVersion.__table__
 _SET_METRICS_STAGE = (
     update(_METRICS)  # type: ignore[arg-type]
     .where(_METRICS.c.version_id == bindparam("vid"))
-    .values(stage=bindparam("new_stage"))
+    .values(stage=bindparam("new_stage", type_=_METRICS.c.stage.type))
 )
+_SET_VERSION_STAGE = (
+    update(_VERSIONS)  # type: ignore[arg-type]
+    .where(_VERSIONS.c.id == bindparam("vid"))
+    .values(
+        stage=bindparam("new_stage", type_=_VERSIONS.c.stage.type),
+        stage_changed_at=bindparam("at", type_=_VERSIONS.c.stage_changed_at.type),
+        updated_at=bindparam("at", type_=_VERSIONS.c.updated_at.type),
+        archived_reason=bindparam("why", type_=_VERSIONS.c.archived_reason.type),
+        rolled_back=bindparam("flagged", type_=_VERSIONS.c.rolled_back.type),
+    )
+)
+_SET_STAGE_PG = _SET_VERSION_STAGE.add_cte(_SET_METRICS_STAGE.cte("metrics_stage"))
+
+
+def insert_request(session: Session, request: PromotionRequest) -> None:
+    """Write a new request (built, not added to the session) as it is, now, and give it
+    its id: one ``INSERT ... RETURNING`` without the ORM's flush. The object stays
+    outside the session: a request is not changed again in the transaction that makes it
+    (its outcome is known before it is written)."""
+    values = {c.name: getattr(request, c.key) for c in _REQUESTS.c if c.name != "id"}
+    request.id = session.connection().execute(_INSERT_REQUEST, values).scalar_one()
+
+
+_REQUESTS = PromotionRequest.__table__
+_INSERT_REQUEST = insert(_REQUESTS).returning(_REQUESTS.c.id)  # type: ignore[arg-type]
 
 
 def period_at(session: Session, model_id: int, at: datetime) -> ProductionPeriod | None:

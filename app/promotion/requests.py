@@ -167,8 +167,7 @@ def request_promotion(
         request.decided_at = now
         request.status = PromotionStatus.APPLIED
         request.applied_at = now
-    repository.add(session, request)
-    session.flush()
+    repository.insert_request(session, request)
     audit.record(
         session,
         actor=actor,
@@ -220,8 +219,7 @@ def request_alias_move(
         evaluated_against=result.report.evaluated_against, report=result.document,
         report_digest=result.report.digest,
     )  # fmt: skip
-    repository.add(session, request)
-    session.flush()
+    repository.insert_request(session, request)
     audit.record(
         session, actor=actor, action=AuditAction.PROMOTION_REQUESTED, model=model.name,
         version=version.version, from_stage=version.stage, reason=comment,

@@ -15,8 +15,9 @@ production version replaced) goes through three steps, in this order:
    rules (archive: not from production; rollback: to an archived version with an intact
    artifact).
 3. :func:`move`: the only code that changes where a pointer points. For a stage it writes
-   ``stage``, ``stage_changed_at``, ``updated_at`` and ``metrics.stage`` (in
-   :func:`_set_stage`), closes and opens production periods, makes the replaced
+   ``stage``, ``stage_changed_at``, ``updated_at`` and ``metrics.stage`` (through
+   :func:`app.promotion.repository.set_stage`, at once and in order), hands the production
+   period over, makes the replaced
    production version leave before the new one arrives (*exactly one production version
    per model*: :func:`_replace_production`; the partial unique index
    ``uq_model_versions_one_production`` is the backstop), records the audit event, and
@@ -50,7 +51,7 @@ from app.errors import (
     VersionNotFound,
 )
 from app.promotion import repository
-from app.promotion.models import ProductionPeriod, PromotionRequest
+from app.promotion.models import PromotionRequest
 from app.promotion.policy import PolicyInForce, in_force
 from app.registry import service as registry
 from app.registry.models import ModelVersion, RegisteredModel, Stage
@@ -345,9 +346,8 @@ def move(session: Session, *, actor: Principal, loaded: Loaded, change: Move) ->
     if change.pointer.exclusive:
         replaced = _replace_production(session, actor=actor, loaded=loaded, change=change, now=now)
     else:
-        if target is Stage.ARCHIVED:
-            version.archived_reason = change.reason or "archived"
-        _set_stage(session, version, target, now)
+        why = (change.reason or "archived") if target is Stage.ARCHIVED else version.archived_reason
+        repository.set_stage(session, version, target, at=now, archived_reason=why)
     if change.via == "archive":
         audit.record(
             session, actor=actor, action=AuditAction.VERSION_ARCHIVED, model=model.name,
@@ -425,10 +425,8 @@ def _replace_production(
     arrive and open its period. Returns the version replaced."""
     model, version, holder = loaded.model, change.version, loaded.holder
     if holder is not None:
-        holder.archived_reason = (
-            change.archived_reason or f"replaced by version {version.version} ({change.via})"
-        )
-        _set_stage(session, holder, Stage.ARCHIVED, now)
+        why = change.archived_reason or f"replaced by version {version.version} ({change.via})"
+        repository.set_stage(session, holder, Stage.ARCHIVED, at=now, archived_reason=why)
         audit.record(
             session, actor=actor, action=AuditAction.VERSION_STAGE_CHANGED, model=model.name,
             version=holder.version, from_stage=Stage.PRODUCTION.value,
@@ -438,33 +436,20 @@ def _replace_production(
                      "promotion_id": change.promotion_id},
             at=now,
         )  # fmt: skip
-        # The old production row must leave before the new one arrives: the partial
-        # unique index allows one production version per model at every statement.
-        session.flush()
-    repository.close_open_period(session, model.id, ended_at=now, ended_by=change.via)
-    _set_stage(session, version, Stage.PRODUCTION, now)
+    # The holder has left (its row is written): the partial unique index allows one
+    # production version per model at every statement.
     try:
-        session.flush()
+        repository.set_stage(
+            session, version, Stage.PRODUCTION, at=now, archived_reason=version.archived_reason
+        )
     except IntegrityError:  # pragma: no cover - the model lock makes this unreachable
         raise Conflict("another version became production concurrently; retry") from None
-    repository.add(
-        session,
-        ProductionPeriod(
-            model_id=model.id, version=version.version, started_at=now, via=change.via,
-            actor=actor.name, reason=change.reason, promotion_id=change.promotion_id,
-            replaced_version=holder.version if holder else None,
-        ),
+    repository.hand_over_period(
+        session, model_id=model.id, at=now, via=change.via, version=version.version,
+        actor=actor.name, reason=change.reason, promotion_id=change.promotion_id,
+        replaced_version=holder.version if holder else None,
     )  # fmt: skip
     return holder
-
-
-def _set_stage(session: Session, version: ModelVersion, stage: Stage, now: datetime) -> None:
-    """The stage change itself, in one place: the version's stage and times, and the copy
-    of the stage its metrics keep for the ``(model, name, dataset, stage, value)`` index."""
-    version.stage = stage
-    version.stage_changed_at = now
-    version.updated_at = now
-    repository.set_metrics_stage(session, version, stage)
 
 
 def on_pointer_moved(session: Session, moved: Moved) -> int | None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, text, update
+from sqlalchemy import String, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from app.registry.models import ModelVersion, RegisteredModel, Stage
@@ -40,13 +40,21 @@ def revisions_of(session: Session, model_names: Sequence[str]) -> dict[str, int]
     return {str(name): int(rev) for name, rev in session.execute(stmt)}
 
 
-def bump(session: Session, model_id: int, *, now: Any) -> int:
-    """Add one to the model's revision and return it (the caller holds the model lock, so
-    the insert of the first revision cannot race)."""
-    found = session.execute(_BUMP, {"mid": model_id, "now": now}).scalar_one_or_none()
+def bump(session: Session, model_id: int, model_name: str, *, now: Any) -> int:
+    """Add one to the model's revision and return it; on PostgreSQL, tell every listening
+    server process in the same statement (``pg_notify``, delivered when the transaction
+    commits). The caller holds the model lock, so the insert of the first revision
+    cannot race."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    params = {"mid": model_id, "now": now}
+    if postgres:
+        params |= {"channel": NOTIFY_CHANNEL, "name": model_name}
+    found = session.execute(_BUMP_NOTIFY if postgres else _BUMP, params).scalar_one_or_none()
     if found is not None:
         return int(found)
     session.execute(insert(ServingRevision).values(model_id=model_id, revision=1, changed_at=now))
+    if postgres:
+        session.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL, "payload": f"1 {model_name}"})
     return 1
 
 
@@ -57,12 +65,16 @@ _BUMP = (
     .values(revision=_REVISIONS.c.revision + 1, changed_at=bindparam("now"))
     .returning(_REVISIONS.c.revision)
 )
+_BUMPED = _BUMP.cte("bumped")
+# The payload is "<revision> <model name>" (app/serving/hub.py reads it).
+_BUMP_NOTIFY = select(
+    _BUMPED.c.revision,
+    func.pg_notify(
+        bindparam("channel", type_=String()),
+        func.concat(_BUMPED.c.revision, " ", bindparam("name", type_=String())),
+    ),
+)
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
-
-
-def notify(session: Session, model_name: str, revision: int) -> None:
-    """PostgreSQL: tell every listening server process, when this transaction commits."""
-    session.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL, "payload": f"{revision} {model_name}"})
 
 
 def plan_versions(session: Session, model_id: int) -> Sequence[ModelVersion]:

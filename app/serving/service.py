@@ -33,9 +33,7 @@ from app.serving.schemas import (
 def bump_revision(session: Session, *, model: RegisteredModel) -> int:
     """Add one to the model's serving revision and announce it after the commit. The
     caller holds the model's row lock (every pointer move does)."""
-    revision = repository.bump(session, model.id, now=utcnow())
-    if session.get_bind().dialect.name == "postgresql":
-        repository.notify(session, model.name, revision)
+    revision = repository.bump(session, model.id, model.name, now=utcnow())
     hub.announce_after_commit(session, model.name, revision)
     return revision
 

@@ -54,6 +54,23 @@ def _kind(statement: str) -> tuple[str, str]:
     return verb.lower(), ""
 
 
+def _kinds(statement: str) -> list[str]:
+    """A statement as counted: ``"select model_versions"`` and so on; a ``WITH``
+    statement counts once as ``"with "`` and once per write it holds, as
+    ``"in with: update metrics"`` (its CTEs' and its own)."""
+    kind = " ".join(_kind(statement))
+    if kind != "with ":
+        return [kind]
+    found = re.findall(r"\b(INSERT INTO|UPDATE)\s+(\w+)", statement)
+    return [kind, *(f"in with: {verb.split()[0].lower()} {table}" for verb, table in found)]
+
+
+def writes(counts: Counter[str], kind: str) -> int:
+    """How many times a write (``"update model_versions"``) was made, alone or inside a
+    ``WITH`` statement."""
+    return counts[kind] + counts[f"in with: {kind}"]
+
+
 @pytest.fixture
 def recorded(client: TestClient) -> Iterator[Callable[[Callable[[], object]], Counter[str]]]:
     """Run a call and count its statements as ``"select model_versions"`` and so on."""
@@ -74,7 +91,7 @@ def recorded(client: TestClient) -> Iterator[Callable[[Callable[[], object]], Co
             call()
         finally:
             on[0] = False
-        return Counter(" ".join(_kind(s)) for s in seen)
+        return Counter(kind for s in seen for kind in _kinds(s))
 
     yield record
     event.remove(engine, "before_cursor_execute", listener)
@@ -116,11 +133,48 @@ def test_a_promotion_reads_each_row_once(
     assert production["select promotion_requests"] == 1, production
     assert production["select promotion_approvals"] == 0, production
     assert production["select production_history"] == 0, production
-    assert production["update production_history"] == 1, production
-    assert production["insert production_history"] == 1, production
+    # Stage changes and the production period's hand-over are written once each.
+    assert writes(production, "update production_history") == 1, production
+    assert writes(production, "insert production_history") == 1, production
+    assert writes(production, "update model_versions") == 2, production
+    assert writes(production, "update metrics") == 2, production
     assert production["update promotion_requests"] == 0, production
     # Running rollouts are looked for once, before the request is written.
     assert production["select rollouts"] == 1, production
+
+
+def test_a_move_to_production_writes_each_change_in_one_statement(
+    client: TestClient,
+    recorded: Callable[[Callable[[], object]], Counter[str]],
+    database_url: str,
+) -> None:
+    """On PostgreSQL a stage change and its metrics' copy are one statement, the
+    production period's close and open one, the serving revision and its notification
+    one; SQLite (no writes in a ``WITH``) makes them separately."""
+    _model(client)
+    first = new_version(client, MODEL, accuracy=0.8)
+    promote(client, MODEL, first, "staging", status="applied")
+    promote(client, MODEL, first, "production", status="applied")
+    number = new_version(client, MODEL, accuracy=0.9)
+    promote(client, MODEL, number, "staging", status="applied")
+
+    counts = recorded(lambda: promote(client, MODEL, number, "production", status="applied"))
+    packed = {
+        "update model_versions": 2,  # the replaced version leaves, the new one arrives
+        "update metrics": 2,
+        "update production_history": 1,
+        "insert production_history": 1,
+        "update serving_revisions": 1,
+    }
+    for kind, times in packed.items():
+        assert writes(counts, kind) == times, (kind, counts)
+    if database_url.startswith("postgresql"):
+        for kind in packed:
+            assert counts[kind] == 0, (kind, counts)  # none of them alone
+        assert counts["select "] == 0, counts  # pg_notify rides on the revision's UPDATE
+    else:
+        for kind, times in packed.items():
+            assert counts[kind] == times, (kind, counts)
 
 
 def test_a_version_creation_reads_its_model_in_the_numbering_statement(
@@ -160,7 +214,7 @@ def test_a_rollback_reads_no_metrics_or_evidence(
     # The version rolled back from is written once (archived and flagged together), the
     # target once for its stage and once for the verification of its artifact
     # (artifact_checked_at: what was checked, how, and when).
-    assert counts["update model_versions"] == 3, counts
+    assert writes(counts, "update model_versions") == 3, counts
 
 
 def test_the_policy_in_force_is_validated_once_per_revision(client: TestClient) -> None:
@@ -189,20 +243,22 @@ def test_an_event_is_appended_and_published_without_reading_the_webhooks(
 ) -> None:
     """The event's row, its chain head and its outbox row are written without a read of
     the webhook table (the subscribers are chosen in the outbox ``INSERT ... SELECT``); on
-    PostgreSQL the event and its head move are one statement, the outbox row and its
-    deliveries another."""
+    PostgreSQL the event, its head move, the outbox row and its deliveries are one
+    statement."""
     _model(client)
     new_version(client, MODEL, accuracy=0.8)
 
     counts = recorded(lambda: new_version(client, MODEL, accuracy=0.9, artifact=False))
     assert counts["select webhooks"] == 0, counts
     assert counts["select audit_streams"] == 1, counts  # the head, locked
+    written = ("insert audit_events", "update audit_streams", "insert event_outbox",
+               "insert webhook_deliveries")  # fmt: skip
+    for kind in written:
+        assert writes(counts, kind) == 1, (kind, counts)
     if database_url.startswith("postgresql"):
-        assert counts["with "] == 2, counts
-        for separate in ("insert audit_events", "update audit_streams", "insert event_outbox"):
-            assert counts[separate] == 0, counts
+        assert counts["with "] == 1, counts
+        for kind in written:
+            assert counts[kind] == 0, (kind, counts)  # none of them alone
     else:
-        assert counts["insert audit_events"] == 1, counts
-        assert counts["update audit_streams"] == 1, counts
-        assert counts["insert event_outbox"] == 1, counts
-        assert counts["insert webhook_deliveries"] == 1, counts
+        for kind in written:
+            assert counts[kind] == 1, (kind, counts)

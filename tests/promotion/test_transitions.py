@@ -69,15 +69,48 @@ def _stage_writes(path: Path) -> list[tuple[str, int]]:
     return writes
 
 
+def _calls(path: Path, name: str) -> list[int]:
+    """Lines of the calls of ``<something>.name(...)`` in one module."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == name
+    ]
+
+
+def _values_setting_stage(path: Path) -> list[int]:
+    """Lines of Core ``.values(stage=...)`` in one module (statements that write a stage)."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "values"
+        and any(k.arg == "stage" for k in node.keywords)
+    ]
+
+
 def test_only_the_transition_core_writes_a_stage() -> None:
-    core = APP / "promotion" / "transitions.py"
-    assert [owner for owner, _ in _stage_writes(core)] == ["version"]  # in _set_stage
-    elsewhere = {
-        str(path.relative_to(APP)): writes
-        for path in sorted(APP.rglob("*.py"))
-        if path != core and (writes := _stage_writes(path))
+    modules = sorted(APP.rglob("*.py"))
+
+    def where(found: dict[Path, list[int]]) -> dict[str, int]:
+        return {str(path.relative_to(APP)): len(lines) for path, lines in found.items() if lines}
+
+    # The stage is written by one function, promotion/repository.set_stage (a version's
+    # row and its metrics' copy), and only the transition core calls it.
+    assert where({path: _values_setting_stage(path) for path in modules}) == {
+        "promotion/repository.py": 2
     }
-    # A new metric row copies its version's stage when it is inserted: not a move.
+    assert where({path: _calls(path, "set_stage") for path in modules}) == {
+        "promotion/transitions.py": 3
+    }
+    # No mapped object's stage is assigned anywhere, but a new metric row's, which copies
+    # its version's stage when it is inserted: not a move.
+    elsewhere = {
+        str(path.relative_to(APP)): writes for path in modules if (writes := _stage_writes(path))
+    }
     assert {name: [owner for owner, _ in w] for name, w in elsewhere.items()} == {
         "registry/service.py": ["row", "row"]
     }
