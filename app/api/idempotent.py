@@ -36,7 +36,24 @@ class Idempotency:
 
         The key is scoped to the caller's token, and the request's method, path and body
         are its fingerprint: the same key with another body is a 409, not a replay.
+
+        The unit of work commits here, in the route's thread hop, once the answer is
+        serialised: the commit does not need a hop of its own (docs/decisions/0007), and
+        the connection is given back by the hop that took it. A failure before this point
+        leaves the rollback to the unit of work's dependency, as for every route.
         """
+        response = self._answer(principal, body, status_code=status_code, create=create)
+        self.uow.finish()
+        return response
+
+    def _answer(
+        self,
+        principal: Principal,
+        body: BaseModel,
+        *,
+        status_code: int,
+        create: Callable[[], BaseModel],
+    ) -> Response:
         if self.key is None:
             return Response(
                 create().model_dump_json(), status_code=status_code, media_type="application/json"

@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app.audit.hashing import canonical_json
 from app.datachecks import service as datachecks
@@ -26,6 +25,7 @@ from app.gates.signature import Column, Signature
 from app.observations import reports as observation_reports
 from app.promotion import repository
 from app.promotion.policy import PolicyInForce, metric_direction
+from app.promotion.repository import MetricValue
 from app.promotion.schemas import GateReportRead, RuleReport, StagePolicy
 from app.registry.models import Metric, ModelVersion, RegisteredModel, Stage
 from app.reproductions import service as reproductions
@@ -111,7 +111,7 @@ class _Context:
         self.model = model
         self.version = version
         self.policy = policy
-        self._metrics_loaded = False
+        self._metrics: dict[int, list[MetricValue]] | None = None
         self.candidate: _Version = _Version(self, version)
         self.production: _Version | None = _Version(self, production) if production else None
 
@@ -156,20 +156,16 @@ class _Context:
         )
         return found if found.pairs else None
 
-    def metrics(self, version: ModelVersion) -> list[Metric]:
-        """The version's metrics, read (for the candidate and production at once) the
-        first time a rule needs them, unless they were loaded with the version."""
-        if "metrics" not in inspect(version).dict and not self._metrics_loaded:
-            self._metrics_loaded = True
-            versions = [
-                v.row
-                for v in (self.candidate, self.production)
-                if v is not None and "metrics" not in inspect(v.row).dict
-            ]
-            found = repository.metrics_of(self.session, [v.id for v in versions])
-            for v in versions:
-                set_committed_value(v, "metrics", found[v.id])
-        return version.metrics
+    def metrics(self, version: ModelVersion) -> Sequence[Metric | MetricValue]:
+        """The version's metrics: those loaded with the version, else read (for the
+        candidate and production at once) the first time a rule needs them."""
+        loaded: list[Metric] | None = inspect(version).dict.get("metrics")
+        if loaded is not None:
+            return loaded
+        if self._metrics is None:
+            ids = [v.row.id for v in (self.candidate, self.production) if v is not None]
+            self._metrics = repository.metrics_of(self.session, ids)
+        return self._metrics.get(version.id, [])
 
 
 class _Version:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, insert, inspect, or_, select, update
 from sqlalchemy.orm import Session, undefer
@@ -22,16 +22,37 @@ from app.registry.models import EvaluationEvidence, Metric, ModelVersion, Regist
 # The statements of a promotion's path are built once: building one (coercing each
 # operand, then the cache key) cost about as much CPU as executing it.
 
+class PolicyRevision(NamedTuple):
+    """A stored revision of a model's gate policy, as read for the one in force."""
+
+    revision: int
+    digest: str
+    document: dict[str, Any]
+    created_by: str
+    created_at: datetime
+
+
+def latest_policy(session: Session, model_id: int) -> PolicyRevision | None:
+    """The model's newest policy revision (the one in force): a plain row, not a mapped
+    object (nothing changes it)."""
+    # session.execute, not the connection's: pending changes are flushed first.
+    row = session.execute(_LATEST_POLICY, {"model_id": model_id}).first()
+    return None if row is None else PolicyRevision(*row)
+
+
+_POLICIES = GatePolicy.__table__
 _LATEST_POLICY = (
-    select(GatePolicy)
-    .where(GatePolicy.model_id == bindparam("model_id"))
-    .order_by(GatePolicy.revision.desc())
+    select(
+        _POLICIES.c.revision,
+        _POLICIES.c.digest,
+        _POLICIES.c.document,
+        _POLICIES.c.created_by,
+        _POLICIES.c.created_at,
+    )
+    .where(_POLICIES.c.model_id == bindparam("model_id"))
+    .order_by(_POLICIES.c.revision.desc())
     .limit(1)
 )
-
-
-def latest_policy(session: Session, model_id: int) -> GatePolicy | None:
-    return session.scalars(_LATEST_POLICY, {"model_id": model_id}).first()
 
 
 def add(session: Session, obj: object) -> None:
@@ -94,21 +115,41 @@ _VERSION_AND_PRODUCTION = (
 )
 
 
-def metrics_of(session: Session, version_ids: Sequence[int]) -> dict[int, list[Metric]]:
+class MetricValue(NamedTuple):
+    """What a gate reads of one metric row."""
+
+    name: str
+    dataset: str
+    slice: str
+    value: float | None
+    undefined_reason: str | None
+
+
+def metrics_of(session: Session, version_ids: Sequence[int]) -> dict[int, list[MetricValue]]:
     """The metrics of some versions in one statement, each version's in id order (the
-    order of ``ModelVersion.metrics``)."""
-    found: dict[int, list[Metric]] = {vid: [] for vid in version_ids}
+    order of ``ModelVersion.metrics``): plain rows, not mapped objects (the gates only
+    read them)."""
+    found: dict[int, list[MetricValue]] = {vid: [] for vid in version_ids}
     if not version_ids:
         return found
-    for metric in session.scalars(_METRICS_OF, {"ids": list(version_ids)}):
-        found[metric.version_id].append(metric)
+    # session.execute, not the connection's: metrics added in this transaction are flushed.
+    for vid, *values in session.execute(_METRICS_OF, {"ids": list(version_ids)}):
+        found[vid].append(MetricValue(*values))
     return found
 
 
+_METRIC_ROWS = Metric.__table__
 _METRICS_OF = (
-    select(Metric)
-    .where(Metric.version_id.in_(bindparam("ids", expanding=True)))
-    .order_by(Metric.id)
+    select(
+        _METRIC_ROWS.c.version_id,
+        _METRIC_ROWS.c.name,
+        _METRIC_ROWS.c.dataset,
+        _METRIC_ROWS.c.slice,
+        _METRIC_ROWS.c.value,
+        _METRIC_ROWS.c.undefined_reason,
+    )
+    .where(_METRIC_ROWS.c.version_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_METRIC_ROWS.c.id)
 )
 
 
