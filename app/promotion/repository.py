@@ -22,6 +22,7 @@ from app.registry.models import EvaluationEvidence, Metric, ModelVersion, Regist
 # The statements of a promotion's path are built once: building one (coercing each
 # operand, then the cache key) cost about as much CPU as executing it.
 
+
 class PolicyRevision(NamedTuple):
     """A stored revision of a model's gate policy, as read for the one in force."""
 
