@@ -42,36 +42,31 @@ class Idempotency:
         the connection is given back by the hop that took it. A failure before this point
         leaves the rollback to the unit of work's dependency, as for every route.
         """
-        response = self._answer(principal, body, status_code=status_code, create=create)
-        self.uow.finish()
-        return response
-
-    def _answer(
-        self,
-        principal: Principal,
-        body: BaseModel,
-        *,
-        status_code: int,
-        create: Callable[[], BaseModel],
-    ) -> Response:
+        response: Response
         if self.key is None:
-            return Response(
+            response = Response(
                 create().model_dump_json(), status_code=status_code, media_type="application/json"
             )
-        scope = principal.token_id or principal.name
-        payload = body.model_dump(mode="json")
-        fp = idempotency.fingerprint(self.request.method, self.request.url.path, payload)
-        session = self.uow.session
-        stored = idempotency.claim(session, principal=scope, key=self.key, fp=fp)
-        if stored is not None:
-            return JSONResponse(
-                stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
-            )
-        answer = create().model_dump(mode="json")
-        idempotency.store(
-            session, principal=scope, key=self.key, status_code=status_code, body=answer
-        )
-        return JSONResponse(answer, status_code=status_code)
+        else:
+            scope = principal.token_id or principal.name
+            payload = body.model_dump(mode="json")
+            fp = idempotency.fingerprint(self.request.method, self.request.url.path, payload)
+            session = self.uow.session
+            stored = idempotency.claim(session, principal=scope, key=self.key, fp=fp)
+            if stored is not None:
+                response = JSONResponse(
+                    stored.body,
+                    status_code=stored.status_code,
+                    headers={"Idempotent-Replayed": "true"},
+                )
+            else:
+                answer = create().model_dump(mode="json")
+                idempotency.store(
+                    session, principal=scope, key=self.key, status_code=status_code, body=answer
+                )
+                response = JSONResponse(answer, status_code=status_code)
+        self.uow.finish()
+        return response
 
 
 async def get_idempotency(request: Request, uow: UowDep, key: IdempotencyKeyDep) -> Idempotency:
