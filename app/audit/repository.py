@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from app.audit.hashing import GENESIS_HASH
 from app.audit.models import AuditEvent, AuditStream
-from app.db.dialect import insert_ignore
+from app.db.dialect import insert_ignore, insert_with_own_params, is_postgres, own_params
 from app.events import outbox
 
 
@@ -90,10 +90,8 @@ def append_event(
     connection = session.connection()
     moved = {"h_stream": head.stream, "h_seq": fields["seq"], "h_hash": fields["hash"]}
     deliveries: int | None = None
-    if connection.dialect.name == "postgresql":
-        # Parameter names no column of either table has, so that neither statement
-        # takes another's value for a column of its own.
-        params = {**{f"e_{k}": v for k, v in fields.items()}, **moved}
+    if is_postgres(session):
+        params = {**own_params("e_", fields), **moved}
         if publication is None:
             connection.execute(_APPEND_PG, params)
         else:
@@ -120,10 +118,8 @@ _MOVE_HEAD = (
     .where(_STREAMS.c.stream == bindparam("h_stream"))
     .values(seq=bindparam("h_seq"), head_hash=bindparam("h_hash"))
 )
-_APPEND_PG = (
-    insert(_EVENTS)  # type: ignore[arg-type]
-    .values({c.name: bindparam(f"e_{c.name}", type_=c.type) for c in _EVENTS.c if c.name != "id"})
-    .add_cte(_MOVE_HEAD.cte("moved_head"))
+_APPEND_PG = insert_with_own_params(_EVENTS, "e_").add_cte(  # type: ignore[arg-type]
+    _MOVE_HEAD.cte("moved_head")
 )
 _APPEND_AND_PUBLISH_PG = outbox.publishing(_APPEND_PG)
 

@@ -52,7 +52,7 @@ def publish_event(session: Session, row: dict[str, Any]) -> int:
     ``row`` holds the outbox columns (``event_id``, ``type``, ``model``, ``version``,
     ``occurred_at``, ``payload``)."""
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
+    if is_postgres(session):
         return len(connection.execute(_PUBLISH_PG, publication_params(row)).all())
     outbox_id = connection.execute(_INSERT_OUTBOX_RETURNING, row).scalar_one()
     return connection.execute(

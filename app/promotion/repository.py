@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, func, insert, inspect, or_, select, update
 from sqlalchemy.orm import Session, undefer
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.db.dialect import insert_with_own_params, is_postgres, own_params
 from app.promotion.models import (
     GatePolicy,
     ProductionPeriod,
@@ -284,8 +285,8 @@ def hand_over_period(
            "via": via, "actor": actor, "reason": reason, "promotion_id": promotion_id,
            "replaced_version": replaced_version, "ended_by": None}  # fmt: skip
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        connection.execute(_HAND_OVER_PG, {**close, **{f"p_{k}": v for k, v in row.items()}})
+    if is_postgres(session):
+        connection.execute(_HAND_OVER_PG, {**close, **own_params("p_", row)})
     else:
         connection.execute(_CLOSE_OPEN_PERIOD, close)
         connection.execute(_OPEN_PERIOD, row)
@@ -305,11 +306,8 @@ _CLOSE_OPEN_PERIOD = (
     .values(ended_at=bindparam("c_at"), ended_by=bindparam("c_by"))
 )
 _OPEN_PERIOD = insert(_PERIODS)  # type: ignore[arg-type]
-# Parameter names no column has, so that the INSERT does not take the UPDATE's values.
-_HAND_OVER_PG = (
-    insert(_PERIODS)  # type: ignore[arg-type]
-    .values({c.name: bindparam(f"p_{c.name}", type_=c.type) for c in _PERIODS.c if c.name != "id"})
-    .add_cte(_CLOSE_OPEN_PERIOD.cte("closed"))
+_HAND_OVER_PG = insert_with_own_params(_PERIODS, "p_").add_cte(  # type: ignore[arg-type]
+    _CLOSE_OPEN_PERIOD.cte("closed")
 )
 
 
@@ -343,7 +341,7 @@ def set_stage(
     row = {"vid": version.id, "new_stage": stage, "at": at,
            "why": archived_reason, "flagged": version.rolled_back}  # fmt: skip
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
+    if is_postgres(session):
         connection.execute(_SET_STAGE_PG, row)
     else:
         connection.execute(_SET_METRICS_STAGE, row)

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.db.dialect import is_postgres
 from app.registry.models import (
     EvaluationEvidence,
     Metric,
@@ -247,7 +248,7 @@ def _one_of(session: Session, column: Any, ids: list[int]) -> ColumnElement[bool
     """``column IN (ids)``; on PostgreSQL ``column = ANY(array)``: one parameter, so the
     statement's text is the same for every page (short enough for psycopg to cache its
     parsing, instead of rendering and parsing a hundred placeholders per page)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         return column == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))  # type: ignore[no-any-return]
     return column.in_(ids)  # type: ignore[no-any-return]
 

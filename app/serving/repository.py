@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import String, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from app.db.dialect import is_postgres
 from app.registry.models import ModelVersion, RegisteredModel, Stage
 from app.rollouts.models import ACTIVE_STATES, Rollout
 from app.serving.models import AliasMove, ModelAlias, ServingRevision
@@ -45,7 +46,7 @@ def bump(session: Session, model_id: int, model_name: str, *, now: Any) -> int:
     server process in the same statement (``pg_notify``, delivered when the transaction
     commits). The caller holds the model lock, so the insert of the first revision
     cannot race."""
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = is_postgres(session)
     params = {"mid": model_id, "now": now}
     if postgres:
         params |= {"channel": NOTIFY_CHANNEL, "name": model_name}
