@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import String, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db.dialect import is_postgres
@@ -44,19 +44,20 @@ def revisions_of(session: Session, model_names: Sequence[str]) -> dict[str, int]
 def bump(session: Session, model_id: int, model_name: str, *, now: Any) -> int:
     """Add one to the model's revision and return it; on PostgreSQL, tell every listening
     server process in the same statement (``pg_notify``, delivered when the transaction
-    commits). The caller holds the model lock, so the insert of the first revision
-    cannot race."""
+    commits). A model's first change creates its row at revision 0 and bumps it like any
+    other. The caller holds the model lock, so that insert cannot race."""
     postgres = is_postgres(session)
+    statement = _BUMP_NOTIFY if postgres else _BUMP
     params = {"mid": model_id, "now": now}
     if postgres:
         params |= {"channel": NOTIFY_CHANNEL, "name": model_name}
-    found = session.execute(_BUMP_NOTIFY if postgres else _BUMP, params).scalar_one_or_none()
-    if found is not None:
-        return int(found)
-    session.execute(insert(ServingRevision).values(model_id=model_id, revision=1, changed_at=now))
-    if postgres:
-        session.execute(_NOTIFY, {"channel": NOTIFY_CHANNEL, "payload": f"1 {model_name}"})
-    return 1
+    found = session.execute(statement, params).scalar_one_or_none()
+    if found is None:
+        session.execute(
+            insert(ServingRevision).values(model_id=model_id, revision=0, changed_at=now)
+        )
+        found = session.execute(statement, params).scalar_one()
+    return int(found)
 
 
 _REVISIONS = ServingRevision.__table__
@@ -75,7 +76,6 @@ _BUMP_NOTIFY = select(
         func.concat(_BUMPED.c.revision, " ", bindparam("name", type_=String())),
     ),
 )
-_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
 def plan_versions(session: Session, model_id: int) -> Sequence[ModelVersion]:
