@@ -140,18 +140,18 @@ def metrics_of(session: Session, version_ids: Sequence[int]) -> dict[int, list[M
     return found
 
 
-_METRIC_ROWS = Metric.__table__
+_METRICS = Metric.__table__
 _METRICS_OF = (
     select(
-        _METRIC_ROWS.c.version_id,
-        _METRIC_ROWS.c.name,
-        _METRIC_ROWS.c.dataset,
-        _METRIC_ROWS.c.slice,
-        _METRIC_ROWS.c.value,
-        _METRIC_ROWS.c.undefined_reason,
+        _METRICS.c.version_id,
+        _METRICS.c.name,
+        _METRICS.c.dataset,
+        _METRICS.c.slice,
+        _METRICS.c.value,
+        _METRICS.c.undefined_reason,
     )
-    .where(_METRIC_ROWS.c.version_id.in_(bindparam("ids", expanding=True)))
-    .order_by(_METRIC_ROWS.c.id)
+    .where(_METRICS.c.version_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_METRICS.c.id)
 )
 
 
@@ -354,7 +354,6 @@ def set_stage(
         set_committed_value(metric, "stage", stage)
 
 
-_METRICS = Metric.__table__
 _VERSIONS = ModelVersion.__table__
 _SET_METRICS_STAGE = (
     update(_METRICS)  # type: ignore[arg-type]
